@@ -1,0 +1,212 @@
+//! Per-command cost of dispatching through the host: a native Rust function
+//! doing the same JSON (and store) work vs. the wasm component, with a fresh
+//! instance per command.
+//!
+//! Run with `cargo bench --bench dispatch` (after `scripts/build-handlers`,
+//! which it runs itself if the components are missing). Prints a table;
+//! `BENCHMARKS.md` records the figures.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parallel_you_host::bus::Collector;
+use parallel_you_host::envelope::Envelope;
+use parallel_you_host::error::error_code_of;
+use parallel_you_host::store::{MemoryStore, Store};
+use parallel_you_host::{Host, HostConfig};
+
+/// Commands per measured run, bounded in count and in time.
+const ITERATIONS: usize = 20_000;
+const TIME_CAP: Duration = Duration::from_secs(20);
+const WARMUP: usize = 500;
+
+fn components() -> anyhow::Result<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("target/test-handlers");
+    if !dir.join("noop.wasm").exists() {
+        let ok = std::process::Command::new(root.join("scripts/build-handlers"))
+            .status()?
+            .success();
+        anyhow::ensure!(ok, "scripts/build-handlers failed");
+    }
+    Ok(dir)
+}
+
+struct Figure {
+    name: &'static str,
+    per_cmd: Duration,
+    n: usize,
+}
+
+impl Figure {
+    fn per_sec(&self) -> f64 {
+        1.0 / self.per_cmd.as_secs_f64()
+    }
+}
+
+async fn measure<F, Fut>(name: &'static str, mut f: F) -> anyhow::Result<Figure>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    for i in 0..WARMUP {
+        f(i).await?;
+    }
+    let started = Instant::now();
+    let mut n = 0;
+    while n < ITERATIONS && started.elapsed() < TIME_CAP {
+        f(WARMUP + n).await?;
+        n += 1;
+    }
+    let per_cmd = started.elapsed() / u32::try_from(n.max(1))?;
+    Ok(Figure { name, per_cmd, n })
+}
+
+/// The native baseline of the no-op handler: parse the body, serialise it
+/// back as the event body, wrap it in an event envelope.
+fn native_noop(cmd: &Envelope) -> anyhow::Result<Envelope> {
+    let value: serde_json::Value = serde_json::from_str(cmd.body.get())?;
+    let body = serde_json::value::to_raw_value(&value)?;
+    Ok(Envelope::event_for(&cmd.meta, "noop.ponged", body))
+}
+
+/// The native baseline of the store handler: read one document, write it
+/// back, answer with its id and version.
+async fn native_touch(store: &dyn Store, cmd: &Envelope) -> anyhow::Result<Envelope> {
+    #[derive(serde::Deserialize)]
+    struct Touch {
+        id: String,
+    }
+    let touch: Touch = serde_json::from_str(cmd.body.get())?;
+    let json = match store.get("noop", "docs", &touch.id).await? {
+        Some(doc) => doc.json,
+        None => r#"{"touched":0}"#.to_owned(),
+    };
+    let version = store.upsert("noop", "docs", &touch.id, &json, None).await?;
+    let body =
+        serde_json::value::to_raw_value(&serde_json::json!({"id": touch.id, "version": version}))?;
+    Ok(Envelope::event_for(&cmd.meta, "noop.touched", body))
+}
+
+async fn run() -> anyhow::Result<()> {
+    let dir = components()?;
+    let handlers = tempfile::tempdir()?;
+    std::fs::copy(dir.join("noop.wasm"), handlers.path().join("noop.wasm"))?;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let host = Arc::new(Host::new(HostConfig::default(), store.clone())?);
+    host.load_dir(handlers.path()).await?;
+    anyhow::ensure!(
+        host.registry().failures().is_empty(),
+        "noop.wasm did not load"
+    );
+    let sink = Arc::new(Collector::new());
+    let ping_body = r#"{"text":"hello","n":42,"tags":["a","b"]}"#;
+
+    let native_a = measure("native: no-op JSON", |_| {
+        let cmd = Envelope::command("noop.ping", ping_body);
+        async move {
+            native_noop(&cmd?)?;
+            Ok(())
+        }
+    })
+    .await?;
+    let wasm_a = measure("wasm: no-op, fresh instance", |_| {
+        let host = host.clone();
+        let sink = sink.clone();
+        async move {
+            let events = host
+                .dispatch(Envelope::command("noop.ping", ping_body)?, sink.clone())
+                .await;
+            sink.take();
+            anyhow::ensure!(
+                events.iter().all(|e| error_code_of(e).is_none()),
+                "{events:?}"
+            );
+            Ok(())
+        }
+    })
+    .await?;
+    let native_b = measure("native: read+write one document", |i| {
+        let store = store.clone();
+        async move {
+            let cmd = Envelope::command("noop.touch", &format!(r#"{{"id":"n{}"}}"#, i % 100))?;
+            native_touch(store.as_ref(), &cmd).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let wasm_b = measure("wasm: read+write one document", |i| {
+        let host = host.clone();
+        let sink = sink.clone();
+        async move {
+            let cmd = Envelope::command("noop.touch", &format!(r#"{{"id":"w{}"}}"#, i % 100))?;
+            let events = host.dispatch(cmd, sink.clone()).await;
+            sink.take();
+            anyhow::ensure!(
+                events.iter().all(|e| error_code_of(e).is_none()),
+                "{events:?}"
+            );
+            Ok(())
+        }
+    })
+    .await?;
+
+    // Throughput with commands in flight on every core.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+    let per_worker = ITERATIONS / workers;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let host = host.clone();
+        tasks.push(tokio::spawn(async move {
+            let sink = Arc::new(Collector::new());
+            for _ in 0..per_worker {
+                if let Ok(cmd) = Envelope::command("noop.ping", ping_body) {
+                    host.dispatch(cmd, sink.clone()).await;
+                    sink.take();
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let parallel = started.elapsed();
+    let parallel_rate = (workers * per_worker) as f64 / parallel.as_secs_f64();
+
+    println!();
+    println!(
+        "{:<36} {:>10} {:>14} {:>8}",
+        "case", "µs/cmd", "commands/s", "n"
+    );
+    for f in [&native_a, &wasm_a, &native_b, &wasm_b] {
+        println!(
+            "{:<36} {:>10.2} {:>14.0} {:>8}",
+            f.name,
+            f.per_cmd.as_secs_f64() * 1e6,
+            f.per_sec(),
+            f.n
+        );
+    }
+    println!(
+        "{:<36} {:>10} {:>14.0} {:>8}",
+        format!("wasm: no-op, {workers} in flight"),
+        "",
+        parallel_rate,
+        workers * per_worker
+    );
+    println!();
+    let ratio = |w: &Figure, n: &Figure| w.per_cmd.as_secs_f64() / n.per_cmd.as_secs_f64();
+    println!("wasm/native (no-op):  {:.1}x", ratio(&wasm_a, &native_a));
+    println!("wasm/native (store):  {:.1}x", ratio(&wasm_b, &native_b));
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; nothing to parse.
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}

@@ -1,0 +1,265 @@
+//! The in-process bus: the default, when one process runs everything.
+//!
+//! Each domain has one bounded queue shared by its consumers (a full queue
+//! makes senders wait: backpressure instead of unbounded memory). Each
+//! subscriber has its own unbounded queue, as a RabbitMQ queue would: a slow
+//! subscriber never stalls publishers or other subscribers.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+use tokio::sync::mpsc;
+
+use super::{
+    check_pattern, topic_matches, Binding, Bus, BusError, Deliveries, Delivery, Publisher, Settle,
+    Subscription,
+};
+use crate::envelope::{check_routing_key, Envelope};
+
+/// How many commands a domain queue holds before senders wait.
+pub const QUEUE_CAPACITY: usize = 10_000;
+
+type Queue = (
+    async_channel::Sender<Envelope>,
+    async_channel::Receiver<Envelope>,
+);
+
+#[derive(Default)]
+struct State {
+    routes: BTreeMap<String, String>,
+    queues: HashMap<String, Queue>,
+    subscribers: Vec<(String, mpsc::UnboundedSender<Envelope>)>,
+}
+
+/// A bus inside one process.
+#[derive(Default)]
+pub struct InProcessBus {
+    state: RwLock<State>,
+}
+
+impl std::fmt::Debug for InProcessBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.state.read();
+        f.debug_struct("InProcessBus")
+            .field("routes", &state.routes)
+            .field("subscribers", &state.subscribers.len())
+            .finish()
+    }
+}
+
+impl InProcessBus {
+    /// A bus with no bindings and no subscribers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn queue(state: &mut State, domain: &str) -> Queue {
+        state
+            .queues
+            .entry(domain.to_owned())
+            .or_insert_with(|| async_channel::bounded(QUEUE_CAPACITY))
+            .clone()
+    }
+}
+
+/// In-process deliveries need no settling: a message is gone from the queue
+/// once received, and the host records processed commands itself.
+struct Settled;
+
+#[async_trait]
+impl Settle for Settled {
+    async fn ack(self: Box<Self>) -> Result<(), BusError> {
+        Ok(())
+    }
+    async fn reject(self: Box<Self>) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Publisher for InProcessBus {
+    async fn publish(&self, event: Envelope) -> Result<(), BusError> {
+        let topic = event.topic();
+        let mut closed = false;
+        {
+            let state = self.state.read();
+            for (pattern, tx) in &state.subscribers {
+                if topic_matches(pattern, &topic) && tx.send(event.clone()).is_err() {
+                    closed = true;
+                }
+            }
+        }
+        if closed {
+            self.state
+                .write()
+                .subscribers
+                .retain(|(_, tx)| !tx.is_closed());
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Bus for InProcessBus {
+    async fn send(&self, command: Envelope) -> Result<(), BusError> {
+        let sender = {
+            let state = self.state.read();
+            state
+                .routes
+                .get(&command.meta.routing_key)
+                .and_then(|domain| state.queues.get(domain))
+                .map(|(tx, _)| tx.clone())
+        };
+        let Some(sender) = sender else {
+            return Err(BusError::Unroutable {
+                routing_key: command.meta.routing_key.clone(),
+            });
+        };
+        sender
+            .send(command)
+            .await
+            .map_err(|_| BusError::Unavailable("the domain queue is closed".to_owned()))
+    }
+
+    async fn bind(&self, domain: &str, keys: &[String]) -> Result<(), BusError> {
+        for key in keys {
+            check_routing_key(key).map_err(BusError::Invalid)?;
+        }
+        let mut state = self.state.write();
+        Self::queue(&mut state, domain);
+        for key in keys {
+            state.routes.insert(key.clone(), domain.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn unbind(&self, domain: &str, keys: &[String]) -> Result<(), BusError> {
+        let mut state = self.state.write();
+        for key in keys {
+            if state.routes.get(key).is_some_and(|d| d == domain) {
+                state.routes.remove(key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn consume(&self, domain: &str) -> Result<Deliveries, BusError> {
+        let (_, rx) = Self::queue(&mut self.state.write(), domain);
+        Ok(Deliveries::new(futures::stream::unfold(
+            rx,
+            |rx| async move {
+                let env = rx.recv().await.ok()?;
+                Some((Delivery::new(Ok(env), Box::new(Settled)), rx))
+            },
+        )))
+    }
+
+    async fn subscribe(&self, pattern: &str) -> Result<Subscription, BusError> {
+        check_pattern(pattern)?;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.state
+            .write()
+            .subscribers
+            .push((pattern.to_owned(), tx));
+        Ok(Subscription::new(futures::stream::poll_fn(move |cx| {
+            rx.poll_recv(cx)
+        })))
+    }
+
+    async fn bindings(&self) -> Result<Vec<Binding>, BusError> {
+        Ok(self
+            .state
+            .read()
+            .routes
+            .iter()
+            .map(|(key, domain)| Binding {
+                routing_key: key.clone(),
+                domain: domain.clone(),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(key: &str) -> Envelope {
+        Envelope::command(key, "{}").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn unbound_command_is_unroutable() {
+        let bus = InProcessBus::new();
+        let err = bus.send(cmd("x.y")).await.err();
+        assert_eq!(
+            err,
+            Some(BusError::Unroutable {
+                routing_key: "x.y".into()
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn each_command_reaches_one_competing_consumer() {
+        let bus = InProcessBus::new();
+        bus.bind("c", &["c.go".into()]).await.ok();
+        let mut a = bus.consume("c").await.unwrap_or_else(|e| panic!("{e}"));
+        let mut b = bus.consume("c").await.unwrap_or_else(|e| panic!("{e}"));
+        for _ in 0..10 {
+            bus.send(cmd("c.go"))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let mut got = 0;
+        for _ in 0..10 {
+            tokio::select! {
+                Some(_) = a.next() => got += 1,
+                Some(_) = b.next() => got += 1,
+            }
+        }
+        assert_eq!(got, 10);
+        let extra = tokio::time::timeout(std::time::Duration::from_millis(50), async {
+            tokio::select! { d = a.next() => d, d = b.next() => d }
+        })
+        .await;
+        assert!(extra.is_err(), "a command was delivered twice");
+        bus.unbind("c", &["c.go".into()]).await.ok();
+        assert!(bus.send(cmd("c.go")).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn events_reach_every_matching_subscriber() {
+        let bus = InProcessBus::new();
+        let mut session = bus
+            .subscribe("session.s1.#")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut projection = bus
+            .subscribe("#.c.done")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut other = bus
+            .subscribe("session.s2.#")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cause = cmd("c.go").with_session("s1");
+        let body =
+            serde_json::value::RawValue::from_string("{}".into()).unwrap_or_else(|e| panic!("{e}"));
+        let ev = Envelope::event_for(&cause.meta, "c.done", body);
+        bus.publish(ev.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            session.next().await.map(|e| e.meta.message_id),
+            Some(ev.meta.message_id.clone())
+        );
+        assert_eq!(
+            projection.next().await.map(|e| e.meta.message_id),
+            Some(ev.meta.message_id)
+        );
+        let none = tokio::time::timeout(std::time::Duration::from_millis(20), other.next()).await;
+        assert!(none.is_err(), "another session received the event");
+    }
+}

@@ -1,0 +1,430 @@
+//! The envelope: the one JSON shape every message on every bus has.
+//!
+//! Junctions route on [`Meta`] alone and never rewrite a received envelope;
+//! they create new envelopes for new messages ([`Envelope::event_for`]).
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Largest accepted `message_id`, `correlation_id`, `causation_id` or `session_id`.
+pub const MAX_ID_LEN: usize = 128;
+/// Largest routing key (AMQP's own limit for a routing key is 255 bytes, and a
+/// reply channel is prepended to event keys).
+pub const MAX_ROUTING_KEY_LEN: usize = 128;
+/// Largest reply channel.
+pub const MAX_REPLY_CHANNEL_LEN: usize = 120;
+/// Default largest body, in bytes of JSON text.
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+
+/// Whether a message is intent (one handler) or outcome (any listeners).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Addressed to exactly one handler.
+    Command,
+    /// Broadcast to every subscriber.
+    Event,
+}
+
+/// Routing facts of a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    /// Unique id of this message (a ULID when we made it).
+    pub message_id: String,
+    /// Command or event.
+    pub kind: Kind,
+    /// `<domain>.<name>[.<name>…]`.
+    pub routing_key: String,
+    /// Prefix under which the answers to a command are published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_channel: Option<String>,
+    /// This message's correlation id.
+    pub correlation_id: String,
+    /// The correlation id of the message that caused this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<String>,
+    /// The client session answers belong to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// RFC 3339 UTC time with milliseconds, e.g. `2026-11-23T15:41:09.123Z`.
+    pub timestamp: String,
+}
+
+/// One message: routing facts plus a JSON body passed through untouched.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// Routing facts.
+    pub meta: Meta,
+    /// The body, kept as the exact JSON text the sender wrote.
+    pub body: Box<RawValue>,
+}
+
+/// Why a message is not a valid envelope.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{reason}")]
+pub struct EnvelopeError {
+    /// What is wrong, phrased so the sender can fix it.
+    pub reason: String,
+    /// Whatever routing facts could still be read, so the error can be
+    /// reported back to the sender's session.
+    pub partial: PartialMeta,
+}
+
+/// The routing facts of an invalid message that could still be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartialMeta {
+    /// `meta.routing_key`, if it was a string.
+    pub routing_key: Option<String>,
+    /// `meta.correlation_id`, if it was a string.
+    pub correlation_id: Option<String>,
+    /// `meta.session_id`, if it was a valid session id.
+    pub session_id: Option<String>,
+    /// `meta.reply_channel`, if it was a valid reply channel.
+    pub reply_channel: Option<String>,
+}
+
+impl Envelope {
+    /// A new command with fresh ids and the current time.
+    ///
+    /// ```
+    /// use parallel_you_host::envelope::Envelope;
+    /// let cmd = Envelope::command("counter.increment", r#"{"name":"a"}"#)?;
+    /// assert_eq!(cmd.meta.routing_key, "counter.increment");
+    /// # Ok::<(), parallel_you_host::envelope::EnvelopeError>(())
+    /// ```
+    pub fn command(routing_key: &str, body_json: &str) -> Result<Self, EnvelopeError> {
+        let body = parse_body(body_json, DEFAULT_MAX_BODY, &PartialMeta::default())?;
+        let env = Envelope {
+            meta: Meta {
+                message_id: new_id(),
+                kind: Kind::Command,
+                routing_key: routing_key.to_owned(),
+                reply_channel: None,
+                correlation_id: new_id(),
+                causation_id: None,
+                session_id: None,
+                timestamp: now_rfc3339(),
+            },
+            body,
+        };
+        env.validate(DEFAULT_MAX_BODY)?;
+        Ok(env)
+    }
+
+    /// Sets the session, and the reply channel `session.<id>` that goes with it.
+    pub fn with_session(mut self, session_id: &str) -> Self {
+        self.meta.session_id = Some(session_id.to_owned());
+        self.meta.reply_channel = Some(format!("session.{session_id}"));
+        self
+    }
+
+    /// Parses and validates an envelope from JSON text.
+    pub fn from_json(text: &str, max_body: usize) -> Result<Self, EnvelopeError> {
+        match serde_json::from_str::<Envelope>(text) {
+            Ok(env) => {
+                env.validate(max_body)?;
+                Ok(env)
+            }
+            Err(err) => Err(EnvelopeError {
+                reason: format!("not a valid envelope: {err}"),
+                partial: PartialMeta::read(text),
+            }),
+        }
+    }
+
+    /// Checks the meta grammar and the body size.
+    pub fn validate(&self, max_body: usize) -> Result<(), EnvelopeError> {
+        let fail = |reason: String| EnvelopeError {
+            reason,
+            partial: PartialMeta::of(&self.meta),
+        };
+        let m = &self.meta;
+        check_id("message_id", &m.message_id).map_err(fail)?;
+        check_id("correlation_id", &m.correlation_id).map_err(fail)?;
+        if let Some(c) = &m.causation_id {
+            check_id("causation_id", c).map_err(fail)?;
+        }
+        if let Some(s) = &m.session_id {
+            check_session_id(s).map_err(fail)?;
+        }
+        check_routing_key(&m.routing_key).map_err(fail)?;
+        if let Some(r) = &m.reply_channel {
+            check_reply_channel(r).map_err(fail)?;
+        }
+        parse_timestamp_ms(&m.timestamp).map_err(fail)?;
+        if self.body.get().len() > max_body {
+            return Err(fail(format!(
+                "body is {} bytes, over the limit of {max_body} bytes",
+                self.body.get().len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// A new event caused by the command `cause`: it carries the command's
+    /// correlation id as causation id, and its session and reply channel.
+    pub fn event_for(cause: &Meta, routing_key: &str, body: Box<RawValue>) -> Self {
+        Envelope {
+            meta: Meta {
+                message_id: new_id(),
+                kind: Kind::Event,
+                routing_key: routing_key.to_owned(),
+                reply_channel: cause.reply_channel.clone(),
+                correlation_id: new_id(),
+                causation_id: Some(cause.correlation_id.clone()),
+                session_id: cause.session_id.clone(),
+                timestamp: now_rfc3339(),
+            },
+            body,
+        }
+    }
+
+    /// The topic an event is published under: `<reply_channel>.<routing_key>`,
+    /// or the routing key alone when there is no reply channel.
+    pub fn topic(&self) -> String {
+        match &self.meta.reply_channel {
+            Some(r) => format!("{r}.{}", self.meta.routing_key),
+            None => self.meta.routing_key.clone(),
+        }
+    }
+
+    /// The envelope as compact JSON text.
+    pub fn to_json(&self) -> String {
+        // Serialising plain strings and a RawValue cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The first segment of the routing key.
+    pub fn domain(&self) -> &str {
+        domain_of(&self.meta.routing_key)
+    }
+}
+
+impl fmt::Display for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_json())
+    }
+}
+
+impl PartialMeta {
+    /// Reads what it can from a message that failed to parse as an envelope.
+    pub fn read(text: &str) -> Self {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+            return Self::default();
+        };
+        let meta = value.get("meta");
+        let field = |name: &str| {
+            meta.and_then(|m| m.get(name))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        PartialMeta {
+            routing_key: field("routing_key").filter(|k| k.len() <= MAX_ROUTING_KEY_LEN),
+            correlation_id: field("correlation_id").filter(|c| check_id("", c).is_ok()),
+            session_id: field("session_id").filter(|s| check_session_id(s).is_ok()),
+            reply_channel: field("reply_channel").filter(|r| check_reply_channel(r).is_ok()),
+        }
+    }
+
+    /// The routing facts of a whole meta.
+    pub fn of(meta: &Meta) -> Self {
+        PartialMeta {
+            routing_key: Some(meta.routing_key.clone()),
+            correlation_id: Some(meta.correlation_id.clone()),
+            session_id: meta.session_id.clone(),
+            reply_channel: meta.reply_channel.clone(),
+        }
+    }
+}
+
+/// Parses a body given as JSON text, refusing anything that is not one JSON value.
+pub fn parse_body(
+    json: &str,
+    max_body: usize,
+    partial: &PartialMeta,
+) -> Result<Box<RawValue>, EnvelopeError> {
+    if json.len() > max_body {
+        return Err(EnvelopeError {
+            reason: format!(
+                "body is {} bytes, over the limit of {max_body} bytes",
+                json.len()
+            ),
+            partial: partial.clone(),
+        });
+    }
+    RawValue::from_string(json.trim().to_owned()).map_err(|err| EnvelopeError {
+        reason: format!("body is not valid JSON: {err}"),
+        partial: partial.clone(),
+    })
+}
+
+/// A new unique, time-ordered id (ULID).
+pub fn new_id() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+/// The current time as RFC 3339 UTC with milliseconds.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 timestamp.
+pub fn parse_timestamp_ms(ts: &str) -> Result<u64, String> {
+    let t = humantime::parse_rfc3339_weak(ts)
+        .map_err(|e| format!("timestamp {ts:?} is not RFC 3339 ({e})"))?;
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    Ok(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The first segment of a routing key.
+pub fn domain_of(routing_key: &str) -> &str {
+    routing_key.split('.').next().unwrap_or(routing_key)
+}
+
+fn is_key_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Checks the routing key grammar `[a-z0-9_-]+(\.[a-z0-9_-]+)+`.
+pub fn check_routing_key(key: &str) -> Result<(), String> {
+    if key.len() > MAX_ROUTING_KEY_LEN {
+        return Err(format!(
+            "routing key is {} bytes, over the limit of {MAX_ROUTING_KEY_LEN}",
+            key.len()
+        ));
+    }
+    let mut segments = 0;
+    for seg in key.split('.') {
+        if !is_key_segment(seg) {
+            return Err(format!(
+                "routing key {key:?} must be dot-separated lowercase segments of [a-z0-9_-], like `thread.start`"
+            ));
+        }
+        segments += 1;
+    }
+    if segments < 2 {
+        return Err(format!(
+            "routing key {key:?} needs a domain and a name, like `thread.start`"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a reply channel: dot-separated segments of `[A-Za-z0-9_-]`.
+pub fn check_reply_channel(channel: &str) -> Result<(), String> {
+    if channel.len() > MAX_REPLY_CHANNEL_LEN || !channel.split('.').all(is_token) {
+        return Err(format!(
+            "reply_channel {channel:?} must be at most {MAX_REPLY_CHANNEL_LEN} bytes of dot-separated [A-Za-z0-9_-] segments, like `session.abc123`"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a session id: 1 to 128 characters of `[A-Za-z0-9_-]`.
+pub fn check_session_id(id: &str) -> Result<(), String> {
+    if id.len() > MAX_ID_LEN || !is_token(id) {
+        return Err(format!(
+            "session_id {id:?} must be 1 to {MAX_ID_LEN} characters of [A-Za-z0-9_-]"
+        ));
+    }
+    Ok(())
+}
+
+fn check_id(field: &str, id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
+        return Err(format!(
+            "{field} must be 1 to {MAX_ID_LEN} printable characters"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_key_grammar() {
+        assert!(check_routing_key("thread.start").is_ok());
+        assert!(check_routing_key("thread.saga.create").is_ok());
+        assert!(check_routing_key("a-b_c.d9").is_ok());
+        for bad in [
+            "thread",
+            "Thread.start",
+            "thread..start",
+            ".a",
+            "a.",
+            "a.b c",
+            "",
+        ] {
+            assert!(check_routing_key(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn parses_and_round_trips_body_untouched() {
+        let cmd =
+            Envelope::command("counter.get", r#"{ "name" : "a" }"#).map(|c| c.with_session("s1"));
+        let cmd = match cmd {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let text = cmd.to_json();
+        let back = Envelope::from_json(&text, DEFAULT_MAX_BODY).map_err(|e| e.to_string());
+        let back = back.as_ref().map(|b| (b.body.get(), &b.meta));
+        assert_eq!(back, Ok((r#"{ "name" : "a" }"#, &cmd.meta)));
+        assert_eq!(cmd.meta.reply_channel.as_deref(), Some("session.s1"));
+    }
+
+    #[test]
+    fn invalid_envelope_keeps_what_it_can_read() {
+        let text =
+            r#"{"meta":{"routing_key":"x.y","correlation_id":"c1","session_id":"s1"},"body":{}}"#;
+        let err = Envelope::from_json(text, DEFAULT_MAX_BODY).err();
+        let partial = err.map(|e| e.partial);
+        assert_eq!(
+            partial,
+            Some(PartialMeta {
+                routing_key: Some("x.y".into()),
+                correlation_id: Some("c1".into()),
+                session_id: Some("s1".into()),
+                reply_channel: None,
+            })
+        );
+    }
+
+    #[test]
+    fn body_limit_is_enforced() {
+        let big = format!("\"{}\"", "x".repeat(100));
+        assert!(parse_body(&big, 50, &PartialMeta::default()).is_err());
+        assert!(parse_body("{not json", 50, &PartialMeta::default()).is_err());
+    }
+
+    #[test]
+    fn event_carries_cause() {
+        let cmd = Envelope::command("a.b", "{}").map(|c| c.with_session("s"));
+        let Ok(cmd) = cmd else { panic!() };
+        let body = RawValue::from_string("1".into()).unwrap_or_else(|_| panic!());
+        let ev = Envelope::event_for(&cmd.meta, "a.done", body);
+        assert_eq!(
+            ev.meta.causation_id.as_ref(),
+            Some(&cmd.meta.correlation_id)
+        );
+        assert_eq!(ev.meta.session_id.as_deref(), Some("s"));
+        assert_eq!(ev.topic(), "session.s.a.done");
+        assert_eq!(ev.meta.kind, Kind::Event);
+    }
+}

@@ -1,0 +1,180 @@
+//! Failures as events: every way a command can fail becomes an error event
+//! with a machine-readable `code`, so a client learns what happened from the
+//! same stream that carries success.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::envelope::{self, Envelope, Kind, Meta, PartialMeta};
+
+/// Machine-readable reasons a command produced no ordinary outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The guest trapped (a panic, `unreachable`, an out-of-bounds access…).
+    Trap,
+    /// The guest ran past its wall-clock deadline.
+    Timeout,
+    /// The guest tried to grow its memory past the cap.
+    MemoryLimit,
+    /// The message is not a valid envelope.
+    InvalidEnvelope,
+    /// No handler is bound to the command's routing key.
+    UnknownRoutingKey,
+    /// The handler refused the command without saying a more specific code.
+    HandlerError,
+    /// A write's expected version was stale.
+    Conflict,
+    /// The handler produced an event the host cannot publish (another
+    /// domain's key, invalid JSON, too many or too large).
+    InvalidEvent,
+    /// A needed service (store, bus) is down; retrying later may succeed.
+    Unavailable,
+    /// The host is at its concurrency limit; retrying later may succeed.
+    Overloaded,
+}
+
+impl ErrorCode {
+    /// The code as it appears in error event bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Trap => "trap",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::MemoryLimit => "memory_limit",
+            ErrorCode::InvalidEnvelope => "invalid_envelope",
+            ErrorCode::UnknownRoutingKey => "unknown_routing_key",
+            ErrorCode::HandlerError => "handler_error",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::InvalidEvent => "invalid_event",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Overloaded => "overloaded",
+        }
+    }
+
+    /// Whether the same command may succeed if delivered again later; such
+    /// outcomes are not recorded as processed.
+    pub fn is_transient(self) -> bool {
+        matches!(self, ErrorCode::Unavailable | ErrorCode::Overloaded)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body of an error event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorBody {
+    /// `trap`, `timeout`, `conflict`, or a handler's own code.
+    pub code: String,
+    /// For humans.
+    pub message: String,
+    /// Details, e.g. `{"current_version": 3}`; `null` when none.
+    pub context: serde_json::Value,
+    /// The routing key of the command that failed, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+}
+
+impl ErrorBody {
+    /// An error body with a host-defined code.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody {
+            code: code.as_str().to_owned(),
+            message: message.into(),
+            context: serde_json::Value::Null,
+            command: None,
+        }
+    }
+
+    /// Adds details.
+    pub fn with_context(mut self, context: serde_json::Value) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// The error event answering the command `cause`: routing key
+    /// `<domain>.error`, published under the command's reply channel.
+    pub fn event_for(mut self, cause: &Meta) -> Envelope {
+        self.command = Some(cause.routing_key.clone());
+        let key = error_key(&cause.routing_key);
+        Envelope::event_for(cause, &key, self.to_raw())
+    }
+
+    /// The error event answering a message that was not a valid envelope,
+    /// addressed with whatever routing facts could be read from it.
+    pub fn event_for_partial(mut self, partial: &PartialMeta) -> Envelope {
+        self.command = partial.routing_key.clone();
+        let key = partial
+            .routing_key
+            .as_deref()
+            .filter(|k| envelope::check_routing_key(k).is_ok())
+            .map(error_key)
+            .unwrap_or_else(|| "pyou.error".to_owned());
+        Envelope {
+            meta: Meta {
+                message_id: envelope::new_id(),
+                kind: Kind::Event,
+                routing_key: key,
+                reply_channel: partial.reply_channel.clone(),
+                correlation_id: envelope::new_id(),
+                causation_id: partial.correlation_id.clone(),
+                session_id: partial.session_id.clone(),
+                timestamp: envelope::now_rfc3339(),
+            },
+            body: self.to_raw(),
+        }
+    }
+
+    fn to_raw(&self) -> Box<RawValue> {
+        // An ErrorBody is strings and a Value: it always serialises.
+        serde_json::value::to_raw_value(self)
+            .unwrap_or_else(|_| RawValue::from_string("{}".into()).unwrap_or_default())
+    }
+}
+
+/// `<domain>.error` for a routing key.
+pub fn error_key(routing_key: &str) -> String {
+    format!("{}.error", envelope::domain_of(routing_key))
+}
+
+/// Whether an envelope is an error event, and its code if so.
+pub fn error_code_of(event: &Envelope) -> Option<String> {
+    if event.meta.kind != Kind::Event || !event.meta.routing_key.ends_with(".error") {
+        return None;
+    }
+    let body: serde_json::Value = serde_json::from_str(event.body.get()).ok()?;
+    body.get("code")?.as_str().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_event_answers_its_command() {
+        let Ok(cmd) = Envelope::command("counter.increment", "{}") else {
+            panic!()
+        };
+        let cmd = cmd.with_session("s1");
+        let ev = ErrorBody::new(ErrorCode::Trap, "boom").event_for(&cmd.meta);
+        assert_eq!(ev.meta.routing_key, "counter.error");
+        assert_eq!(ev.topic(), "session.s1.counter.error");
+        assert_eq!(
+            ev.meta.causation_id.as_ref(),
+            Some(&cmd.meta.correlation_id)
+        );
+        assert_eq!(error_code_of(&ev).as_deref(), Some("trap"));
+    }
+
+    #[test]
+    fn unreadable_message_gets_a_generic_key() {
+        let ev = ErrorBody::new(ErrorCode::InvalidEnvelope, "bad")
+            .event_for_partial(&PartialMeta::default());
+        assert_eq!(ev.meta.routing_key, "pyou.error");
+        assert_eq!(error_code_of(&ev).as_deref(), Some("invalid_envelope"));
+    }
+}

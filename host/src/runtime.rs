@@ -1,0 +1,545 @@
+//! The wasmtime side: one engine, components compiled once, and a fresh
+//! sandboxed instance per command.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
+
+use crate::bindings::{self, HandlerPre};
+use crate::bus::Publisher;
+use crate::envelope::{check_routing_key, parse_timestamp_ms, Envelope};
+use crate::error::{ErrorBody, ErrorCode};
+use crate::sandbox::{OutputLimits, Sandbox};
+use crate::store::{MemoryStore, Store as DocumentStore};
+
+/// How often the epoch advances; deadlines are checked at this granularity.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Sandbox limits applied to every command.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Wall-clock time a command may run (default 5 s).
+    pub deadline: Duration,
+    /// Largest linear memory a guest may grow to, in bytes (default 64 MiB).
+    pub memory: usize,
+    /// Most instances alive at once; further commands wait (default 64).
+    pub max_instances: u32,
+    /// Most events one command may produce (default 1000).
+    pub max_events: usize,
+    /// Largest event body in bytes (default 1 MiB).
+    pub max_event_body: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: Duration::from_secs(5),
+            memory: 64 * 1024 * 1024,
+            max_instances: 64,
+            max_events: 1000,
+            max_event_body: 1024 * 1024,
+        }
+    }
+}
+
+/// Why a component could not be loaded.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file}: {reason}")]
+pub struct LoadError {
+    /// The file that failed.
+    pub file: PathBuf,
+    /// Why, phrased so its author can fix it.
+    pub reason: String,
+}
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the WebAssembly runtime: {0}")]
+pub struct RuntimeError(String);
+
+/// One command a handler accepts, as its manifest declares it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommandInfo {
+    /// Full routing key.
+    pub routing_key: String,
+    /// One line for API listings.
+    pub summary: String,
+    /// JSON Schema of the body, if declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_schema: Option<serde_json::Value>,
+}
+
+/// What a handler declares about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Manifest {
+    /// The first segment of all its routing keys.
+    pub domain: String,
+    /// Its own version.
+    pub version: String,
+    /// The commands it accepts.
+    pub commands: Vec<CommandInfo>,
+    /// The events it may publish.
+    pub events: Vec<String>,
+}
+
+impl Manifest {
+    /// The routing keys it claims.
+    pub fn routing_keys(&self) -> Vec<String> {
+        self.commands
+            .iter()
+            .map(|c| c.routing_key.clone())
+            .collect()
+    }
+}
+
+/// A component compiled, linked and validated, ready to run commands.
+pub struct LoadedHandler {
+    /// Where it was loaded from.
+    pub file: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
+    pre: HandlerPre<Sandbox>,
+    domain: Arc<str>,
+}
+
+impl std::fmt::Debug for LoadedHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedHandler")
+            .field("file", &self.file)
+            .field("manifest", &self.manifest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one command ended inside the sandbox.
+#[derive(Debug)]
+pub(crate) struct RunOutcome {
+    /// Events published through the emitter while it ran.
+    pub(crate) emitted: Vec<Envelope>,
+    /// The returned events, or why there are none.
+    pub(crate) result: Result<Vec<Envelope>, ErrorBody>,
+}
+
+/// The engine, the linker and the limits shared by all handlers.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<Sandbox>,
+    limits: Limits,
+    instances: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Creates the engine (pooling allocator, epoch interruption) and starts
+    /// the thread that advances epochs; it stops when the runtime is dropped.
+    pub fn new(limits: Limits) -> Result<Self, RuntimeError> {
+        let err = |e: wasmtime::Error| RuntimeError(format!("{e:#}"));
+        let n = limits.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        // Room for components from other languages too: interpreters such as
+        // CPython and SpiderMonkey bring more core instances and tables than a
+        // Rust guest.
+        pool.total_component_instances(n)
+            .total_core_instances(n * 32)
+            .total_memories(n * 4)
+            .total_tables(n * 16)
+            .total_stacks(n)
+            .max_core_instances_per_component(64)
+            .max_memories_per_component(8)
+            .max_tables_per_component(32)
+            .table_elements(200_000)
+            .max_component_instance_size(4 << 20)
+            .max_core_instance_size(4 << 20)
+            .max_memory_size(limits.memory);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            // Plain `call_async` without the component-model-async machinery:
+            // our world has no async functions, and this halves call overhead.
+            .concurrency_support(false)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(err)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
+        bindings::Handler::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(err)?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("pyou-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| RuntimeError(format!("cannot start the epoch thread: {e}")))?;
+        Ok(Runtime {
+            engine,
+            linker,
+            instances: Arc::new(Semaphore::new(n as usize)),
+            limits,
+        })
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Compiles, links and validates a component file, calling its
+    /// `manifest` in a sandbox. Compilation runs on a blocking thread.
+    pub async fn load(&self, file: &Path) -> Result<LoadedHandler, LoadError> {
+        let fail = |reason: String| LoadError {
+            file: file.to_owned(),
+            reason,
+        };
+        let bytes = tokio::fs::read(file)
+            .await
+            .map_err(|e| fail(format!("cannot read: {e}")))?;
+        let engine = self.engine.clone();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|e| fail(format!("compilation was cancelled: {e}")))?
+            .map_err(|e| fail(format!("not a valid WebAssembly component: {e:#}")))?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            fail(format!(
+                "does not fit the `parallel-you:handler/handler` world (it imports something the host does not offer): {e:#}"
+            ))
+        })?;
+        let pre = HandlerPre::new(instance_pre).map_err(|e| {
+            fail(format!(
+                "does not export `parallel-you:handler/command-handler`: {e:#}"
+            ))
+        })?;
+        let manifest = self.read_manifest(&pre).await.map_err(|e| {
+            fail(format!(
+                "its `manifest` function failed: {}: {}",
+                e.code, e.message
+            ))
+        })?;
+        let manifest = validate_manifest(manifest).map_err(fail)?;
+        Ok(LoadedHandler {
+            file: file.to_owned(),
+            domain: Arc::from(manifest.domain.as_str()),
+            manifest,
+            loaded_at: SystemTime::now(),
+            pre,
+        })
+    }
+
+    async fn read_manifest(
+        &self,
+        pre: &HandlerPre<Sandbox>,
+    ) -> Result<bindings::parallel_you::handler::types::Manifest, ErrorBody> {
+        // The manifest cannot reach real data: its sandbox has an empty store.
+        let sandbox = Sandbox::new(
+            Arc::from(""),
+            Arc::new(MemoryStore::new()),
+            None,
+            None,
+            self.output_limits(),
+            self.limits.memory,
+        );
+        let (result, _) = self
+            .in_sandbox(pre, sandbox, |h, store| {
+                Box::pin(async move {
+                    h.parallel_you_handler_command_handler()
+                        .call_manifest(store)
+                        .await
+                })
+            })
+            .await;
+        result
+    }
+
+    fn output_limits(&self) -> OutputLimits {
+        OutputLimits {
+            max_events: self.limits.max_events,
+            max_event_body: self.limits.max_event_body,
+        }
+    }
+
+    /// Runs one command in a fresh instance of `handler`.
+    pub(crate) async fn run(
+        &self,
+        handler: &LoadedHandler,
+        cmd: &Envelope,
+        store: Arc<dyn DocumentStore>,
+        publisher: Arc<dyn Publisher>,
+    ) -> RunOutcome {
+        let sandbox = Sandbox::new(
+            handler.domain.clone(),
+            store,
+            Some(cmd.meta.clone()),
+            Some(publisher),
+            self.output_limits(),
+            self.limits.memory,
+        );
+        let wit_cmd = to_wit_command(cmd);
+        let (result, sandbox) = self
+            .in_sandbox(&handler.pre, sandbox, move |h, store| {
+                Box::pin(async move {
+                    h.parallel_you_handler_command_handler()
+                        .call_handle(store, &wit_cmd)
+                        .await
+                })
+            })
+            .await;
+        let Some(sandbox) = sandbox else {
+            return RunOutcome {
+                emitted: Vec::new(),
+                result: result
+                    .and_then(|_| Err(ErrorBody::new(ErrorCode::Trap, "the instance was lost"))),
+            };
+        };
+        let result = match result {
+            Err(e) => Err(e),
+            Ok(Err(he)) => Err(handler_error(he)),
+            Ok(Ok(events)) => {
+                let mut out = Vec::with_capacity(events.len());
+                let mut failure = None;
+                for ev in events {
+                    match sandbox.check_event(&cmd.meta, ev, sandbox.emitted.len() + out.len()) {
+                        Ok(env) => out.push(env),
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match failure {
+                    Some(e) => Err(e),
+                    None => Ok(out),
+                }
+            }
+        };
+        RunOutcome {
+            emitted: sandbox.emitted,
+            result,
+        }
+    }
+
+    /// Instantiates `pre` in a fresh store around `sandbox`, runs `call`
+    /// under the deadline and memory cap, and classifies any failure.
+    async fn in_sandbox<R, F>(
+        &self,
+        pre: &HandlerPre<Sandbox>,
+        sandbox: Sandbox,
+        call: F,
+    ) -> (Result<R, ErrorBody>, Option<Sandbox>)
+    where
+        R: Send,
+        F: for<'a> FnOnce(
+                &'a bindings::Handler,
+                &'a mut Store<Sandbox>,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = wasmtime::Result<R>> + Send + 'a>,
+            > + Send,
+    {
+        let Ok(_permit) = self.instances.acquire().await else {
+            return (
+                Err(ErrorBody::new(
+                    ErrorCode::Unavailable,
+                    "the runtime is shutting down",
+                )),
+                Some(sandbox),
+            );
+        };
+        let deadline = self.limits.deadline;
+        let started = Instant::now();
+        let mut store = Store::new(&self.engine, sandbox);
+        store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
+        store.set_epoch_deadline(1);
+        // Yield to the executor at every tick, so a busy guest never holds a
+        // worker thread, and stop it once its wall-clock deadline has passed.
+        store.epoch_deadline_callback(move |mut ctx| {
+            if started.elapsed() >= deadline {
+                ctx.data_mut().timed_out = true;
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        // A guest blocked in a host call is not interrupted by epochs; this
+        // outer timeout covers that case.
+        let outer = deadline + Duration::from_secs(1);
+        let result = tokio::time::timeout(outer, async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            call(&instance, &mut store).await
+        })
+        .await;
+        let result = match result {
+            Err(_) => {
+                return (
+                    Err(ErrorBody::new(
+                        ErrorCode::Timeout,
+                        format!(
+                            "the handler did not finish within {} ms",
+                            deadline.as_millis()
+                        ),
+                    )),
+                    None,
+                )
+            }
+            Ok(r) => r,
+        };
+        let sandbox = store.into_data();
+        let result = result.map_err(|e| classify(&e, &sandbox, deadline));
+        (result, Some(sandbox))
+    }
+}
+
+fn classify(err: &wasmtime::Error, sandbox: &Sandbox, deadline: Duration) -> ErrorBody {
+    if sandbox.memory_denied {
+        return ErrorBody::new(ErrorCode::MemoryLimit, format!("{err}"));
+    }
+    if sandbox.timed_out {
+        return ErrorBody::new(
+            ErrorCode::Timeout,
+            format!(
+                "the handler ran past its deadline of {} ms and was stopped",
+                deadline.as_millis()
+            ),
+        );
+    }
+    let stderr = sandbox.stderr_text();
+    let detail = format!("{err:?}");
+    let message = match err.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => format!("the handler trapped: {trap}"),
+        None => format!("the handler failed: {err}"),
+    };
+    let mut context = serde_json::Map::new();
+    if !stderr.is_empty() {
+        context.insert("stderr".into(), stderr.into());
+    }
+    context.insert("backtrace".into(), detail.into());
+    ErrorBody::new(ErrorCode::Trap, message).with_context(serde_json::Value::Object(context))
+}
+
+fn handler_error(he: bindings::parallel_you::handler::types::HandlerError) -> ErrorBody {
+    let code_ok = !he.code.is_empty()
+        && he.code.len() <= 64
+        && he
+            .code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    let code = if code_ok {
+        he.code
+    } else {
+        ErrorCode::HandlerError.as_str().to_owned()
+    };
+    let context = he
+        .context
+        .map(|c| serde_json::from_str(&c).unwrap_or(serde_json::Value::String(c)))
+        .unwrap_or(serde_json::Value::Null);
+    ErrorBody {
+        code,
+        message: he.message,
+        context,
+        command: None,
+    }
+}
+
+fn to_wit_command(cmd: &Envelope) -> bindings::parallel_you::handler::types::Command {
+    use bindings::parallel_you::handler::types;
+    let m = &cmd.meta;
+    types::Command {
+        meta: types::Meta {
+            message_id: m.message_id.clone(),
+            routing_key: m.routing_key.clone(),
+            reply_channel: m.reply_channel.clone(),
+            correlation_id: m.correlation_id.clone(),
+            causation_id: m.causation_id.clone(),
+            session_id: m.session_id.clone(),
+            timestamp_ms: parse_timestamp_ms(&m.timestamp).unwrap_or(0),
+        },
+        body: cmd.body.get().to_owned(),
+    }
+}
+
+/// Domains the host keeps for itself.
+pub const RESERVED_DOMAINS: &[&str] = &["pyou", "session", "handler", "system"];
+
+fn validate_manifest(
+    m: bindings::parallel_you::handler::types::Manifest,
+) -> Result<Manifest, String> {
+    let domain_ok = !m.domain.is_empty()
+        && m.domain.len() <= 48
+        && m.domain
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !domain_ok {
+        return Err(format!(
+            "its domain {:?} must be 1 to 48 characters of [a-z0-9_-]",
+            m.domain
+        ));
+    }
+    if RESERVED_DOMAINS.contains(&m.domain.as_str()) {
+        return Err(format!("the domain {:?} is reserved by the host", m.domain));
+    }
+    if m.version.trim().is_empty() {
+        return Err("its manifest has an empty version".to_owned());
+    }
+    if m.commands.is_empty() {
+        return Err("its manifest declares no commands".to_owned());
+    }
+    let prefix = format!("{}.", m.domain);
+    let mut commands = Vec::with_capacity(m.commands.len());
+    for c in m.commands {
+        check_routing_key(&c.routing_key).map_err(|e| format!("its manifest: {e}"))?;
+        if !c.routing_key.starts_with(&prefix) {
+            return Err(format!(
+                "it claims routing key {:?}, outside its own domain {:?}: a component may only claim keys under its domain",
+                c.routing_key, m.domain
+            ));
+        }
+        if c.routing_key == format!("{}.error", m.domain) {
+            return Err(format!(
+                "it claims {:?}, which is the domain's error event",
+                c.routing_key
+            ));
+        }
+        if commands
+            .iter()
+            .any(|k: &CommandInfo| k.routing_key == c.routing_key)
+        {
+            return Err(format!("it declares {:?} twice", c.routing_key));
+        }
+        let body_schema = c
+            .body_schema
+            .map(|s| {
+                serde_json::from_str(&s)
+                    .map_err(|e| format!("the body schema of {:?} is not JSON: {e}", c.routing_key))
+            })
+            .transpose()?;
+        commands.push(CommandInfo {
+            routing_key: c.routing_key,
+            summary: c.summary,
+            body_schema,
+        });
+    }
+    Ok(Manifest {
+        domain: m.domain,
+        version: m.version,
+        commands,
+        events: m.events,
+    })
+}

@@ -1,0 +1,309 @@
+//! What one command's instance may touch: the state behind its imports.
+//!
+//! Each command gets a fresh [`Sandbox`] in a fresh wasmtime `Store`. It
+//! reaches the document store only under its component's domain, publishes
+//! only events of that domain, logs within a budget, and has WASI with no
+//! files, environment, arguments or network.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::bindings::parallel_you::handler::{emitter, log, store as wit_store, types};
+use crate::bus::Publisher;
+use crate::envelope::{check_routing_key, domain_of, Envelope, Meta};
+use crate::error::{ErrorBody, ErrorCode};
+use crate::store::{Filter, Store, StoreError};
+
+/// Bytes of a guest's stderr kept to explain a trap (a Rust panic message).
+const STDERR_CAPTURE: usize = 4096;
+/// Bytes of log messages a command may write before the rest is dropped.
+const LOG_BUDGET: usize = 64 * 1024;
+
+/// Limits on what one command may produce.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OutputLimits {
+    /// Most events (emitted and returned) per command.
+    pub(crate) max_events: usize,
+    /// Largest event body, in bytes.
+    pub(crate) max_event_body: usize,
+}
+
+/// The state of one instance.
+pub(crate) struct Sandbox {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    stderr: MemoryOutputPipe,
+    domain: Arc<str>,
+    store: Arc<dyn Store>,
+    /// The command being handled; `None` while the manifest is read.
+    command: Option<Meta>,
+    publisher: Option<Arc<dyn Publisher>>,
+    limits: OutputLimits,
+    memory_cap: usize,
+    log_left: usize,
+    /// Events published through the emitter, in order.
+    pub(crate) emitted: Vec<Envelope>,
+    /// Set when the guest asked for more memory than its cap.
+    pub(crate) memory_denied: bool,
+    /// Set when the epoch callback stopped the guest at its deadline.
+    pub(crate) timed_out: bool,
+}
+
+impl Sandbox {
+    pub(crate) fn new(
+        domain: Arc<str>,
+        store: Arc<dyn Store>,
+        command: Option<Meta>,
+        publisher: Option<Arc<dyn Publisher>>,
+        limits: OutputLimits,
+        memory_cap: usize,
+    ) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let wasi = WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Sandbox {
+            wasi,
+            table: ResourceTable::new(),
+            stderr,
+            domain,
+            store,
+            command,
+            publisher,
+            limits,
+            memory_cap,
+            log_left: LOG_BUDGET,
+            emitted: Vec::new(),
+            memory_denied: false,
+            timed_out: false,
+        }
+    }
+
+    /// What the guest wrote to stderr (a panic message, typically).
+    pub(crate) fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents())
+            .trim()
+            .to_owned()
+    }
+
+    /// Turns an event a guest produced into an envelope, or says why it
+    /// cannot be published.
+    pub(crate) fn check_event(
+        &self,
+        cause: &Meta,
+        event: types::Event,
+        already: usize,
+    ) -> Result<Envelope, ErrorBody> {
+        let invalid = |msg: String| ErrorBody::new(ErrorCode::InvalidEvent, msg);
+        if already >= self.limits.max_events {
+            return Err(invalid(format!(
+                "a command may produce at most {} events",
+                self.limits.max_events
+            )));
+        }
+        check_routing_key(&event.routing_key).map_err(invalid)?;
+        if domain_of(&event.routing_key) != &*self.domain {
+            return Err(invalid(format!(
+                "event {:?} is outside the handler's domain {:?}",
+                event.routing_key, self.domain
+            )));
+        }
+        if event.body.len() > self.limits.max_event_body {
+            return Err(invalid(format!(
+                "event {:?} has a body of {} bytes, over the limit of {}",
+                event.routing_key,
+                event.body.len(),
+                self.limits.max_event_body
+            )));
+        }
+        let body = serde_json::value::RawValue::from_string(event.body).map_err(|e| {
+            invalid(format!(
+                "event {:?} has a body that is not JSON: {e}",
+                event.routing_key
+            ))
+        })?;
+        Ok(Envelope::event_for(cause, &event.routing_key, body))
+    }
+}
+
+impl WasiView for Sandbox {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl ResourceLimiter for Sandbox {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_cap {
+            // An error here traps the guest at the growth, so the outcome is
+            // a clear `memory_limit` instead of an allocator failure later.
+            self.memory_denied = true;
+            return Err(wasmtime::Error::msg(format!(
+                "memory limit: the guest asked for {desired} bytes, the cap is {} bytes",
+                self.memory_cap
+            )));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|m| desired <= m))
+    }
+}
+
+fn to_wit_error(err: StoreError) -> wit_store::StoreError {
+    match err {
+        StoreError::Conflict { current } => wit_store::StoreError::Conflict(current),
+        StoreError::NotFound => wit_store::StoreError::NotFound,
+        StoreError::Invalid(m) => wit_store::StoreError::Invalid(m),
+        StoreError::Unavailable(m) => wit_store::StoreError::Unavailable(m),
+    }
+}
+
+fn to_wit_document(doc: crate::store::Document) -> wit_store::Document {
+    wit_store::Document {
+        id: doc.id,
+        version: doc.version,
+        json: doc.json,
+    }
+}
+
+impl types::Host for Sandbox {}
+
+impl wit_store::Host for Sandbox {
+    async fn get(
+        &mut self,
+        collection: String,
+        id: String,
+    ) -> Result<Option<wit_store::Document>, wit_store::StoreError> {
+        self.store
+            .get(&self.domain, &collection, &id)
+            .await
+            .map(|d| d.map(to_wit_document))
+            .map_err(to_wit_error)
+    }
+
+    async fn list(
+        &mut self,
+        collection: String,
+        filter_json: String,
+    ) -> Result<Vec<wit_store::Document>, wit_store::StoreError> {
+        let filter = Filter::parse(&filter_json).map_err(to_wit_error)?;
+        self.store
+            .list(&self.domain, &collection, &filter)
+            .await
+            .map(|docs| docs.into_iter().map(to_wit_document).collect())
+            .map_err(to_wit_error)
+    }
+
+    async fn upsert(
+        &mut self,
+        collection: String,
+        id: String,
+        json: String,
+        expected_version: Option<u64>,
+    ) -> Result<u64, wit_store::StoreError> {
+        self.store
+            .upsert(&self.domain, &collection, &id, &json, expected_version)
+            .await
+            .map_err(to_wit_error)
+    }
+
+    async fn delete(
+        &mut self,
+        collection: String,
+        id: String,
+    ) -> Result<bool, wit_store::StoreError> {
+        self.store
+            .delete(&self.domain, &collection, &id)
+            .await
+            .map_err(to_wit_error)
+    }
+
+    async fn clear(&mut self, collection: String) -> Result<(), wit_store::StoreError> {
+        self.store
+            .clear(&self.domain, &collection)
+            .await
+            .map_err(to_wit_error)
+    }
+}
+
+impl emitter::Host for Sandbox {
+    async fn emit(&mut self, event: types::Event) {
+        let Some(cause) = self.command.clone() else {
+            tracing::warn!(domain = %self.domain, "emit called outside a command; ignored");
+            return;
+        };
+        let envelope = match self.check_event(&cause, event, self.emitted.len()) {
+            Ok(env) => env,
+            Err(err) => err.event_for(&cause),
+        };
+        if let Some(publisher) = &self.publisher {
+            if let Err(err) = publisher.publish(envelope.clone()).await {
+                tracing::warn!(domain = %self.domain, error = %err, "could not publish an emitted event");
+            }
+        }
+        self.emitted.push(envelope);
+    }
+}
+
+impl log::Host for Sandbox {
+    async fn log(&mut self, level: log::Level, message: String) {
+        if self.log_left == 0 {
+            return;
+        }
+        let message = if message.len() > self.log_left {
+            let mut cut = self.log_left;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.log_left = 0;
+            format!(
+                "{}… (log budget of {LOG_BUDGET} bytes per command used up)",
+                &message[..cut]
+            )
+        } else {
+            self.log_left -= message.len();
+            message
+        };
+        let domain = &*self.domain;
+        let correlation_id = self.command.as_ref().map(|c| c.correlation_id.as_str());
+        match level {
+            log::Level::Trace => {
+                tracing::trace!(target: "handler", domain, correlation_id, "{message}")
+            }
+            log::Level::Debug => {
+                tracing::debug!(target: "handler", domain, correlation_id, "{message}")
+            }
+            log::Level::Info => {
+                tracing::info!(target: "handler", domain, correlation_id, "{message}")
+            }
+            log::Level::Warn => {
+                tracing::warn!(target: "handler", domain, correlation_id, "{message}")
+            }
+            log::Level::Error => {
+                tracing::error!(target: "handler", domain, correlation_id, "{message}")
+            }
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The embedded default store: one SQLite file in the data directory.
+//!
+//! SQLite (bundled, so nothing needs installing) in WAL mode: documents
+//! survive the process, and a crash mid-write loses at most the write that
+//! was in flight. Operations take microseconds, so they run inline under one
+//! connection's lock instead of hopping to a blocking thread: the hop would
+//! cost more than the work.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{
+    check_collection, check_id, check_json, next_version, Document, Filter, Store, StoreError,
+};
+
+/// The file name of the store inside a data directory.
+pub const FILE_NAME: &str = "pyou.sqlite3";
+
+/// A store in one SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+fn unavailable(err: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(format!("sqlite: {err}"))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn to_version(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir/pyou.sqlite3`.
+    pub fn open_dir(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        Self::open(&data_dir.join(FILE_NAME))
+    }
+
+    /// Opens (creating if needed) the store in one file.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(unavailable)?;
+        // WAL lets readers in other processes (`pyou handlers`, a second
+        // `invoke`) work while one writes; NORMAL sync is durable across
+        // process crashes, which is what the embedded store promises.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS documents (
+                 domain     TEXT NOT NULL,
+                 collection TEXT NOT NULL,
+                 id         TEXT NOT NULL,
+                 version    INTEGER NOT NULL,
+                 json       TEXT NOT NULL,
+                 created_ms INTEGER NOT NULL,
+                 updated_ms INTEGER NOT NULL,
+                 PRIMARY KEY (domain, collection, id)
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS processed (
+                 message_id   TEXT PRIMARY KEY,
+                 events       TEXT NOT NULL,
+                 processed_ms INTEGER NOT NULL
+             ) WITHOUT ROWID;",
+        )
+        .map_err(unavailable)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get(
+        &self,
+        domain: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<Document>, StoreError> {
+        check_collection(collection)?;
+        check_id(id)?;
+        let conn = self.conn.lock();
+        conn.prepare_cached(
+            "SELECT version, json FROM documents WHERE domain = ?1 AND collection = ?2 AND id = ?3",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![domain, collection, id], |row| {
+                Ok(Document {
+                    id: id.to_owned(),
+                    version: to_version(row.get(0)?),
+                    json: row.get(1)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(unavailable)
+    }
+
+    async fn list(
+        &self,
+        domain: &str,
+        collection: &str,
+        filter: &Filter,
+    ) -> Result<Vec<Document>, StoreError> {
+        check_collection(collection)?;
+        let conn = self.conn.lock();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT id, version, json FROM documents WHERE domain = ?1 AND collection = ?2 ORDER BY id",
+            )
+            .map_err(unavailable)?;
+        let rows = st
+            .query_map(params![domain, collection], |row| {
+                Ok(Document {
+                    id: row.get(0)?,
+                    version: to_version(row.get(1)?),
+                    json: row.get(2)?,
+                })
+            })
+            .map_err(unavailable)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let doc = row.map_err(unavailable)?;
+            if filter.matches_json(&doc.json) {
+                out.push(doc);
+                if out.len() >= filter.limit() {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn upsert(
+        &self,
+        domain: &str,
+        collection: &str,
+        id: &str,
+        json: &str,
+        expected_version: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        check_collection(collection)?;
+        check_id(id)?;
+        let json = check_json(json)?;
+        let mut conn = self.conn.lock();
+        // IMMEDIATE takes the write lock before reading the version, so a
+        // second process cannot slip a write between the check and the write.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        let current: u64 = tx
+            .query_row(
+                "SELECT version FROM documents WHERE domain = ?1 AND collection = ?2 AND id = ?3",
+                params![domain, collection, id],
+                |row| row.get::<_, i64>(0),
+            )
+            .optional()
+            .map_err(unavailable)?
+            .map_or(0, to_version);
+        let version = next_version(current, expected_version)?;
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO documents (domain, collection, id, version, json, created_ms, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+             ON CONFLICT (domain, collection, id)
+             DO UPDATE SET version = excluded.version, json = excluded.json, updated_ms = excluded.updated_ms",
+            params![domain, collection, id, i64::try_from(version).unwrap_or(i64::MAX), json, now],
+        )
+        .map_err(unavailable)?;
+        tx.commit().map_err(unavailable)?;
+        Ok(version)
+    }
+
+    async fn delete(&self, domain: &str, collection: &str, id: &str) -> Result<bool, StoreError> {
+        check_collection(collection)?;
+        check_id(id)?;
+        let conn = self.conn.lock();
+        let n = conn
+            .execute(
+                "DELETE FROM documents WHERE domain = ?1 AND collection = ?2 AND id = ?3",
+                params![domain, collection, id],
+            )
+            .map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    async fn clear(&self, domain: &str, collection: &str) -> Result<(), StoreError> {
+        check_collection(collection)?;
+        let conn = self.conn.lock();
+        conn.execute(
+            "DELETE FROM documents WHERE domain = ?1 AND collection = ?2",
+            params![domain, collection],
+        )
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn processed(&self, message_id: &str) -> Result<Option<Vec<String>>, StoreError> {
+        let conn = self.conn.lock();
+        let text: Option<String> = conn
+            .query_row(
+                "SELECT events FROM processed WHERE message_id = ?1",
+                params![message_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        text.map(|t| {
+            serde_json::from_str(&t).map_err(|e| {
+                StoreError::Unavailable(format!("processed record of {message_id} is corrupt: {e}"))
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_processed(
+        &self,
+        message_id: &str,
+        events: &[String],
+    ) -> Result<(), StoreError> {
+        let text = serde_json::to_string(events)
+            .map_err(|e| StoreError::Invalid(format!("cannot encode events: {e}")))?;
+        let conn = self.conn.lock();
+        conn.execute(
+            "INSERT INTO processed (message_id, events, processed_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (message_id) DO NOTHING",
+            params![message_id, text, now_ms()],
+        )
+        .map_err(unavailable)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! The subcommands of `pyou`, one module each.
+
+mod handlers;
+mod invoke;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status: a command produced an error event, or `pyou` itself failed.
+pub(crate) const EXIT_FAILURE: u8 = 1;
+/// Exit status: the command line or its input is wrong.
+pub(crate) const EXIT_USAGE: u8 = 2;
+
+/// Runs message handlers written as WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "pyou", version, about)]
+pub(crate) struct Cli {
+    /// Log more (-v: debug, -vv: trace). `RUST_LOG` overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// A `pyou` subcommand.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// List the handler components in a folder: domain, version, routing keys,
+    /// or why a file failed to load.
+    Handlers(handlers::Args),
+    /// Run one command in-process against the embedded store and print every
+    /// resulting event as one JSON line.
+    Invoke(invoke::Args),
+}
+
+impl Command {
+    /// Runs the subcommand, returning the process exit status.
+    pub(crate) async fn run(self) -> anyhow::Result<u8> {
+        match self {
+            Command::Handlers(args) => handlers::run(args).await,
+            Command::Invoke(args) => invoke::run(args).await,
+        }
+    }
+}
+
+/// Where the handler components are: the folder the setup command fills.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct HandlersDir {
+    /// Folder of handler components (`*.wasm`).
+    #[arg(
+        long = "handlers",
+        env = "PYOU_HANDLERS",
+        default_value = "handlers/dist"
+    )]
+    pub(crate) handlers: PathBuf,
+}
+
+/// Where the embedded store keeps its file.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct DataDir {
+    /// Folder of the embedded store.
+    #[arg(long = "data", env = "PYOU_DATA", default_value = "data")]
+    pub(crate) data: PathBuf,
+}
+
+/// Sandbox limits, shared by every subcommand that runs handlers.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct LimitArgs {
+    /// Wall-clock deadline of one command, in milliseconds.
+    #[arg(long, env = "PYOU_DEADLINE_MS", default_value_t = 5000)]
+    pub(crate) deadline_ms: u64,
+    /// Memory cap of one command's instance, in MiB.
+    #[arg(long, env = "PYOU_MEMORY_MIB", default_value_t = 64)]
+    pub(crate) memory_mib: usize,
+}
+
+impl LimitArgs {
+    /// The host configuration these flags describe.
+    pub(crate) fn host_config(&self) -> parallel_you_host::HostConfig {
+        parallel_you_host::HostConfig {
+            limits: parallel_you_host::Limits {
+                deadline: std::time::Duration::from_millis(self.deadline_ms.max(1)),
+                memory: self.memory_mib.max(1) * 1024 * 1024,
+                ..Default::default()
+            },
+            max_body: 0,
+        }
+    }
+}
+
+/// Logs to stderr, so stdout stays machine-readable.
+pub(crate) fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,handler=info",
+        1 => "debug,wasmtime=info,cranelift=info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

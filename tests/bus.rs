@@ -1,0 +1,114 @@
+//! The host serving over the in-process bus.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{body, cmd, host_with};
+use parallel_you_host::bus::{Bus, BusError, InProcessBus};
+
+#[tokio::test]
+async fn commands_in_events_out_to_the_right_session() {
+    let (host, _dir) = host_with(&["counter"]).await;
+    let bus = Arc::new(InProcessBus::new());
+    let serving = host
+        .serve(bus.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bindings = bus.bindings().await.unwrap_or_default();
+    assert!(bindings
+        .iter()
+        .any(|b| b.routing_key == "counter.increment" && b.domain == "counter"));
+
+    let mut mine = bus
+        .subscribe("session.me.#")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut projection = bus
+        .subscribe("#.counter.incremented")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut theirs = bus
+        .subscribe("session.them.#")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let c = cmd("counter.increment", r#"{"name":"bus"}"#).with_session("me");
+    bus.send(c.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    let ev = tokio::time::timeout(Duration::from_secs(5), mine.next())
+        .await
+        .ok()
+        .flatten();
+    let ev = ev.unwrap_or_else(|| panic!("no event for the session"));
+    assert_eq!(ev.meta.causation_id.as_ref(), Some(&c.meta.correlation_id));
+    assert_eq!(ev.topic(), "session.me.counter.incremented");
+    assert_eq!(body(&ev)["value"], 1);
+    let seen = tokio::time::timeout(Duration::from_secs(5), projection.next())
+        .await
+        .ok()
+        .flatten();
+    assert_eq!(seen.map(|e| e.meta.message_id), Some(ev.meta.message_id));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), theirs.next())
+            .await
+            .is_err()
+    );
+
+    let err = bus.send(cmd("nobody.home", "{}")).await.err();
+    assert!(matches!(err, Some(BusError::Unroutable { .. })), "{err:?}");
+    serving.stop();
+}
+
+#[tokio::test]
+async fn many_commands_each_get_one_outcome() {
+    let (host, _dir) = host_with(&["counter"]).await;
+    let bus = Arc::new(InProcessBus::new());
+    let serving = host
+        .serve(bus.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut events = bus
+        .subscribe("session.load.#")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    const N: usize = 200;
+    for i in 0..N {
+        let c =
+            cmd("counter.increment", &format!(r#"{{"name":"c{}"}}"#, i % 10)).with_session("load");
+        bus.send(c).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut ok = 0;
+    let mut conflicts = 0;
+    for _ in 0..N {
+        let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .ok()
+            .flatten();
+        match ev.map(|e| e.meta.routing_key) {
+            Some(k) if k == "counter.incremented" => ok += 1,
+            Some(k) if k == "counter.error" => conflicts += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(ok + conflicts, N);
+    // Concurrent increments of one name conflict rather than lose updates:
+    // the stored totals equal the successful increments.
+    let store = host.store();
+    let mut total = 0;
+    for i in 0..10 {
+        let doc = store
+            .get("counter", "counters", &format!("c{i}"))
+            .await
+            .ok()
+            .flatten();
+        let v: serde_json::Value = doc
+            .map(|d| serde_json::from_str(&d.json).unwrap_or_default())
+            .unwrap_or_default();
+        total += v["value"].as_i64().unwrap_or(0);
+    }
+    assert_eq!(total, ok as i64);
+    serving.stop();
+}

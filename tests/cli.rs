@@ -1,0 +1,203 @@
+//! `pyou` as a user runs it: separate processes, the embedded store on disk.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::handlers_dir;
+
+fn pyou(handlers: &Path, data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pyou"));
+    command.args(args).arg("--handlers").arg(handlers);
+    if args.first() == Some(&"invoke") {
+        command.arg("--data").arg(data);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("pyou runs: {e}"));
+    if let Some(mut input) = child.stdin.take() {
+        input
+            .write_all(stdin.unwrap_or("").as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    child.wait_with_output().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn events(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn invoke_persists_documents_across_processes() {
+    let handlers = handlers_dir(&["counter"]);
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let h = handlers.path();
+    let first = pyou(
+        h,
+        data.path(),
+        &[
+            "invoke",
+            "--session",
+            "abc",
+            "counter.increment",
+            r#"{"name":"tea","by":5}"#,
+        ],
+        None,
+    );
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let ev = events(&first);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["meta"]["routing_key"], "counter.incremented");
+    assert_eq!(ev[0]["meta"]["session_id"], "abc");
+    assert_eq!(ev[0]["meta"]["reply_channel"], "session.abc");
+    assert!(ev[0]["meta"]["causation_id"].is_string());
+
+    // A new process sees what the first wrote.
+    let second = pyou(
+        h,
+        data.path(),
+        &["invoke", "counter.get", "-"],
+        Some(r#"{"name":"tea"}"#),
+    );
+    assert_eq!(
+        second.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(events(&second)[0]["body"]["value"], 5);
+}
+
+#[test]
+fn invoke_exit_status_tells_errors_from_usage() {
+    let handlers = handlers_dir(&["counter"]);
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let h = handlers.path();
+    let missing = pyou(
+        h,
+        data.path(),
+        &["invoke", "counter.get", r#"{"name":"nope"}"#],
+        None,
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(events(&missing)[0]["body"]["code"], "not_found");
+    let unknown = pyou(h, data.path(), &["invoke", "nobody.home", "{}"], None);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(events(&unknown)[0]["body"]["code"], "unknown_routing_key");
+    let bad_json = pyou(h, data.path(), &["invoke", "counter.get", "{oops"], None);
+    assert_eq!(bad_json.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_json.stderr).contains("not valid JSON"));
+    let no_args = pyou(h, data.path(), &["invoke"], None);
+    assert_eq!(no_args.status.code(), Some(2));
+}
+
+#[test]
+fn redelivered_envelope_is_not_applied_twice_across_processes() {
+    let handlers = handlers_dir(&["counter"]);
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let h = handlers.path();
+    let envelope = r#"{"meta":{"message_id":"01JDREDELIVERED","kind":"command","routing_key":"counter.increment",
+        "correlation_id":"corr-1","session_id":"s1","reply_channel":"session.s1","timestamp":"2026-11-23T15:41:09.123Z"},
+        "body":{"name":"once"}}"#;
+    let a = pyou(
+        h,
+        data.path(),
+        &["invoke", "--envelope", "-"],
+        Some(envelope),
+    );
+    let b = pyou(
+        h,
+        data.path(),
+        &["invoke", "--envelope", "-"],
+        Some(envelope),
+    );
+    assert_eq!(
+        a.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+    assert_eq!(
+        events(&a),
+        events(&b),
+        "the second delivery republishes the recorded events"
+    );
+    assert_eq!(events(&a)[0]["meta"]["causation_id"], "corr-1");
+    let get = pyou(
+        h,
+        data.path(),
+        &["invoke", "counter.get", r#"{"name":"once"}"#],
+        None,
+    );
+    assert_eq!(events(&get)[0]["body"]["value"], 1);
+
+    let invalid = pyou(
+        h,
+        data.path(),
+        &["invoke", "--envelope", "-"],
+        Some(r#"{"meta":{"session_id":"s1"}}"#),
+    );
+    assert_eq!(invalid.status.code(), Some(1));
+    let ev = events(&invalid);
+    assert_eq!(ev[0]["body"]["code"], "invalid_envelope");
+    assert_eq!(ev[0]["meta"]["session_id"], "s1");
+}
+
+#[test]
+fn handlers_lists_components_and_failures_as_json() {
+    let handlers = handlers_dir(&["counter", "intruder"]);
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = pyou(handlers.path(), data.path(), &["handlers", "--json"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed file makes the exit status 1"
+    );
+    let list: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(list.len(), 2);
+    let counter = list
+        .iter()
+        .find(|s| s["domain"] == "counter")
+        .unwrap_or_else(|| panic!("{list:?}"));
+    assert!(counter["file"]
+        .as_str()
+        .unwrap_or_default()
+        .ends_with("counter.wasm"));
+    assert!(counter["routing_keys"]
+        .as_array()
+        .is_some_and(|k| k.iter().any(|k| k == "counter.increment")));
+    assert!(counter["error"].is_null());
+    let intruder = list.iter().find(|s| {
+        s["file"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("intruder.wasm")
+    });
+    assert!(
+        intruder.is_some_and(|i| i["error"].is_string() && i["domain"].is_null()),
+        "{list:?}"
+    );
+
+    let plain = pyou(handlers.path(), data.path(), &["handlers"], None);
+    let text = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        text.contains("counter.increment") && text.contains("FAILED"),
+        "{text}"
+    );
+}

@@ -1,0 +1,87 @@
+//! Shared by the end-to-end tests: real components, built once by
+//! `scripts/build-handlers` (the same script the setup command runs), and
+//! throwaway handler folders holding just the components a test wants.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use parallel_you_host::bus::Collector;
+use parallel_you_host::envelope::Envelope;
+use parallel_you_host::error::error_code_of;
+use parallel_you_host::{Host, HostConfig, Limits, MemoryStore, Store};
+
+/// The folder holding every built component (bundled and test-only).
+pub fn components() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let status = Command::new(root.join("scripts/build-handlers"))
+            .status()
+            .expect("scripts/build-handlers runs");
+        assert!(status.success(), "scripts/build-handlers failed");
+        root.join("target/test-handlers")
+    })
+}
+
+/// A temporary handlers folder with copies of the named components.
+pub fn handlers_dir(names: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for name in names {
+        let from = components().join(format!("{name}.wasm"));
+        std::fs::copy(&from, dir.path().join(format!("{name}.wasm")))
+            .unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    }
+    dir
+}
+
+/// Limits that keep the failure tests quick.
+pub fn test_limits() -> Limits {
+    Limits {
+        deadline: Duration::from_millis(500),
+        memory: 32 * 1024 * 1024,
+        ..Limits::default()
+    }
+}
+
+/// A host over an in-memory store with the named components loaded.
+pub async fn host_with(names: &[&str]) -> (Arc<Host>, tempfile::TempDir) {
+    host_with_store(names, Arc::new(MemoryStore::new())).await
+}
+
+/// A host over `store` with the named components loaded.
+pub async fn host_with_store(
+    names: &[&str],
+    store: Arc<dyn Store>,
+) -> (Arc<Host>, tempfile::TempDir) {
+    let dir = handlers_dir(names);
+    let config = HostConfig {
+        limits: test_limits(),
+        max_body: 0,
+    };
+    let host = Host::new(config, store).expect("host starts");
+    host.load_dir(dir.path()).await.expect("folder loads");
+    (Arc::new(host), dir)
+}
+
+/// Dispatches a command and returns its events.
+pub async fn call(host: &Host, cmd: Envelope) -> Vec<Envelope> {
+    host.dispatch(cmd, Arc::new(Collector::new())).await
+}
+
+/// A command envelope, panicking on a bad literal.
+pub fn cmd(key: &str, body: &str) -> Envelope {
+    Envelope::command(key, body).expect("valid command literal")
+}
+
+/// The JSON body of an event.
+pub fn body(event: &Envelope) -> serde_json::Value {
+    serde_json::from_str(event.body.get()).expect("event bodies are JSON")
+}
+
+/// The error code of the last event, if it is an error event.
+pub fn last_error(events: &[Envelope]) -> Option<String> {
+    events.last().and_then(error_code_of)
+}

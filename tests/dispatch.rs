@@ -181,3 +181,15 @@ async fn store_is_scoped_to_the_domain() {
         None
     );
 }
+
+#[tokio::test]
+async fn events_outside_the_domain_are_refused() {
+    let (host, _dir) = host_with(&["noop"]).await;
+    let events = call(&host, cmd("noop.stray", "{}")).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(last_error(&events).as_deref(), Some("invalid_event"));
+    assert!(body(&events[0])["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("counter.hijacked"));
+}

@@ -236,7 +236,52 @@ impl Host {
                 while running.join_next().await.is_some() {}
             });
         }
+        let host = self.clone();
+        tasks.spawn(async move {
+            loop {
+                if let Err(err) = host.fire_due_timers(bus.as_ref()).await {
+                    tracing::warn!(error = %err, "could not fire due timers");
+                }
+                tokio::time::sleep(crate::timers::POLL_INTERVAL).await;
+            }
+        });
         Ok(Serving { tasks })
+    }
+
+    /// Sends the command of every timer that is due on `bus`, then deletes
+    /// the timer. A timer whose command nobody serves any more gets an
+    /// `unknown_routing_key` error event on its session. Returns how many
+    /// fired.
+    pub async fn fire_due_timers(&self, bus: &dyn Bus) -> Result<usize, crate::store::StoreError> {
+        let due = crate::timers::due(self.store.as_ref(), crate::timers::now_ms()).await?;
+        let mut fired = 0;
+        for (id, timer) in due {
+            match timer.command(&id) {
+                Ok(cmd) => match bus.send(cmd.clone()).await {
+                    Ok(()) => {}
+                    Err(BusError::Unroutable { routing_key }) => {
+                        let err = ErrorBody::new(
+                            ErrorCode::UnknownRoutingKey,
+                            format!("the timer {id} fired, but no handler serves {routing_key:?} any more"),
+                        );
+                        self.fail(&cmd, err, bus).await;
+                    }
+                    // Keep the timer: it fires on a later poll.
+                    Err(err) => {
+                        tracing::warn!(timer = %id, error = %err, "could not deliver a due timer");
+                        continue;
+                    }
+                },
+                Err(err) => {
+                    tracing::error!(timer = %id, error = %err, "dropping a timer with an invalid body")
+                }
+            }
+            self.store
+                .delete(crate::timers::DOMAIN, crate::timers::COLLECTION, &id)
+                .await?;
+            fired += 1;
+        }
+        Ok(fired)
     }
 }
 

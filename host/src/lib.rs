@@ -16,6 +16,7 @@ pub mod registry;
 pub mod runtime;
 mod sandbox;
 pub mod store;
+pub mod timers;
 
 pub use bus::{Bus, InProcessBus, Publisher};
 pub use envelope::{Envelope, Meta};

@@ -12,7 +12,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::bindings::parallel_you::handler::{emitter, log, store as wit_store, types};
+use crate::bindings::parallel_you::handler::{emitter, log, scheduler, store as wit_store, types};
 use crate::bus::Publisher;
 use crate::envelope::{check_routing_key, domain_of, Envelope, Meta};
 use crate::error::{ErrorBody, ErrorCode};
@@ -243,6 +243,37 @@ impl wit_store::Host for Sandbox {
     async fn clear(&mut self, collection: String) -> Result<(), wit_store::StoreError> {
         self.store
             .clear(&self.domain, &collection)
+            .await
+            .map_err(to_wit_error)
+    }
+}
+
+impl scheduler::Host for Sandbox {
+    async fn schedule(
+        &mut self,
+        delay_ms: u64,
+        routing_key: String,
+        body: String,
+    ) -> Result<String, wit_store::StoreError> {
+        let Some(cause) = &self.command else {
+            return Err(wit_store::StoreError::Invalid(
+                "timers can only be scheduled while handling a command".to_owned(),
+            ));
+        };
+        crate::timers::schedule(
+            &*self.store,
+            &self.domain,
+            cause,
+            delay_ms,
+            &routing_key,
+            &body,
+        )
+        .await
+        .map_err(to_wit_error)
+    }
+
+    async fn cancel(&mut self, id: String) -> Result<bool, wit_store::StoreError> {
+        crate::timers::cancel(&*self.store, &self.domain, &id)
             .await
             .map_err(to_wit_error)
     }

@@ -107,7 +107,7 @@ pub mod bindings {
 }
 
 use bindings::exports::parallel_you::handler::command_handler;
-use bindings::parallel_you::handler::{emitter, log, store, types};
+use bindings::parallel_you::handler::{emitter, log, scheduler, store, types};
 
 pub use bindings::parallel_you::handler::log::Level;
 pub use bindings::parallel_you::handler::store::StoreError;
@@ -314,6 +314,27 @@ impl Ctx {
     /// partial results). Returned events are published after these.
     pub fn emit(&self, event: Event) {
         emitter::emit(&event);
+    }
+
+    /// Has the command `routing_key` (of this handler's own domain) with
+    /// `body` delivered after `delay`, surviving host restarts. The command
+    /// arrives with this command's session and reply channel, and this
+    /// command's correlation id as its causation id. Returns the timer id,
+    /// for [`Ctx::cancel`].
+    pub fn schedule(
+        &self,
+        delay: std::time::Duration,
+        routing_key: &str,
+        body: &impl Serialize,
+    ) -> Result<String, Error> {
+        let body = serde_json::to_string(body)?;
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        Ok(scheduler::schedule(delay_ms, routing_key, &body)?)
+    }
+
+    /// Cancels a timer of this domain; true if it was still pending.
+    pub fn cancel(&self, timer_id: &str) -> Result<bool, Error> {
+        Ok(scheduler::cancel(timer_id)?)
     }
 
     /// Writes a line to the host's log, tagged with the handler's domain and

@@ -83,12 +83,15 @@ async fn list_filters_and_order(s: &dyn Store) {
     let docs = [
         (
             "t3",
-            r#"{"kind":"story","state":"ready","title":"Write docs","tags":{"p":1}}"#,
+            r#"{"kind":"story","state":"ready","title":"Write docs","tags":{"p":1},"due":300}"#,
         ),
-        ("t1", r#"{"kind":"saga","state":"ready","title":"Ship v1"}"#),
+        (
+            "t1",
+            r#"{"kind":"saga","state":"ready","title":"Ship v1","due":100}"#,
+        ),
         (
             "t2",
-            r#"{"kind":"story","state":"done","title":"Fix the README","archived":true}"#,
+            r#"{"kind":"story","state":"done","title":"Fix the README","archived":true,"due":200.5}"#,
         ),
     ];
     for (id, json) in docs {
@@ -108,6 +111,12 @@ async fn list_filters_and_order(s: &dyn Store) {
         (r#"{"tags.p":1}"#, vec!["t3"]),
         (r#"{"$limit":2}"#, vec!["t1", "t2"]),
         (r#"{"kind":"task"}"#, vec![]),
+        (r#"{"due":{"$lte":200.5}}"#, vec!["t1", "t2"]),
+        (r#"{"due":{"$lt":200.5}}"#, vec!["t1"]),
+        (r#"{"due":{"$gt":100}}"#, vec!["t2", "t3"]),
+        (r#"{"due":{"$gte":300},"kind":"story"}"#, vec!["t3"]),
+        (r#"{"title":{"$gte":"X"}}"#, vec![]),
+        (r#"{"title":{"$gte":"S"}}"#, vec!["t1", "t3"]),
     ];
     for (f, want) in cases {
         let got = ids(s.list("d", "threads", &filter(f)).await.unwrap());

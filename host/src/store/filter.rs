@@ -4,7 +4,8 @@
 //! field path (`a.b` reaches into nested objects) and each value either a
 //! JSON value the field must equal, or an operator object: `{"$ne": v}`,
 //! `{"$in": [v, …]}`, `{"$exists": bool}`, `{"$contains": "text"}`
-//! (case-insensitive substring of a string field). The key `"$limit"` caps
+//! (case-insensitive substring of a string field), and `$lt`, `$lte`,
+//! `$gt`, `$gte` (numbers with numbers, strings with strings). The key `"$limit"` caps
 //! the number of results. These are the subset of MongoDB's query language
 //! that every store can answer the same way.
 
@@ -37,6 +38,8 @@ pub enum Condition {
     Exists(bool),
     /// A string field containing this text, ignoring case (stored lowercase).
     Contains(String),
+    /// Ordered against the value: numbers with numbers, strings with strings.
+    Cmp(std::cmp::Ordering, bool, Value),
 }
 
 impl Filter {
@@ -141,12 +144,24 @@ impl Condition {
                 .as_bool()
                 .map(Condition::Exists)
                 .ok_or_else(|| bad("needs true or false")),
+            "$lt" | "$lte" | "$gt" | "$gte" => {
+                if !(arg.is_number() || arg.is_string()) {
+                    return Err(bad("needs a number or a string"));
+                }
+                let (ord, or_equal) = match op.as_str() {
+                    "$lt" => (std::cmp::Ordering::Less, false),
+                    "$lte" => (std::cmp::Ordering::Less, true),
+                    "$gt" => (std::cmp::Ordering::Greater, false),
+                    _ => (std::cmp::Ordering::Greater, true),
+                };
+                Ok(Condition::Cmp(ord, or_equal, arg))
+            }
             "$contains" => arg
                 .as_str()
                 .map(|s| Condition::Contains(s.to_lowercase()))
                 .ok_or_else(|| bad("needs a string")),
             _ => Err(StoreError::Invalid(format!(
-                "filter field {key:?}: unknown operator {op}; use $eq, $ne, $in, $exists or $contains"
+                "filter field {key:?}: unknown operator {op}; use $eq, $ne, $in, $exists, $contains, $lt, $lte, $gt or $gte"
             ))),
         }
     }
@@ -161,7 +176,22 @@ impl Condition {
             Condition::Contains(text) => field
                 .and_then(Value::as_str)
                 .is_some_and(|s| s.to_lowercase().contains(text)),
+            Condition::Cmp(want, or_equal, v) => field
+                .and_then(|f| compare(f, v))
+                .is_some_and(|o| o == *want || (*or_equal && o == std::cmp::Ordering::Equal)),
         }
+    }
+}
+
+/// Orders two JSON values of the same kind (numbers or strings).
+fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => Some(x.cmp(&y)),
+            _ => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        },
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        _ => None,
     }
 }
 
@@ -193,6 +223,15 @@ mod tests {
         assert!(f(r#"{"title":{"$contains":"readme"}}"#).matches(&doc));
         assert!(!f(r#"{"n":{"$contains":"3"}}"#).matches(&doc));
         assert!(f(r#"{"meta":{"tag":"x"}}"#).matches(&doc));
+        assert!(f(r#"{"n":{"$lte":3}}"#).matches(&doc));
+        assert!(!f(r#"{"n":{"$lt":3}}"#).matches(&doc));
+        assert!(f(r#"{"n":{"$gt":2.5}}"#).matches(&doc));
+        assert!(
+            !f(r#"{"n":{"$gte":"3"}}"#).matches(&doc),
+            "a number is not ordered against a string"
+        );
+        assert!(f(r#"{"kind":{"$gte":"saga"}}"#).matches(&doc));
+        assert!(!f(r#"{"missing":{"$lt":1}}"#).matches(&doc));
     }
 
     #[test]
@@ -205,6 +244,7 @@ mod tests {
             r#"{"a..b":1}"#,
             r#"{"a":{"$in":1}}"#,
             r#"{"a":{"$ne":1,"$eq":2}}"#,
+            r#"{"a":{"$lt":[1]}}"#,
         ] {
             assert!(Filter::parse(bad).is_err(), "{bad} accepted");
         }

@@ -7,6 +7,10 @@
 //!   `noop.touched {id, version}`: one store round trip.
 //! * `noop.emit {n}` publishes `n` events `noop.emitted {i}` through the
 //!   emitter, then answers `noop.done {n}`.
+//! * `noop.later {delay_ms, body}` schedules `noop.ping` with `body` and
+//!   answers `noop.scheduled {timer_id}`; `noop.cancel {timer_id}` answers
+//!   `noop.cancelled {cancelled}`.
+//! * `noop.stray` returns an event of another domain (the host refuses it).
 
 use parallel_you_sdk::{export_handler, Ctx, Error, Event, Handler, Router};
 use serde::Deserialize;
@@ -30,7 +34,17 @@ impl Handler for Noop {
                 emit,
             )
             .schema(r#"{"type":"object","required":["n"],"properties":{"n":{"type":"integer","minimum":0}}}"#)
-            .emits(&["noop.ponged", "noop.touched", "noop.emitted", "noop.done"])
+            .command("noop.later", "Schedule `noop.ping` after `delay_ms`", later)
+            .command("noop.cancel", "Cancel a timer", cancel)
+            .command("noop.stray", "Return another domain's event", stray)
+            .emits(&[
+                "noop.ponged",
+                "noop.touched",
+                "noop.emitted",
+                "noop.done",
+                "noop.scheduled",
+                "noop.cancelled",
+            ])
     }
 }
 
@@ -65,4 +79,36 @@ fn emit(ctx: &Ctx, cmd: Emit) -> Result<Vec<Event>, Error> {
         ctx.emit(Event::new("noop.emitted", &json!({ "i": i }))?);
     }
     Ok(vec![Event::new("noop.done", &json!({ "n": cmd.n }))?])
+}
+
+#[derive(Deserialize)]
+struct Later {
+    delay_ms: u64,
+    body: Value,
+}
+
+fn later(ctx: &Ctx, cmd: Later) -> Result<Vec<Event>, Error> {
+    let delay = std::time::Duration::from_millis(cmd.delay_ms);
+    let timer_id = ctx.schedule(delay, "noop.ping", &cmd.body)?;
+    Ok(vec![Event::new(
+        "noop.scheduled",
+        &json!({ "timer_id": timer_id }),
+    )?])
+}
+
+#[derive(Deserialize)]
+struct Cancel {
+    timer_id: String,
+}
+
+fn cancel(ctx: &Ctx, cmd: Cancel) -> Result<Vec<Event>, Error> {
+    let cancelled = ctx.cancel(&cmd.timer_id)?;
+    Ok(vec![Event::new(
+        "noop.cancelled",
+        &json!({ "cancelled": cancelled }),
+    )?])
+}
+
+fn stray(_ctx: &Ctx, _body: Value) -> Result<Vec<Event>, Error> {
+    Ok(vec![Event::new("counter.hijacked", &json!({}))?])
 }

@@ -1,0 +1,165 @@
+//! Durable timers: scheduled commands fire later, survive restarts, cancel.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{body, call, cmd, host_with_store, last_error};
+use parallel_you_host::bus::{Bus, InProcessBus, Subscription};
+use parallel_you_host::envelope::Envelope;
+use parallel_you_host::store::{Filter, MemoryStore, SqliteStore, Store, StoreError};
+use parallel_you_host::timers;
+
+async fn next(sub: &mut Subscription, within: Duration) -> Option<Envelope> {
+    tokio::time::timeout(within, sub.next())
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn pending(store: &dyn Store) -> usize {
+    store
+        .list(timers::DOMAIN, timers::COLLECTION, &Filter::all())
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn scheduled_command_fires_on_the_session_after_its_delay() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (host, _dir) = host_with_store(&["noop"], store.clone()).await;
+    let bus = Arc::new(InProcessBus::new());
+    let serving = host.serve(bus.clone()).await.unwrap();
+    let mut session = bus.subscribe("session.t1.#").await.unwrap();
+    let started = Instant::now();
+    let c = cmd("noop.later", r#"{"delay_ms":300,"body":{"x":1}}"#).with_session("t1");
+    bus.send(c.clone()).await.unwrap();
+    let scheduled = next(&mut session, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(scheduled.meta.routing_key, "noop.scheduled");
+    let timer_id = body(&scheduled)["timer_id"].as_str().unwrap().to_owned();
+    let pong = next(&mut session, Duration::from_secs(5)).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "fired early: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(pong.meta.routing_key, "noop.ponged");
+    assert_eq!(body(&pong), serde_json::json!({"x": 1}));
+    assert_eq!(pong.meta.session_id.as_deref(), Some("t1"));
+    // The timer's command was processed under its one message id, and the
+    // timer is gone.
+    let marker = store.processed(&format!("timer-{timer_id}")).await.unwrap();
+    assert!(marker.is_some_and(|events| events.len() == 1));
+    assert_eq!(pending(store.as_ref()).await, 0);
+    assert!(
+        next(&mut session, Duration::from_millis(300))
+            .await
+            .is_none(),
+        "fired twice"
+    );
+    serving.stop();
+}
+
+#[tokio::test]
+async fn cancelled_timer_does_not_fire() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (host, _dir) = host_with_store(&["noop"], store.clone()).await;
+    let bus = Arc::new(InProcessBus::new());
+    let serving = host.serve(bus.clone()).await.unwrap();
+    let mut session = bus.subscribe("session.t2.#").await.unwrap();
+    let events = call(
+        &host,
+        cmd("noop.later", r#"{"delay_ms":400,"body":{}}"#).with_session("t2"),
+    )
+    .await;
+    let timer_id = body(&events[0])["timer_id"].as_str().unwrap().to_owned();
+    let cancel = format!(r#"{{"timer_id":"{timer_id}"}}"#);
+    let events = call(&host, cmd("noop.cancel", &cancel)).await;
+    assert_eq!(body(&events[0])["cancelled"], true);
+    let events = call(&host, cmd("noop.cancel", &cancel)).await;
+    assert_eq!(
+        body(&events[0])["cancelled"],
+        false,
+        "a second cancel finds nothing"
+    );
+    assert!(next(&mut session, Duration::from_millis(800))
+        .await
+        .is_none());
+    serving.stop();
+}
+
+#[tokio::test]
+async fn timer_survives_a_restart_and_fires_once() {
+    let data = tempfile::tempdir().unwrap();
+    {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_dir(data.path()).unwrap());
+        let (host, _dir) = host_with_store(&["noop"], store).await;
+        // Scheduled by a host that is not serving, then gone.
+        let events = call(
+            &host,
+            cmd(
+                "noop.later",
+                r#"{"delay_ms":100,"body":{"after":"restart"}}"#,
+            )
+            .with_session("t3"),
+        )
+        .await;
+        assert_eq!(last_error(&events), None, "{events:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_dir(data.path()).unwrap());
+    assert_eq!(pending(store.as_ref()).await, 1, "the timer is on disk");
+    let (host, _dir) = host_with_store(&["noop"], store.clone()).await;
+    let bus = Arc::new(InProcessBus::new());
+    let mut session = bus.subscribe("session.t3.#").await.unwrap();
+    let serving = host.serve(bus.clone()).await.unwrap();
+    let pong = next(&mut session, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(body(&pong), serde_json::json!({"after": "restart"}));
+    assert!(
+        next(&mut session, Duration::from_millis(400))
+            .await
+            .is_none(),
+        "fired twice"
+    );
+    assert_eq!(pending(store.as_ref()).await, 0);
+    serving.stop();
+}
+
+#[tokio::test]
+async fn handlers_schedule_only_their_own_domain() {
+    let store = MemoryStore::new();
+    let cause = cmd("noop.later", "{}").meta;
+    let err = timers::schedule(&store, "noop", &cause, 10, "counter.increment", "{}").await;
+    assert!(matches!(err, Err(StoreError::Invalid(m)) if m.contains("own domain")));
+    let err = timers::schedule(&store, "noop", &cause, u64::MAX, "noop.ping", "{}").await;
+    assert!(matches!(err, Err(StoreError::Invalid(_))));
+    let err = timers::schedule(&store, "noop", &cause, 10, "noop.ping", "{not json").await;
+    assert!(matches!(err, Err(StoreError::Invalid(_))));
+    // Another domain cannot cancel it.
+    let id = timers::schedule(&store, "noop", &cause, 10_000, "noop.ping", "{}")
+        .await
+        .unwrap();
+    assert_eq!(timers::cancel(&store, "counter", &id).await, Ok(false));
+    assert_eq!(timers::cancel(&store, "noop", &id).await, Ok(true));
+}
+
+#[tokio::test]
+async fn timer_for_a_key_nobody_serves_reports_an_error() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let cause = cmd("gone.start", "{}").with_session("t4").meta;
+    timers::schedule(store.as_ref(), "gone", &cause, 0, "gone.tick", "{}")
+        .await
+        .unwrap();
+    let (host, _dir) = host_with_store(&["noop"], store.clone()).await;
+    let bus = Arc::new(InProcessBus::new());
+    let mut session = bus.subscribe("session.t4.#").await.unwrap();
+    assert_eq!(host.fire_due_timers(bus.as_ref()).await, Ok(1));
+    let err = next(&mut session, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(err.meta.routing_key, "gone.error");
+    assert_eq!(body(&err)["code"], "unknown_routing_key");
+    assert_eq!(pending(store.as_ref()).await, 0);
+}

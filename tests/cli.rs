@@ -201,3 +201,93 @@ fn handlers_lists_components_and_failures_as_json() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn serve_answers_over_http_and_stops_gracefully_on_sigterm() {
+    use std::io::BufRead;
+    let handlers = handlers_dir(&["counter"]);
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pyou"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--handlers"])
+        .arg(handlers.path())
+        .arg("--data")
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map(|_| line)
+    });
+    let line = tokio::time::timeout(std::time::Duration::from_secs(60), line)
+        .await
+        .unwrap_or_else(|_| panic!("pyou serve printed nothing"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    let res = reqwest::Client::new()
+        .post(format!(
+            "http://{addr}/api/counter/increment?session=w1&wait=5000"
+        ))
+        .body(r#"{"name":"served"}"#)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status().as_u16(), 200);
+    let body: serde_json::Value = res.json().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(body["events"][0]["body"]["value"], 1);
+
+    // `pyou watch` prints the session's events, including those published
+    // before it connected (the session buffer replays them).
+    let watch = Command::new(env!("CARGO_BIN_EXE_pyou"))
+        .args([
+            "watch",
+            "--url",
+            &format!("ws://{addr}"),
+            "--session",
+            "w1",
+            "--count",
+            "1",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        watch.status.success(),
+        "{}",
+        String::from_utf8_lossy(&watch.stderr)
+    );
+    let watched = events(&watch);
+    assert_eq!(watched[0]["meta"]["causation_id"], body["correlation_id"]);
+
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(killed.is_ok_and(|s| s.success()));
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+            assert!(status.success(), "pyou serve exited with {status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "pyou serve ignored SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // What it wrote is on disk for the next run.
+    let get = pyou(
+        handlers.path(),
+        data.path(),
+        &["invoke", "counter.get", r#"{"name":"served"}"#],
+        None,
+    );
+    assert_eq!(events(&get)[0]["body"]["value"], 1);
+}

@@ -8,15 +8,17 @@ use common::{call, cmd, handlers_dir, host_with, last_error, test_limits};
 use parallel_you_host::{Host, HostConfig, MemoryStore};
 use std::sync::Arc;
 
-async fn load(dir: &std::path::Path) -> Host {
-    let host = Host::new(
-        HostConfig {
-            limits: test_limits(),
-            max_body: 0,
-        },
-        Arc::new(MemoryStore::new()),
-    )
-    .expect("host");
+async fn load(dir: &std::path::Path) -> Arc<Host> {
+    let host = Arc::new(
+        Host::new(
+            HostConfig {
+                limits: test_limits(),
+                max_body: 0,
+            },
+            Arc::new(MemoryStore::new()),
+        )
+        .expect("host"),
+    );
     host.load_dir(dir).await.expect("folder readable");
     host
 }

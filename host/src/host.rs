@@ -1,16 +1,21 @@
 //! The host: takes commands, runs them in their handler's sandbox, and
 //! publishes what comes out, exactly once per `message_id`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
-use tokio::task::JoinSet;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::bus::{Bus, BusError, Publisher};
 use crate::envelope::{Envelope, EnvelopeError, Kind};
 use crate::error::{error_code_of, ErrorBody, ErrorCode};
+use crate::metrics::Metrics;
 use crate::registry::{HandlerStatus, Registry};
 use crate::runtime::{Limits, LoadError, Runtime, RuntimeError};
 use crate::store::Store;
@@ -30,6 +35,8 @@ pub struct Host {
     registry: RwLock<Arc<Registry>>,
     store: Arc<dyn Store>,
     max_body: usize,
+    metrics: Metrics,
+    serving: tokio::sync::Mutex<Option<ServeState>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -53,15 +60,24 @@ impl Host {
             registry: RwLock::new(Arc::new(Registry::default())),
             store,
             max_body,
+            metrics: Metrics::default(),
+            serving: tokio::sync::Mutex::new(None),
         })
     }
 
     /// Loads every component in `dir`, replacing the handlers loaded so far.
     /// Files that fail are reported by [`Host::status`]; only an unreadable
     /// folder is an error.
-    pub async fn load_dir(&self, dir: &Path) -> Result<(), LoadError> {
+    /// When the host is serving, routing keys are bound and unbound to match.
+    pub async fn load_dir(self: &Arc<Self>, dir: &Path) -> Result<(), LoadError> {
         let registry = Registry::load_dir(&self.runtime, dir).await?;
         *self.registry.write() = Arc::new(registry);
+        let mut serving = self.serving.lock().await;
+        if let Some(state) = serving.as_mut() {
+            if let Err(err) = self.sync_bindings(state).await {
+                tracing::error!(error = %err, "could not update the bus bindings");
+            }
+        }
         Ok(())
     }
 
@@ -80,6 +96,11 @@ impl Host {
         &self.store
     }
 
+    /// What this host has done so far.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Handles a message given as envelope JSON text; an invalid one gets an
     /// `invalid_envelope` error event addressed with what could be read.
     pub async fn dispatch_json(&self, text: &str, out: Arc<dyn Publisher>) -> Vec<Envelope> {
@@ -92,6 +113,7 @@ impl Host {
     /// Publishes the `invalid_envelope` error event for a message that is
     /// not a valid envelope, and returns it.
     pub async fn reject(&self, err: EnvelopeError, out: &dyn Publisher) -> Vec<Envelope> {
+        self.metrics.refused(ErrorCode::InvalidEnvelope.as_str());
         let event = ErrorBody::new(ErrorCode::InvalidEnvelope, err.reason.clone())
             .event_for_partial(&err.partial);
         publish_all(out, std::slice::from_ref(&event)).await;
@@ -131,6 +153,7 @@ impl Host {
         match self.store.processed(&cmd.meta.message_id).await {
             Ok(Some(recorded)) => {
                 tracing::info!("already processed: republishing its recorded events");
+                self.metrics.replayed();
                 let events: Vec<Envelope> = recorded
                     .iter()
                     .filter_map(|text| serde_json::from_str(text).ok())
@@ -154,6 +177,7 @@ impl Host {
             );
             return self.fail(&cmd, err, out.as_ref()).await;
         };
+        let started = Instant::now();
         let outcome = self
             .runtime
             .run(&handler, &cmd, self.store.clone(), out.clone())
@@ -187,65 +211,148 @@ impl Host {
             }
         }
         publish_all(out.as_ref(), &tail).await;
+        let code = tail.last().and_then(error_code_of);
+        self.metrics
+            .command(&cmd.meta.routing_key, started.elapsed(), code.as_deref());
         let mut all = outcome.emitted;
         all.extend(tail);
         all
     }
 
     async fn fail(&self, cmd: &Envelope, err: ErrorBody, out: &dyn Publisher) -> Vec<Envelope> {
+        self.metrics.refused(&err.code);
         let event = err.event_for(&cmd.meta);
-        tracing::warn!(code = ?error_code_of(&event), "command refused");
+        tracing::warn!(code = %err_code(&event), "command refused");
         publish_all(out, std::slice::from_ref(&event)).await;
         vec![event]
     }
 
-    /// Binds every loaded handler's routing keys on `bus` and consumes their
-    /// domain queues until the returned [`Serving`] is stopped. Commands run
-    /// concurrently, up to the runtime's instance limit.
+    /// Binds every loaded handler's routing keys on `bus`, consumes their
+    /// domain queues and fires due timers, until [`Serving::shutdown`].
+    /// Handlers loaded later with [`Host::load_dir`] are bound (and dropped
+    /// ones unbound) as they change. At most `4 × max_instances` commands
+    /// are taken from the bus at once: the rest wait in their queues.
     pub async fn serve(self: &Arc<Self>, bus: Arc<dyn Bus>) -> Result<Serving, BusError> {
-        let registry = self.registry();
-        let mut tasks = JoinSet::new();
-        for handler in registry.handlers() {
-            let domain = handler.manifest.domain.clone();
-            bus.bind(&domain, &handler.manifest.routing_keys()).await?;
-            let mut deliveries = bus.consume(&domain).await?;
-            let host = self.clone();
-            let bus = bus.clone();
-            tasks.spawn(async move {
-                let mut running = JoinSet::new();
-                while let Some(delivery) = deliveries.next().await {
-                    let host = host.clone();
-                    let bus = bus.clone();
-                    running.spawn(async move {
-                        let publisher: Arc<dyn Publisher> = bus.clone();
-                        match &delivery.message {
-                            Ok(cmd) => {
-                                host.dispatch(cmd.clone(), publisher).await;
-                            }
-                            Err(err) => {
-                                host.reject(err.clone(), publisher.as_ref()).await;
-                            }
-                        }
-                        if let Err(err) = delivery.ack().await {
-                            tracing::warn!(error = %err, "could not acknowledge a command");
-                        }
-                    });
-                    // Reap finished commands so the set does not grow.
-                    while running.try_join_next().is_some() {}
-                }
-                while running.join_next().await.is_some() {}
-            });
+        let mut serving = self.serving.lock().await;
+        if serving.is_some() {
+            return Err(BusError::Invalid("this host is already serving".to_owned()));
         }
+        let stop = CancellationToken::new();
+        let inflight = TaskTracker::new();
+        let permits = Arc::new(Semaphore::new(
+            4 * self.runtime.limits().max_instances.max(1) as usize,
+        ));
+        let mut state = ServeState {
+            bus: bus.clone(),
+            stop: stop.clone(),
+            inflight: inflight.clone(),
+            permits,
+            domains: BTreeMap::new(),
+        };
+        self.sync_bindings(&mut state).await?;
+        *serving = Some(state);
+        drop(serving);
         let host = self.clone();
-        tasks.spawn(async move {
+        let timer_stop = stop.clone();
+        let timers = tokio::spawn(async move {
             loop {
                 if let Err(err) = host.fire_due_timers(bus.as_ref()).await {
                     tracing::warn!(error = %err, "could not fire due timers");
                 }
-                tokio::time::sleep(crate::timers::POLL_INTERVAL).await;
+                tokio::select! {
+                    _ = timer_stop.cancelled() => break,
+                    _ = tokio::time::sleep(crate::timers::POLL_INTERVAL) => {}
+                }
             }
         });
-        Ok(Serving { tasks })
+        Ok(Serving {
+            host: self.clone(),
+            stop,
+            inflight,
+            timers,
+        })
+    }
+
+    /// Makes the bus bindings and consumers match the registry.
+    async fn sync_bindings(self: &Arc<Self>, state: &mut ServeState) -> Result<(), BusError> {
+        let registry = self.registry();
+        let wanted: BTreeMap<String, Vec<String>> = registry
+            .handlers()
+            .map(|h| (h.manifest.domain.clone(), h.manifest.routing_keys()))
+            .collect();
+        let gone: Vec<String> = state
+            .domains
+            .keys()
+            .filter(|d| !wanted.contains_key(*d))
+            .cloned()
+            .collect();
+        for domain in gone {
+            if let Some(old) = state.domains.remove(&domain) {
+                state.bus.unbind(&domain, &old.keys).await?;
+                old.stop.cancel();
+                tracing::info!(domain = %domain, "unbound");
+            }
+        }
+        for (domain, keys) in wanted {
+            if let Some(current) = state.domains.get_mut(&domain) {
+                let dropped: Vec<String> = current
+                    .keys
+                    .iter()
+                    .filter(|k| !keys.contains(k))
+                    .cloned()
+                    .collect();
+                state.bus.unbind(&domain, &dropped).await?;
+                state.bus.bind(&domain, &keys).await?;
+                current.keys = keys;
+                continue;
+            }
+            state.bus.bind(&domain, &keys).await?;
+            let deliveries = state.bus.consume(&domain).await?;
+            let stop = state.stop.child_token();
+            tokio::spawn(
+                self.clone()
+                    .consume(deliveries, state.clone_for_consumer(stop.clone())),
+            );
+            tracing::info!(domain = %domain, keys = ?keys, "bound");
+            state.domains.insert(domain, DomainState { keys, stop });
+        }
+        Ok(())
+    }
+
+    async fn consume(self: Arc<Self>, mut deliveries: crate::bus::Deliveries, ctx: ConsumerCtx) {
+        loop {
+            let permit = tokio::select! {
+                _ = ctx.stop.cancelled() => break,
+                p = ctx.permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let delivery = tokio::select! {
+                _ = ctx.stop.cancelled() => break,
+                d = deliveries.next() => match d {
+                    Some(d) => d,
+                    None => break,
+                },
+            };
+            let host = self.clone();
+            let bus = ctx.bus.clone();
+            ctx.inflight.spawn(async move {
+                let publisher: Arc<dyn Publisher> = bus;
+                match &delivery.message {
+                    Ok(cmd) => {
+                        host.dispatch(cmd.clone(), publisher).await;
+                    }
+                    Err(err) => {
+                        host.reject(err.clone(), publisher.as_ref()).await;
+                    }
+                }
+                if let Err(err) = delivery.ack().await {
+                    tracing::warn!(error = %err, "could not acknowledge a command");
+                }
+                drop(permit);
+            });
+        }
     }
 
     /// Sends the command of every timer that is due on `bus`, then deletes
@@ -285,17 +392,74 @@ impl Host {
     }
 }
 
-/// The consumer loops of a serving host.
+/// What a serving host keeps about its bus.
+struct ServeState {
+    bus: Arc<dyn Bus>,
+    stop: CancellationToken,
+    inflight: TaskTracker,
+    permits: Arc<Semaphore>,
+    domains: BTreeMap<String, DomainState>,
+}
+
+struct DomainState {
+    keys: Vec<String>,
+    stop: CancellationToken,
+}
+
+struct ConsumerCtx {
+    bus: Arc<dyn Bus>,
+    stop: CancellationToken,
+    inflight: TaskTracker,
+    permits: Arc<Semaphore>,
+}
+
+impl ServeState {
+    fn clone_for_consumer(&self, stop: CancellationToken) -> ConsumerCtx {
+        ConsumerCtx {
+            bus: self.bus.clone(),
+            stop,
+            inflight: self.inflight.clone(),
+            permits: self.permits.clone(),
+        }
+    }
+}
+
+/// A serving host: stop it with [`Serving::shutdown`] (or [`Serving::stop`]).
 #[derive(Debug)]
 pub struct Serving {
-    tasks: JoinSet<()>,
+    host: Arc<Host>,
+    stop: CancellationToken,
+    inflight: TaskTracker,
+    timers: tokio::task::JoinHandle<()>,
 }
 
 impl Serving {
-    /// Stops consuming; commands in flight are cancelled.
-    pub fn stop(mut self) {
-        self.tasks.abort_all();
+    /// Stops taking commands and firing timers, then waits up to `grace`
+    /// for the commands in flight to finish. Returns whether they all did.
+    pub async fn shutdown(self, grace: Duration) -> bool {
+        self.stop.cancel();
+        self.timers.abort();
+        self.inflight.close();
+        let finished = tokio::time::timeout(grace, self.inflight.wait())
+            .await
+            .is_ok();
+        *self.host.serving.lock().await = None;
+        finished
     }
+
+    /// Stops taking commands and firing timers without waiting.
+    pub fn stop(self) {
+        self.stop.cancel();
+        self.timers.abort();
+        self.inflight.close();
+        if let Ok(mut serving) = self.host.serving.try_lock() {
+            *serving = None;
+        }
+    }
+}
+
+fn err_code(event: &Envelope) -> String {
+    error_code_of(event).unwrap_or_default()
 }
 
 async fn publish_all(out: &dyn Publisher, events: &[Envelope]) {

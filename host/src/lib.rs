@@ -12,6 +12,7 @@ pub mod bus;
 pub mod envelope;
 pub mod error;
 pub mod host;
+pub mod metrics;
 pub mod registry;
 pub mod runtime;
 mod sandbox;

@@ -19,8 +19,10 @@ use crate::error::{ErrorBody, ErrorCode};
 use crate::sandbox::{OutputLimits, Sandbox};
 use crate::store::{MemoryStore, Store as DocumentStore};
 
-/// How often the epoch advances; deadlines are checked at this granularity.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How often the epoch advances: deadlines are checked, and busy guests
+/// yield to the executor, at this granularity. Short slices keep a looping
+/// guest from delaying the runtime's timers and I/O.
+const EPOCH_TICK: Duration = Duration::from_millis(2);
 
 /// Sandbox limits applied to every command.
 #[derive(Debug, Clone)]

@@ -22,7 +22,10 @@ pub(crate) struct Args {
 /// Exits 1 when a file failed to load.
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     // Listing touches no documents: an in-memory store is enough.
-    let host = Host::new(args.limits.host_config(), Arc::new(MemoryStore::new()))?;
+    let host = Arc::new(Host::new(
+        args.limits.host_config(),
+        Arc::new(MemoryStore::new()),
+    )?);
     host.load_dir(&args.handlers.handlers).await?;
     let status = host.status();
     if args.json {

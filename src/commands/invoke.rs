@@ -52,7 +52,7 @@ fn read_input(source: &str) -> anyhow::Result<String> {
 /// error event was produced, 1 when one was, 2 for bad usage.
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     let store = SqliteStore::open_dir(&args.data.data)?;
-    let host = Host::new(args.limits.host_config(), Arc::new(store))?;
+    let host = Arc::new(Host::new(args.limits.host_config(), Arc::new(store))?);
     host.load_dir(&args.handlers.handlers).await?;
     for failure in host.registry().failures() {
         eprintln!("warning: {failure}");

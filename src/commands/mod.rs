@@ -2,6 +2,8 @@
 
 mod handlers;
 mod invoke;
+mod serve;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -32,6 +34,10 @@ pub(crate) enum Command {
     /// Run one command in-process against the embedded store and print every
     /// resulting event as one JSON line.
     Invoke(invoke::Args),
+    /// Run the host and the HTTP/WebSocket gateway in one process (the main job).
+    Serve(serve::Args),
+    /// Print a session's events from a running gateway (WebSocket), one JSON line each.
+    Watch(watch::Args),
 }
 
 impl Command {
@@ -40,6 +46,8 @@ impl Command {
         match self {
             Command::Handlers(args) => handlers::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::Watch(args) => watch::run(args).await,
         }
     }
 }

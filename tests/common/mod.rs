@@ -61,9 +61,9 @@ pub async fn host_with_store(
         limits: test_limits(),
         max_body: 0,
     };
-    let host = Host::new(config, store).expect("host starts");
+    let host = Arc::new(Host::new(config, store).expect("host starts"));
     host.load_dir(dir.path()).await.expect("folder loads");
-    (Arc::new(host), dir)
+    (host, dir)
 }
 
 /// Dispatches a command and returns its events.

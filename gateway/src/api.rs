@@ -1,0 +1,165 @@
+//! `POST /api/<routing key as path>`: JSON in, a command on the bus, 202 out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use parallel_you_host::bus::BusError;
+use parallel_you_host::envelope::{check_routing_key, check_session_id, Envelope};
+use serde_json::json;
+use tracing::Instrument;
+
+use crate::catalog::routing_key_of;
+use crate::rejection::ApiError;
+use crate::Gateway;
+
+/// After the first event of a `?wait=` request, how long to wait for more.
+const SETTLE: Duration = Duration::from_millis(25);
+
+/// The session a request names: header `X-Session-Id`, or `?session=` /
+/// `?session_id=`.
+fn session_of(
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<Option<String>, ApiError> {
+    let from_header = headers
+        .get("x-session-id")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| ApiError::BadRequest("X-Session-Id is not text".to_owned()))
+        })
+        .transpose()?;
+    let session = from_header
+        .or_else(|| query.get("session").cloned())
+        .or_else(|| query.get("session_id").cloned());
+    if let Some(s) = &session {
+        check_session_id(s).map_err(ApiError::BadRequest)?;
+    }
+    Ok(session)
+}
+
+/// Handles `POST /api/*path`.
+pub(crate) async fn post_command(
+    State(gw): State<Arc<Gateway>>,
+    Path(tail): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let routing_key = routing_key_of(&tail);
+    let unknown = |gw: &Gateway| ApiError::UnknownCommand {
+        path: format!("/api/{tail}"),
+        known: gw.catalog.entries().as_ref().clone(),
+    };
+    if check_routing_key(&routing_key).is_err() {
+        return Err(unknown(&gw));
+    }
+    if gw.catalog.find(&routing_key).is_none() {
+        // A handler may have appeared since the last refresh.
+        gw.catalog.refresh().await;
+        if gw.catalog.find(&routing_key).is_none() {
+            return Err(unknown(&gw));
+        }
+    }
+    let session = session_of(&headers, &query)?;
+    let wait = query
+        .get("wait")
+        .map(|w| {
+            w.parse::<u64>()
+                .map_err(|_| ApiError::BadRequest(format!("wait must be milliseconds, not {w:?}")))
+        })
+        .transpose()?
+        .map(|ms| Duration::from_millis(ms).min(gw.config.max_wait));
+    let limit = gw.config.max_body;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge { limit })?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::BadRequest("the body is not UTF-8 text".to_owned()))?;
+    let text = if text.trim().is_empty() { "{}" } else { text };
+    let mut cmd = Envelope::command(&routing_key, text).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "{}; the body must be one JSON value, e.g. {{\"title\": \"…\"}}",
+            e.reason
+        ))
+    })?;
+    if let Some(s) = &session {
+        cmd = cmd.with_session(s);
+    }
+    let correlation_id = cmd.meta.correlation_id.clone();
+    let message_id = cmd.meta.message_id.clone();
+    let span = tracing::info_span!(
+        "http.command",
+        otel.kind = "producer",
+        routing_key = %routing_key,
+        correlation_id = %correlation_id,
+        session_id = session.as_deref().unwrap_or(""),
+    );
+    async move {
+        // Listen before sending, so no event can slip past.
+        let waiter = wait.map(|_| gw.sessions.wait_for(&correlation_id));
+        let sent = gw.bus.send(cmd).await;
+        if let Err(err) = sent {
+            gw.sessions.stop_waiting(&correlation_id);
+            return Err(match err {
+                BusError::Unroutable { .. } => unknown(&gw),
+                BusError::Invalid(m) => ApiError::BadRequest(m),
+                BusError::Unavailable(m) => ApiError::Unavailable(m),
+            });
+        }
+        gw.metrics.accepted(&routing_key);
+        tracing::debug!("command accepted");
+        let (Some(wait), Some(mut rx)) = (wait, waiter) else {
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "correlation_id": correlation_id, "message_id": message_id })),
+            )
+                .into_response());
+        };
+        let mut events = Vec::new();
+        if let Ok(Some(first)) = tokio::time::timeout(wait, rx.recv()).await {
+            events.push(first);
+            while let Ok(Some(more)) = tokio::time::timeout(SETTLE, rx.recv()).await {
+                events.push(more);
+            }
+        }
+        gw.sessions.stop_waiting(&correlation_id);
+        if events.is_empty() {
+            return Err(ApiError::WaitTimedOut {
+                correlation_id,
+                message_id,
+                wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
+        Ok((
+            StatusCode::OK,
+            Json(json!({
+                "correlation_id": correlation_id,
+                "message_id": message_id,
+                "events": events,
+            })),
+        )
+            .into_response())
+    }
+    .instrument(span)
+    .await
+}
+
+/// Handles `GET /api`: the discovered commands.
+pub(crate) async fn list_commands(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    Json(json!({ "commands": gw.catalog.entries().as_ref() }))
+}
+
+/// Handles unknown paths.
+pub(crate) async fn not_found(State(gw): State<Arc<Gateway>>, uri: axum::http::Uri) -> ApiError {
+    ApiError::UnknownCommand {
+        path: uri.path().to_owned(),
+        known: gw.catalog.entries().as_ref().clone(),
+    }
+}

@@ -1,0 +1,118 @@
+//! The commands the gateway serves, discovered from the bus bindings.
+//!
+//! The bindings are the API: a routing key bound on the bus is a route,
+//! `thread.saga.create` → `POST /api/thread/saga/create`. When the gateway
+//! runs next to a host, the handlers' manifests add summaries and body
+//! schemas. The catalog refreshes periodically and whenever a request
+//! misses, so handlers that appear or disappear change the API without a
+//! restart.
+
+use std::sync::Arc;
+
+use parallel_you_host::{Bus, Host};
+use parking_lot::RwLock;
+use serde::Serialize;
+
+/// One command the API serves.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CommandEntry {
+    /// The routing key, e.g. `thread.saga.create`.
+    pub routing_key: String,
+    /// Always `POST`.
+    pub method: &'static str,
+    /// The HTTP path, e.g. `/api/thread/saga/create`.
+    pub path: String,
+    /// One line from the handler's manifest, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// The body's JSON Schema from the handler's manifest, when declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_schema: Option<serde_json::Value>,
+}
+
+/// The HTTP path of a routing key.
+pub fn path_of(routing_key: &str) -> String {
+    format!("/api/{}", routing_key.replace('.', "/"))
+}
+
+/// The routing key of an `/api/…` path's tail (`thread/saga/create`).
+pub fn routing_key_of(tail: &str) -> String {
+    tail.trim_matches('/').replace('/', ".")
+}
+
+/// The current command list.
+pub(crate) struct Catalog {
+    bus: Arc<dyn Bus>,
+    host: Option<Arc<Host>>,
+    entries: RwLock<Arc<Vec<CommandEntry>>>,
+}
+
+impl Catalog {
+    pub(crate) fn new(bus: Arc<dyn Bus>, host: Option<Arc<Host>>) -> Self {
+        Catalog {
+            bus,
+            host,
+            entries: RwLock::new(Arc::new(Vec::new())),
+        }
+    }
+
+    /// The commands as of the last refresh.
+    pub(crate) fn entries(&self) -> Arc<Vec<CommandEntry>> {
+        self.entries.read().clone()
+    }
+
+    /// The entry of a routing key, as of the last refresh.
+    pub(crate) fn find(&self, routing_key: &str) -> Option<CommandEntry> {
+        self.entries
+            .read()
+            .iter()
+            .find(|e| e.routing_key == routing_key)
+            .cloned()
+    }
+
+    /// Reads the bindings again. On a bus error the last list stays.
+    pub(crate) async fn refresh(&self) {
+        let bindings = match self.bus.bindings().await {
+            Ok(b) => b,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read the bus bindings");
+                return;
+            }
+        };
+        let registry = self.host.as_ref().map(|h| h.registry());
+        let entries = bindings
+            .into_iter()
+            .map(|b| {
+                let info = registry.as_ref().and_then(|r| {
+                    r.route(&b.routing_key).and_then(|h| {
+                        h.manifest
+                            .commands
+                            .iter()
+                            .find(|c| c.routing_key == b.routing_key)
+                            .cloned()
+                    })
+                });
+                CommandEntry {
+                    path: path_of(&b.routing_key),
+                    method: "POST",
+                    summary: info.as_ref().map(|i| i.summary.clone()),
+                    body_schema: info.and_then(|i| i.body_schema),
+                    routing_key: b.routing_key,
+                }
+            })
+            .collect();
+        *self.entries.write() = Arc::new(entries);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_keys() {
+        assert_eq!(path_of("thread.saga.create"), "/api/thread/saga/create");
+        assert_eq!(routing_key_of("thread/saga/create"), "thread.saga.create");
+        assert_eq!(routing_key_of("/counter/get/"), "counter.get");
+    }
+}

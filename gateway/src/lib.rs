@@ -1,0 +1,257 @@
+//! The Parallel You gateway: an HTTP API built from the bus's command
+//! bindings, and WebSocket sessions that stream each client's events.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /api/<key as path>` | a command: `thread.saga.create` → `/api/thread/saga/create`; 202 with `{correlation_id, message_id}`; `?wait=<ms>` answers 200 with the events |
+//! | `GET /api` | the discovered commands, with summaries and body schemas |
+//! | `GET /openapi.json` | the same as an OpenAPI 3.1 document |
+//! | `GET /ws?session=<id>` | the session's events as envelope JSON text; commands may be sent back |
+//! | `GET /healthz`, `GET /metrics` | liveness; Prometheus text |
+//!
+//! Follow a command from [`api`](crate::api) to the bus, and its events
+//! back through [`sessions`](crate::sessions) to [`ws`](crate::ws).
+
+mod api;
+pub mod catalog;
+mod metrics;
+pub mod openapi;
+mod rejection;
+mod sessions;
+mod tls;
+mod ws;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use parallel_you_host::{Bus, Host};
+use tokio_util::sync::CancellationToken;
+
+pub use catalog::CommandEntry;
+pub use rejection::ApiError;
+
+use crate::catalog::Catalog;
+use crate::metrics::GatewayMetrics;
+use crate::sessions::Sessions;
+
+/// Settings of a gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Largest request body (and WebSocket message), in bytes (default 1 MiB).
+    pub max_body: usize,
+    /// Events kept per session for clients that reconnect (default 1000).
+    pub session_buffer: usize,
+    /// How long a session's events are kept after its client left (default 5 min).
+    pub reconnect_window: Duration,
+    /// Most sessions buffered at once (default 10 000).
+    pub max_sessions: usize,
+    /// How often the command list is read from the bus (default 1 s).
+    pub refresh: Duration,
+    /// Longest `?wait=` honoured (default 30 s).
+    pub max_wait: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            max_body: 1024 * 1024,
+            session_buffer: 1000,
+            reconnect_window: Duration::from_secs(300),
+            max_sessions: 10_000,
+            refresh: Duration::from_secs(1),
+            max_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// PEM files for HTTPS and WSS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+/// Why the gateway could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The bus refused the event subscription.
+    #[error("cannot subscribe to events: {0}")]
+    Bus(#[from] parallel_you_host::bus::BusError),
+    /// The TLS files cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The listener failed.
+    #[error("cannot serve: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running gateway's shared state.
+pub struct Gateway {
+    bus: Arc<dyn Bus>,
+    host: Option<Arc<Host>>,
+    catalog: Catalog,
+    sessions: Sessions,
+    metrics: GatewayMetrics,
+    config: GatewayConfig,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Starts a gateway over `bus`: subscribes to its events and reads its
+    /// bindings. With a `host` (one process runs both), the handlers'
+    /// manifests add summaries and schemas, and `/metrics` includes the host's.
+    pub async fn start(
+        bus: Arc<dyn Bus>,
+        host: Option<Arc<Host>>,
+        config: GatewayConfig,
+    ) -> Result<Arc<Self>, GatewayError> {
+        let mut events = bus.subscribe("#").await?;
+        let gw = Arc::new(Gateway {
+            catalog: Catalog::new(bus.clone(), host.clone()),
+            sessions: Sessions::new(
+                config.session_buffer,
+                config.reconnect_window,
+                config.max_sessions,
+            ),
+            metrics: GatewayMetrics::default(),
+            bus,
+            host,
+            config,
+            shutdown: CancellationToken::new(),
+        });
+        gw.catalog.refresh().await;
+        // The pump: one reader, so each session's events keep publish order.
+        let pump = gw.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = pump.shutdown.cancelled() => break,
+                    ev = events.next() => match ev {
+                        Some(ev) => pump.sessions.file(&ev),
+                        None => break,
+                    },
+                }
+            }
+        });
+        let housekeeping = gw.clone();
+        tokio::spawn(async move {
+            let mut ticks = 0u64;
+            loop {
+                tokio::select! {
+                    _ = housekeeping.shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(housekeeping.config.refresh) => {}
+                }
+                housekeeping.catalog.refresh().await;
+                ticks += 1;
+                if ticks.is_multiple_of(10) {
+                    housekeeping.sessions.collect_idle();
+                }
+            }
+        });
+        Ok(gw)
+    }
+
+    /// The routes.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/api", get(api::list_commands))
+            .route("/api/{*path}", post(api::post_command))
+            .route("/openapi.json", get(openapi_json))
+            .route("/ws", get(ws::upgrade))
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics))
+            .fallback(api::not_found)
+            // The API reads bodies with its own limit and answers 413 itself.
+            .layer(DefaultBodyLimit::disable())
+            .with_state(self.clone())
+    }
+
+    /// The commands as last discovered.
+    pub fn commands(&self) -> Vec<CommandEntry> {
+        self.catalog.entries().as_ref().clone()
+    }
+
+    /// Serves HTTP (or HTTPS and WSS with `tls`) on `listener` until
+    /// `signal` completes, then stops accepting, closes every WebSocket
+    /// with a close frame, and waits up to `grace` for requests in flight.
+    pub async fn serve(
+        self: &Arc<Self>,
+        listener: std::net::TcpListener,
+        tls: Option<TlsFiles>,
+        signal: impl Future<Output = ()> + Send + 'static,
+        grace: Duration,
+    ) -> Result<(), GatewayError> {
+        listener.set_nonblocking(true)?;
+        let handle = axum_server::Handle::<SocketAddr>::new();
+        let gw = self.clone();
+        let on_signal = handle.clone();
+        tokio::spawn(async move {
+            signal.await;
+            gw.shutdown.cancel();
+            on_signal.graceful_shutdown(Some(grace));
+        });
+        let app = self.router().into_make_service();
+        match tls {
+            None => {
+                axum_server::from_tcp(listener)?
+                    .handle(handle)
+                    .serve(app)
+                    .await?
+            }
+            Some(files) => {
+                let config = tls::server_config(&files)?;
+                axum_server::from_tcp_rustls(listener, config)?
+                    .handle(handle)
+                    .serve(app)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every WebSocket and stops the gateway's background tasks.
+    pub fn close(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn openapi_json(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    Json(openapi::document(&gw.catalog.entries()))
+}
+
+async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    let mut out = String::new();
+    gw.metrics.render(gw.sessions.live(), &mut out);
+    if let Some(host) = &gw.host {
+        host.metrics().render(&mut out);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}

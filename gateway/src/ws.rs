@@ -1,0 +1,165 @@
+//! `GET /ws?session=<id>`: a session's events as they are published, and
+//! commands from the client.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use parallel_you_host::bus::BusError;
+use parallel_you_host::envelope::{check_session_id, Envelope, Kind, PartialMeta};
+use parallel_you_host::error::{ErrorBody, ErrorCode};
+
+use crate::rejection::ApiError;
+use crate::Gateway;
+
+/// Handles the upgrade request.
+pub(crate) async fn upgrade(
+    State(gw): State<Arc<Gateway>>,
+    Query(query): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let session = query
+        .get("session")
+        .or_else(|| query.get("session_id"))
+        .cloned()
+        .ok_or_else(|| ApiError::BadRequest("name the session: /ws?session=<id>".to_owned()))?;
+    check_session_id(&session).map_err(ApiError::BadRequest)?;
+    Ok(ws
+        .max_message_size(gw.config.max_body + 4096)
+        .on_upgrade(move |socket| run(gw, session, socket)))
+}
+
+async fn send_text(socket: &mut WebSocket, text: &str) -> bool {
+    socket
+        .send(Message::Text(Utf8Bytes::from(text)))
+        .await
+        .is_ok()
+}
+
+/// A notice that events were dropped from the session's buffer while the
+/// client was away: an event envelope `pyou.gap` with `{"missed": n}`.
+fn gap_notice(session: &str, missed: u64) -> String {
+    let cause = PartialMeta {
+        session_id: Some(session.to_owned()),
+        reply_channel: Some(format!("session.{session}")),
+        ..PartialMeta::default()
+    };
+    let mut ev = ErrorBody::new(ErrorCode::Overloaded, "").event_for_partial(&cause);
+    ev.meta.routing_key = "pyou.gap".to_owned();
+    let body = serde_json::json!({
+        "missed": missed,
+        "message": format!("{missed} events of this session were dropped from its buffer while no client was connected"),
+    });
+    if let Ok(raw) = serde_json::value::to_raw_value(&body) {
+        ev.body = raw;
+    }
+    ev.to_json()
+}
+
+async fn run(gw: Arc<Gateway>, session: String, mut socket: WebSocket) {
+    let attached = gw.sessions.attach(&session);
+    let mut cursor = attached.cursor;
+    let mut changed = attached.changed;
+    tracing::debug!(session_id = %session, cursor, "websocket attached");
+    'outer: loop {
+        let pending = gw.sessions.pending(&session, cursor);
+        if pending.missed > 0
+            && !send_text(&mut socket, &gap_notice(&session, pending.missed)).await
+        {
+            break;
+        }
+        for (seq, text) in pending.events {
+            if !send_text(&mut socket, &text).await {
+                break 'outer;
+            }
+            cursor = seq;
+            gw.sessions.delivered(&session, seq);
+            gw.metrics.delivered();
+        }
+        tokio::select! {
+            _ = gw.shutdown.cancelled() => {
+                let frame = CloseFrame { code: 1001, reason: Utf8Bytes::from_static("the gateway is shutting down") };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+                break;
+            }
+            c = changed.changed() => if c.is_err() { break },
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(reply) = command_from_client(&gw, &session, text.as_str()).await {
+                        if !send_text(&mut socket, &reply).await {
+                            break;
+                        }
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let err = ErrorBody::new(ErrorCode::InvalidEnvelope, "send envelopes as text frames of JSON")
+                        .event_for_partial(&socket_meta(&session, None));
+                    if !send_text(&mut socket, &err.to_json()).await {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    gw.sessions.detach(&session);
+    tracing::debug!(session_id = %session, "websocket detached");
+}
+
+fn socket_meta(session: &str, correlation_id: Option<String>) -> PartialMeta {
+    PartialMeta {
+        routing_key: None,
+        correlation_id,
+        session_id: Some(session.to_owned()),
+        reply_channel: Some(format!("session.{session}")),
+    }
+}
+
+/// Sends a command envelope written by the client. Returns an error event
+/// (JSON text) for the client when it cannot be sent.
+async fn command_from_client(gw: &Gateway, session: &str, text: &str) -> Option<String> {
+    let cmd = match Envelope::from_json(text, gw.config.max_body) {
+        Ok(cmd) => cmd,
+        Err(err) => {
+            let mut partial = err.partial;
+            partial.session_id = Some(session.to_owned());
+            partial.reply_channel = Some(format!("session.{session}"));
+            let ev =
+                ErrorBody::new(ErrorCode::InvalidEnvelope, err.reason).event_for_partial(&partial);
+            return Some(ev.to_json());
+        }
+    };
+    let refuse = |code: ErrorCode, message: String| {
+        let mut meta = cmd.meta.clone();
+        meta.session_id = Some(session.to_owned());
+        meta.reply_channel = Some(format!("session.{session}"));
+        Some(ErrorBody::new(code, message).event_for(&meta).to_json())
+    };
+    if cmd.meta.kind != Kind::Command {
+        return refuse(
+            ErrorCode::InvalidEnvelope,
+            "only commands can be sent".to_owned(),
+        );
+    }
+    if cmd.meta.session_id.as_deref() != Some(session) {
+        return refuse(
+            ErrorCode::InvalidEnvelope,
+            format!("meta.session_id must be this socket's session {session:?}"),
+        );
+    }
+    let routing_key = cmd.meta.routing_key.clone();
+    match gw.bus.send(cmd.clone()).await {
+        Ok(()) => {
+            gw.metrics.accepted(&routing_key);
+            None
+        }
+        Err(BusError::Unroutable { routing_key }) => refuse(
+            ErrorCode::UnknownRoutingKey,
+            format!("no handler serves {routing_key:?}; GET /api lists the commands"),
+        ),
+        Err(err) => refuse(ErrorCode::Unavailable, err.to_string()),
+    }
+}

@@ -1,0 +1,187 @@
+//! Counters and latency histograms of a host, rendered in the Prometheus
+//! text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+/// Upper bounds of the dispatch latency buckets, in seconds.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    buckets: Vec<u64>,
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        if self.buckets.is_empty() {
+            self.buckets = vec![0; LATENCY_BUCKETS.len()];
+        }
+        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                self.buckets[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    commands: BTreeMap<String, u64>,
+    errors: BTreeMap<String, u64>,
+    latency: BTreeMap<String, Histogram>,
+    replays: u64,
+}
+
+/// What a host has done since it started.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+/// Label values come from validated routing keys and error codes, but
+/// escape anyway: the text format breaks on a stray quote.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    /// Records one command run to its end.
+    pub fn command(&self, routing_key: &str, took: Duration, error_code: Option<&str>) {
+        let mut inner = self.inner.lock();
+        *inner.commands.entry(routing_key.to_owned()).or_default() += 1;
+        inner
+            .latency
+            .entry(routing_key.to_owned())
+            .or_default()
+            .observe(took.as_secs_f64());
+        if let Some(code) = error_code {
+            *inner.errors.entry(code.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Records a command refused before it ran (invalid, unknown key…).
+    pub fn refused(&self, error_code: &str) {
+        *self
+            .inner
+            .lock()
+            .errors
+            .entry(error_code.to_owned())
+            .or_default() += 1;
+    }
+
+    /// Records a redelivered command answered from its record.
+    pub fn replayed(&self) {
+        self.inner.lock().replays += 1;
+    }
+
+    /// Commands run for a routing key.
+    pub fn commands_for(&self, routing_key: &str) -> u64 {
+        self.inner
+            .lock()
+            .commands
+            .get(routing_key)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Error events by code.
+    pub fn errors_for(&self, code: &str) -> u64 {
+        self.inner.lock().errors.get(code).copied().unwrap_or(0)
+    }
+
+    /// Appends the metrics in the Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        let inner = self.inner.lock();
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "# HELP pyou_commands_total Commands run, by routing key."
+        );
+        let _ = writeln!(out, "# TYPE pyou_commands_total counter");
+        for (key, n) in &inner.commands {
+            let _ = writeln!(
+                out,
+                "pyou_commands_total{{routing_key=\"{}\"}} {n}",
+                label(key)
+            );
+        }
+        let _ = writeln!(out, "# HELP pyou_errors_total Error events, by code.");
+        let _ = writeln!(out, "# TYPE pyou_errors_total counter");
+        for (code, n) in &inner.errors {
+            let _ = writeln!(out, "pyou_errors_total{{code=\"{}\"}} {n}", label(code));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP pyou_replayed_total Redelivered commands answered from their record."
+        );
+        let _ = writeln!(out, "# TYPE pyou_replayed_total counter");
+        let _ = writeln!(out, "pyou_replayed_total {}", inner.replays);
+        let _ = writeln!(
+            out,
+            "# HELP pyou_dispatch_seconds Time from taking a command to its events being published."
+        );
+        let _ = writeln!(out, "# TYPE pyou_dispatch_seconds histogram");
+        for (key, h) in &inner.latency {
+            let key = label(key);
+            for (bound, n) in LATENCY_BUCKETS.iter().zip(&h.buckets) {
+                let _ = writeln!(
+                    out,
+                    "pyou_dispatch_seconds_bucket{{routing_key=\"{key}\",le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "pyou_dispatch_seconds_bucket{{routing_key=\"{key}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "pyou_dispatch_seconds_sum{{routing_key=\"{key}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "pyou_dispatch_seconds_count{{routing_key=\"{key}\"}} {}",
+                h.count
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.command("a.b", Duration::from_micros(70), None);
+        m.command("a.b", Duration::from_millis(3), Some("trap"));
+        m.refused("invalid_envelope");
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(
+            out.contains("pyou_commands_total{routing_key=\"a.b\"} 2"),
+            "{out}"
+        );
+        assert!(out.contains("pyou_errors_total{code=\"trap\"} 1"));
+        assert!(out.contains("pyou_errors_total{code=\"invalid_envelope\"} 1"));
+        assert!(out.contains("pyou_dispatch_seconds_bucket{routing_key=\"a.b\",le=\"0.0001\"} 1"));
+        assert!(out.contains("pyou_dispatch_seconds_bucket{routing_key=\"a.b\",le=\"+Inf\"} 2"));
+        assert!(out.contains("pyou_dispatch_seconds_count{routing_key=\"a.b\"} 2"));
+    }
+}

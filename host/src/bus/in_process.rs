@@ -3,7 +3,8 @@
 //! Each domain has one bounded queue shared by its consumers (a full queue
 //! makes senders wait: backpressure instead of unbounded memory). Each
 //! subscriber has its own unbounded queue, as a RabbitMQ queue would: a slow
-//! subscriber never stalls publishers or other subscribers.
+//! subscriber never stalls publishers or other subscribers. Events reach
+//! all subscribers in one order (the order they were published).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -36,6 +37,9 @@ struct State {
 #[derive(Default)]
 pub struct InProcessBus {
     state: RwLock<State>,
+    /// Held while one event is handed to its subscribers, so every
+    /// subscriber sees events in one and the same order.
+    fan_out: parking_lot::Mutex<()>,
 }
 
 impl std::fmt::Debug for InProcessBus {
@@ -83,6 +87,7 @@ impl Publisher for InProcessBus {
         let topic = event.topic();
         let mut closed = false;
         {
+            let _order = self.fan_out.lock();
             let state = self.state.read();
             for (pattern, tx) in &state.subscribers {
                 if topic_matches(pattern, &topic) && tx.send(event.clone()).is_err() {
@@ -261,5 +266,39 @@ mod tests {
         );
         let none = tokio::time::timeout(std::time::Duration::from_millis(20), other.next()).await;
         assert!(none.is_err(), "another session received the event");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn every_subscriber_sees_one_order() {
+        let bus = std::sync::Arc::new(InProcessBus::new());
+        let mut a = bus.subscribe("#").await.unwrap_or_else(|e| panic!("{e}"));
+        let mut b = bus
+            .subscribe("session.#")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cause = cmd("c.go").with_session("s");
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let bus = bus.clone();
+            let meta = cause.meta.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..200 {
+                    let body = serde_json::value::RawValue::from_string("{}".into())
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    bus.publish(Envelope::event_for(&meta, "c.done", body))
+                        .await
+                        .ok();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.ok();
+        }
+        let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+        for _ in 0..800 {
+            seen_a.push(a.next().await.map(|e| e.meta.message_id));
+            seen_b.push(b.next().await.map(|e| e.meta.message_id));
+        }
+        assert_eq!(seen_a, seen_b);
     }
 }

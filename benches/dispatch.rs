@@ -101,6 +101,19 @@ async fn run() -> anyhow::Result<()> {
         "noop.wasm did not load"
     );
     let sink = Arc::new(Collector::new());
+    // The same host with plain `madvise` memory resets, for comparison.
+    let madvise_host = Arc::new(Host::new(
+        HostConfig {
+            limits: parallel_you_host::Limits {
+                keep_resident: 0,
+                ..Default::default()
+            },
+            max_body: 0,
+        },
+        store.clone(),
+    )?);
+    madvise_host.load_dir(handlers.path()).await?;
+    let keep_resident = host_limits_keep_resident();
     let ping_body = r#"{"text":"hello","n":42,"tags":["a","b"]}"#;
 
     let native_a = measure("native: no-op JSON", |_| {
@@ -113,6 +126,22 @@ async fn run() -> anyhow::Result<()> {
     .await?;
     let wasm_a = measure("wasm: no-op, fresh instance", |_| {
         let host = host.clone();
+        let sink = sink.clone();
+        async move {
+            let events = host
+                .dispatch(Envelope::command("noop.ping", ping_body)?, sink.clone())
+                .await;
+            sink.take();
+            anyhow::ensure!(
+                events.iter().all(|e| error_code_of(e).is_none()),
+                "{events:?}"
+            );
+            Ok(())
+        }
+    })
+    .await?;
+    let wasm_a_madvise = measure("wasm: no-op, fresh, madvise reset", |_| {
+        let host = madvise_host.clone();
         let sink = sink.clone();
         async move {
             let events = host
@@ -180,7 +209,8 @@ async fn run() -> anyhow::Result<()> {
         "{:<36} {:>10} {:>14} {:>8}",
         "case", "µs/cmd", "commands/s", "n"
     );
-    for f in [&native_a, &wasm_a, &native_b, &wasm_b] {
+    println!("(memory kept resident between instances: {keep_resident} bytes)");
+    for f in [&native_a, &wasm_a, &wasm_a_madvise, &native_b, &wasm_b] {
         println!(
             "{:<36} {:>10.2} {:>14.0} {:>8}",
             f.name,
@@ -201,6 +231,10 @@ async fn run() -> anyhow::Result<()> {
     println!("wasm/native (no-op):  {:.1}x", ratio(&wasm_a, &native_a));
     println!("wasm/native (store):  {:.1}x", ratio(&wasm_b, &native_b));
     Ok(())
+}
+
+fn host_limits_keep_resident() -> usize {
+    parallel_you_host::Limits::default().keep_resident
 }
 
 fn main() -> anyhow::Result<()> {

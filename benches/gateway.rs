@@ -1,0 +1,176 @@
+//! Gateway figures on loopback: `wrk` against `POST /api/noop/ping` (202),
+//! and end to end POST → event on the session's WebSocket, beside the plain
+//! POST → 202 round trip of the same client.
+//!
+//! Run with `cargo bench --bench gateway` (needs `wrk` on PATH for the load
+//! part: `apt-get install wrk`; without it that part is skipped with a note).
+//! Every loop is bounded in count and time.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use parallel_you_gateway::{Gateway, GatewayConfig};
+use parallel_you_host::{Bus, Host, HostConfig, InProcessBus, MemoryStore};
+use tokio_tungstenite::tungstenite::Message;
+
+const ROUND_TRIPS: usize = 2000;
+const TIME_CAP: Duration = Duration::from_secs(20);
+const WRK_SECONDS: u32 = 10;
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+fn report(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let total: Duration = samples.iter().sum();
+    println!(
+        "{name:<40} n={:>5}  p50 {:>8.1} µs  p99 {:>8.1} µs  mean {:>8.1} µs",
+        samples.len(),
+        percentile(&samples, 0.50),
+        percentile(&samples, 0.99),
+        total.as_secs_f64() * 1e6 / samples.len().max(1) as f64
+    );
+}
+
+async fn run() -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let components = root.join("target/test-handlers");
+    if !components.join("noop.wasm").exists() {
+        anyhow::ensure!(
+            std::process::Command::new(root.join("scripts/build-handlers"))
+                .status()?
+                .success(),
+            "scripts/build-handlers failed"
+        );
+    }
+    let handlers = tempfile::tempdir()?;
+    std::fs::copy(
+        components.join("noop.wasm"),
+        handlers.path().join("noop.wasm"),
+    )?;
+    let host = Arc::new(Host::new(
+        HostConfig::default(),
+        Arc::new(MemoryStore::new()),
+    )?);
+    host.load_dir(handlers.path()).await?;
+    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
+    let serving = host.serve(bus.clone()).await?;
+    let gateway = Gateway::start(bus, Some(host.clone()), GatewayConfig::default()).await?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn({
+        let gateway = gateway.clone();
+        async move {
+            let signal = async move {
+                let _ = stop_rx.await;
+            };
+            gateway
+                .serve(listener, None, signal, Duration::from_secs(5))
+                .await
+        }
+    });
+    let url = format!("http://{addr}/api/noop/ping");
+
+    // End to end: POST with a session, then the event on that session's socket.
+    let client = reqwest::Client::new();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/ws?session=bench")).await?;
+    let mut post_only = Vec::new();
+    let mut end_to_end = Vec::new();
+    let started = Instant::now();
+    for i in 0..ROUND_TRIPS {
+        if started.elapsed() > TIME_CAP {
+            break;
+        }
+        let t = Instant::now();
+        let res = client
+            .post(&url)
+            .body(format!(r#"{{"i":{i}}}"#))
+            .send()
+            .await?;
+        anyhow::ensure!(res.status().as_u16() == 202, "status {}", res.status());
+        res.bytes().await?;
+        post_only.push(t.elapsed());
+
+        let t = Instant::now();
+        let res = client
+            .post(&url)
+            .header("X-Session-Id", "bench")
+            .body(format!(r#"{{"i":{i}}}"#))
+            .send()
+            .await?;
+        anyhow::ensure!(res.status().as_u16() == 202, "status {}", res.status());
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), ws.next()).await? {
+                Some(Ok(Message::Text(_))) => break,
+                Some(Ok(_)) => continue,
+                other => anyhow::bail!("websocket ended: {other:?}"),
+            }
+        }
+        end_to_end.push(t.elapsed());
+    }
+    println!();
+    report("POST → 202 (one client, sequential)", post_only);
+    report("POST → event on the WebSocket", end_to_end);
+
+    // Load: wrk, bounded in time.
+    let lua = handlers.path().join("post.lua");
+    std::fs::write(
+        &lua,
+        "wrk.method = \"POST\"\nwrk.body = '{\"n\":1}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
+    )?;
+    let wrk = tokio::process::Command::new("wrk")
+        .args([
+            "-t2",
+            "-c32",
+            &format!("-d{WRK_SECONDS}s"),
+            "--latency",
+            "-s",
+        ])
+        .arg(&lua)
+        .arg(&url)
+        .output()
+        .await;
+    match wrk {
+        Ok(out) if out.status.success() => {
+            println!("\nwrk -t2 -c32 -d{WRK_SECONDS}s --latency POST {url} (202):");
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let l = line.trim_start();
+                if l.starts_with("Requests/sec")
+                    || l.starts_with("50%")
+                    || l.starts_with("99%")
+                    || l.starts_with("Latency")
+                    || l.contains("requests in")
+                    || l.starts_with("Non-2xx")
+                {
+                    println!("  {l}");
+                }
+            }
+            println!(
+                "  commands run by the host: {}",
+                host.metrics().commands_for("noop.ping")
+            );
+        }
+        Ok(out) => println!("\nwrk failed: {}", String::from_utf8_lossy(&out.stderr)),
+        Err(err) => println!("\nwrk not run ({err}); `apt-get install wrk` for the load figures"),
+    }
+    let _ = stop_tx.send(());
+    server.await??;
+    serving.shutdown(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}

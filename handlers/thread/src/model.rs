@@ -265,7 +265,7 @@ pub(crate) fn apply(thread: &Thread, action: &Action, now_ms: u64) -> Result<Thr
     }
     if *action == Action::Archive && thread.archived {
         return Err(Error::invalid_transition(format!(
-            "cannot archive {} `{}`: it is already archived",
+            "cannot archive {} `{}`: it is done and already archived",
             thread.kind.as_str(),
             thread.id
         ))

@@ -842,14 +842,10 @@ fn check_children_done(ctx: &Ctx, saga: &Thread) -> Result<(), Error> {
         return Ok(());
     }
     let ids: Vec<&str> = open.iter().map(|d| d.id.as_str()).collect();
+    let more = if ids.len() >= 20 { ", …" } else { "" };
     Err(Error::invalid_transition(format!(
-        "cannot complete saga `{}`: it is active and {} of its threads are not done yet ({})",
+        "cannot complete saga `{}`: it is active, and not all of its stories and tasks are done (open: {}{more})",
         saga.id,
-        if ids.len() >= 20 {
-            "20 or more".to_owned()
-        } else {
-            ids.len().to_string()
-        },
         ids.join(", ")
     ))
     .with_context(json!({

@@ -604,9 +604,8 @@ fn create_work(ctx: &Ctx, kind: Kind, b: CreateWork) -> Result<Vec<Event>, Error
             let saga = require_saga(ctx, saga_id)?.value;
             if saga.state == State::Done {
                 return Err(Error::invalid_transition(format!(
-                    "saga `{saga_id}` is done{}: a done saga takes no new {}s",
+                    "saga `{saga_id}` is done{}: a done saga takes no new stories or tasks",
                     if saga.archived { " and archived" } else { "" },
-                    kind.as_str()
                 ))
                 .with_context(json!({
                     "saga_id": saga_id,

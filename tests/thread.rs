@@ -1,0 +1,1265 @@
+//! The thread domain end to end: the real `thread.wasm` component in a
+//! real host, over the in-memory store, the in-process bus, and the SQLite
+//! store across a restart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use common::{body, call, cmd, components, host_with, host_with_store};
+use parallel_you_host::bus::{Bus, InProcessBus, Subscription};
+use parallel_you_host::envelope::Envelope;
+use parallel_you_host::error::error_code_of;
+use parallel_you_host::store::{Document, Filter, MemoryStore, SqliteStore, Store, StoreError};
+use parallel_you_host::{timers, Host};
+use serde_json::{json, Value};
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// Sends a command that must succeed; returns its events as (key, body).
+async fn run(host: &Host, key: &str, b: Value) -> Vec<(String, Value)> {
+    run_env(host, cmd(key, &b.to_string())).await
+}
+
+async fn run_env(host: &Host, c: Envelope) -> Vec<(String, Value)> {
+    let key = c.meta.routing_key.clone();
+    let events = call(host, c).await;
+    assert!(!events.is_empty(), "{key}: no event");
+    for e in &events {
+        assert_eq!(error_code_of(e), None, "{key} failed: {}", e.body.get());
+    }
+    events
+        .iter()
+        .map(|e| (e.meta.routing_key.clone(), body(e)))
+        .collect()
+}
+
+/// Sends a command that must answer exactly one event `expect`; returns
+/// its body.
+async fn one(host: &Host, key: &str, b: Value, expect: &str) -> Value {
+    let mut events = run(host, key, b).await;
+    assert_eq!(events.len(), 1, "{key}: {events:?}");
+    let (got, body) = events.remove(0);
+    assert_eq!(got, expect, "{key}");
+    body
+}
+
+/// Sends a command that must be refused; returns the error body.
+async fn refused(host: &Host, key: &str, b: Value) -> Value {
+    let events = call(host, cmd(key, &b.to_string())).await;
+    assert_eq!(events.len(), 1, "{key} {b}: {events:?}");
+    let e = &events[0];
+    assert_eq!(
+        e.meta.routing_key,
+        "thread.error",
+        "{key} {b}: {}",
+        e.body.get()
+    );
+    body(e)
+}
+
+/// Sends a command that must be refused with `code`; returns the error body.
+async fn refused_with(host: &Host, key: &str, b: Value, code: &str) -> Value {
+    let err = refused(host, key, b.clone()).await;
+    assert_eq!(err["code"], code, "{key} {b}: {err}");
+    err
+}
+
+async fn saga(host: &Host, b: Value) -> Value {
+    one(host, "thread.saga.create", b, "thread.saga.created").await
+}
+
+async fn story(host: &Host, b: Value) -> Value {
+    one(host, "thread.story.create", b, "thread.story.created").await
+}
+
+async fn task(host: &Host, b: Value) -> Value {
+    one(host, "thread.task.create", b, "thread.task.created").await
+}
+
+async fn get(host: &Host, id: &Value) -> Value {
+    one(host, "thread.get", json!({ "id": id }), "thread.got").await
+}
+
+/// Ids of the threads a `thread.list` returns.
+async fn listed(host: &Host, filter: Value) -> Vec<String> {
+    let b = one(host, "thread.list", filter, "thread.listed").await;
+    let threads = b["threads"].as_array().unwrap();
+    assert_eq!(b["count"], threads.len());
+    threads
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Sorted ids of threads, or of ids given as JSON strings.
+fn ids(items: &[&Value]) -> Vec<String> {
+    let mut v: Vec<String> = items
+        .iter()
+        .map(|t| t.get("id").unwrap_or(t).as_str().unwrap().to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+async fn pending_timers(store: &dyn Store) -> usize {
+    store
+        .list(timers::DOMAIN, timers::COLLECTION, &Filter::all())
+        .await
+        .unwrap()
+        .len()
+}
+
+async fn next(sub: &mut Subscription, within: Duration) -> Option<Envelope> {
+    tokio::time::timeout(within, sub.next())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The next event on `sub` with routing key `key`, skipping others.
+async fn next_keyed(sub: &mut Subscription, key: &str, within: Duration) -> Option<Envelope> {
+    let until = Instant::now() + within;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let e = next(sub, left).await?;
+        if e.meta.routing_key == key {
+            return Some(e);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The life of a saga
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_life_of_a_saga_with_two_stories() {
+    let (host, _dir) = host_with(&["thread"]).await;
+    let c = cmd(
+        "thread.saga.create",
+        r#"{"title":"Ship v1","quantum":"1h"}"#,
+    )
+    .with_session("me");
+    let created = call(&host, c.clone()).await;
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].meta.routing_key, "thread.saga.created");
+    assert_eq!(
+        created[0].meta.causation_id.as_ref(),
+        Some(&c.meta.correlation_id)
+    );
+    assert_eq!(created[0].topic(), "session.me.thread.saga.created");
+    let s = body(&created[0]);
+    assert_eq!(s["kind"], "saga");
+    assert_eq!(s["state"], "active");
+    assert_eq!(s["priority"], 1);
+    assert_eq!(s["version"], 1);
+    assert_eq!(s["archived"], false);
+    let saga_id = s["id"].clone();
+
+    let a = story(
+        &host,
+        json!({"saga_id": saga_id, "title": "Write the README", "notes": "Cover install and the CLI", "energy": "deep"}),
+    )
+    .await;
+    assert_eq!(a["state"], "ready");
+    assert_eq!(a["energy"], "deep");
+    assert_eq!(a["saga_id"], saga_id);
+    let b = story(
+        &host,
+        json!({"saga_id": saga_id, "title": "Tag the release", "priority": 2}),
+    )
+    .await;
+    assert_eq!(b["energy"], "moderate");
+    assert_eq!(b["priority"], 2);
+    let (a_id, b_id) = (a["id"].clone(), b["id"].clone());
+
+    // Start, park, restart.
+    let started = one(&host, "thread.start", json!({"id": a_id}), "thread.started").await;
+    assert_eq!(started["state"], "running");
+    assert_eq!(started["run"], 1);
+    assert_eq!(started["version"], 2);
+    assert!(started["timer_id"].is_string());
+    assert!(started["quantum_ends_at"].is_string());
+    let parked = one(&host, "thread.park", json!({"id": a_id}), "thread.parked").await;
+    assert_eq!(parked["state"], "parked");
+    assert_eq!(parked["timer_id"], Value::Null);
+    let restarted = one(&host, "thread.start", json!({"id": a_id}), "thread.started").await;
+    assert_eq!(restarted["run"], 2);
+    assert_ne!(restarted["timer_id"], started["timer_id"]);
+
+    // Block (from running) and unblock.
+    let blocked = one(
+        &host,
+        "thread.block",
+        json!({"id": a_id, "reason": "waiting for the logo"}),
+        "thread.blocked",
+    )
+    .await;
+    assert_eq!(blocked["state"], "blocked");
+    assert_eq!(blocked["blocked_reason"], "waiting for the logo");
+    let unblocked = one(
+        &host,
+        "thread.unblock",
+        json!({"id": a_id}),
+        "thread.unblocked",
+    )
+    .await;
+    assert_eq!(unblocked["state"], "ready");
+    assert_eq!(unblocked["blocked_reason"], Value::Null);
+
+    // The saga cannot be completed while a story is open.
+    let err = refused_with(
+        &host,
+        "thread.complete",
+        json!({"id": saga_id}),
+        "invalid_transition",
+    )
+    .await;
+    assert_eq!(err["context"]["current_state"], "active");
+    let open = err["context"]["open_children"].as_array().unwrap();
+    assert_eq!(open.len(), 2, "{err}");
+
+    // Complete both stories, then the saga.
+    one(&host, "thread.start", json!({"id": a_id}), "thread.started").await;
+    let done = one(
+        &host,
+        "thread.complete",
+        json!({"id": a_id}),
+        "thread.completed",
+    )
+    .await;
+    assert_eq!(done["state"], "done");
+    assert_eq!(done["run"], 3);
+    assert!(done["completed_at"].is_string());
+    one(&host, "thread.start", json!({"id": b_id}), "thread.started").await;
+    one(
+        &host,
+        "thread.complete",
+        json!({"id": b_id}),
+        "thread.completed",
+    )
+    .await;
+    let saga_done = one(
+        &host,
+        "thread.complete",
+        json!({"id": saga_id}),
+        "thread.completed",
+    )
+    .await;
+    assert_eq!(saga_done["state"], "done");
+
+    // Archive one story and the saga.
+    let archived = one(
+        &host,
+        "thread.archive",
+        json!({"id": a_id}),
+        "thread.archived",
+    )
+    .await;
+    assert_eq!(archived["archived"], true);
+    assert!(archived["archived_at"].is_string());
+    assert_eq!(archived["state"], "done");
+    one(
+        &host,
+        "thread.archive",
+        json!({"id": saga_id}),
+        "thread.archived",
+    )
+    .await;
+    let got = get(&host, &a_id).await;
+    assert_eq!(
+        got, archived,
+        "thread.got shows the state the last event showed"
+    );
+
+    // Listings: archived hidden by default, the archive on demand.
+    let all = ids(&[&saga_id, &a_id, &b_id]);
+    assert_eq!(listed(&host, json!({})).await, vec![b_id.as_str().unwrap()]);
+    let mut archive = listed(&host, json!({"archived": true})).await;
+    archive.sort();
+    assert_eq!(archive, ids(&[&saga_id, &a_id]));
+    let mut any = listed(&host, json!({"archived": "any"})).await;
+    any.sort();
+    assert_eq!(any, all);
+    assert_eq!(
+        listed(
+            &host,
+            json!({"saga_id": saga_id, "archived": "any", "kind": "story"})
+        )
+        .await,
+        ids(&[&a_id, &b_id]),
+    );
+    assert_eq!(
+        listed(
+            &host,
+            json!({"state": "done", "kind": "saga", "archived": "any"})
+        )
+        .await,
+        vec![saga_id.as_str().unwrap()]
+    );
+
+    // Free text, case-insensitive, over titles and notes.
+    assert_eq!(
+        listed(&host, json!({"text": "readme", "archived": "any"})).await,
+        vec![a_id.as_str().unwrap()],
+        "a title match"
+    );
+    assert_eq!(
+        listed(&host, json!({"text": "THE CLI", "archived": "any"})).await,
+        vec![a_id.as_str().unwrap()],
+        "a notes match"
+    );
+    assert!(
+        listed(&host, json!({"text": "readme"})).await.is_empty(),
+        "the archived match stays hidden"
+    );
+    let mut both = listed(
+        &host,
+        json!({"text": "e", "archived": "any", "kind": "story"}),
+    )
+    .await;
+    both.sort();
+    assert_eq!(
+        both,
+        ids(&[&a_id, &b_id]),
+        "a thread matching twice is listed once"
+    );
+    let page = one(
+        &host,
+        "thread.list",
+        json!({"archived": "any", "limit": 2}),
+        "thread.listed",
+    )
+    .await;
+    assert_eq!(page["count"], 2);
+    assert_eq!(page["more"], true);
+}
+
+// ---------------------------------------------------------------------------
+// Refusals
+// ---------------------------------------------------------------------------
+
+const COMMANDS: [&str; 6] = ["start", "park", "block", "unblock", "complete", "archive"];
+
+/// Drives a fresh task to `state` (plus `archived`) with real commands.
+async fn task_in(host: &Host, state: &str) -> Value {
+    let t = task(host, json!({"title": format!("a {state} task")})).await;
+    let id = t["id"].clone();
+    let path: &[&str] = match state {
+        "ready" => &[],
+        "running" => &["start"],
+        "parked" => &["park"],
+        "blocked" => &["block"],
+        "done" => &["start", "complete"],
+        "archived" => &["start", "complete", "archive"],
+        _ => unreachable!(),
+    };
+    for step in path {
+        run(host, &format!("thread.{step}"), body_for(step, &id)).await;
+    }
+    id
+}
+
+fn body_for(command: &str, id: &Value) -> Value {
+    if command == "block" {
+        json!({"id": id, "reason": "waiting"})
+    } else {
+        json!({"id": id})
+    }
+}
+
+#[tokio::test]
+async fn every_refused_transition_is_invalid_transition() {
+    let (host, _dir) = host_with(&["thread"]).await;
+    let allowed = |state: &str, command: &str| {
+        matches!(
+            (state, command),
+            ("ready", "start" | "park" | "block")
+                | ("running", "park" | "block" | "complete")
+                | ("parked", "start")
+                | ("blocked", "unblock")
+                | ("done", "archive")
+        )
+    };
+    let mut refusals = 0;
+    for state in ["ready", "running", "parked", "blocked", "done", "archived"] {
+        for command in COMMANDS {
+            let id = task_in(&host, state).await;
+            let before = get(&host, &id).await;
+            let key = format!("thread.{command}");
+            if allowed(state, command) {
+                run(&host, &key, body_for(command, &id)).await;
+                continue;
+            }
+            let err = refused_with(&host, &key, body_for(command, &id), "invalid_transition").await;
+            let current = if state == "archived" { "done" } else { state };
+            assert_eq!(
+                err["context"]["current_state"], current,
+                "{command} from {state}: {err}"
+            );
+            assert_eq!(err["context"]["command"], command);
+            let message = err["message"].as_str().unwrap();
+            assert!(message.contains(&format!("it is {current}")), "{message}");
+            assert_eq!(get(&host, &id).await, before, "a refusal changes nothing");
+            refusals += 1;
+        }
+    }
+    assert_eq!(refusals, 36 - 9, "every pair but the nine allowed ones");
+
+    // Sagas are not worked on directly, and archive only when done.
+    let s = saga(&host, json!({"title": "s"})).await;
+    for command in ["start", "park", "block", "unblock", "archive"] {
+        let err = refused_with(
+            &host,
+            &format!("thread.{command}"),
+            body_for(command, &s["id"]),
+            "invalid_transition",
+        )
+        .await;
+        assert_eq!(err["context"]["current_state"], "active", "{command}");
+    }
+    one(
+        &host,
+        "thread.complete",
+        json!({"id": s["id"]}),
+        "thread.completed",
+    )
+    .await;
+    let err = refused_with(
+        &host,
+        "thread.complete",
+        json!({"id": s["id"]}),
+        "invalid_transition",
+    )
+    .await;
+    assert_eq!(err["context"]["current_state"], "done");
+    // A done saga takes no new stories.
+    let err = refused_with(
+        &host,
+        "thread.story.create",
+        json!({"saga_id": s["id"], "title": "late"}),
+        "invalid_transition",
+    )
+    .await;
+    assert_eq!(err["context"]["current_state"], "done");
+}
+
+#[tokio::test]
+async fn missing_and_malformed_things_are_refused() {
+    let (host, _dir) = host_with(&["thread"]).await;
+    for command in COMMANDS {
+        let err = refused_with(
+            &host,
+            &format!("thread.{command}"),
+            body_for(command, &json!("nope")),
+            "not_found",
+        )
+        .await;
+        assert_eq!(err["context"]["id"], "nope");
+    }
+    refused_with(&host, "thread.get", json!({"id": "nope"}), "not_found").await;
+    refused_with(&host, "thread.delete", json!({"id": "nope"}), "not_found").await;
+    refused_with(
+        &host,
+        "thread.update",
+        json!({"id": "nope", "title": "x"}),
+        "not_found",
+    )
+    .await;
+    refused_with(
+        &host,
+        "thread.story.create",
+        json!({"saga_id": "nope", "title": "x"}),
+        "not_found",
+    )
+    .await;
+    let t = task(&host, json!({"title": "a task"})).await;
+    refused_with(
+        &host,
+        "thread.story.create",
+        json!({"saga_id": t["id"], "title": "under a task"}),
+        "validation",
+    )
+    .await;
+    refused_with(
+        &host,
+        "thread.story.create",
+        json!({"title": "orphan"}),
+        "validation",
+    )
+    .await;
+    refused_with(
+        &host,
+        "thread.saga.create",
+        json!({"title": "x", "quantum": "soon"}),
+        "validation",
+    )
+    .await;
+    refused_with(
+        &host,
+        "thread.block",
+        json!({"id": t["id"], "reason": " "}),
+        "validation",
+    )
+    .await;
+    refused_with(&host, "thread.update", json!({"id": t["id"]}), "validation").await;
+    refused_with(
+        &host,
+        "thread.list",
+        json!({"archived": "maybe"}),
+        "validation",
+    )
+    .await;
+    let s = saga(&host, json!({"title": "s"})).await;
+    refused_with(
+        &host,
+        "thread.update",
+        json!({"id": s["id"], "energy": "deep"}),
+        "validation",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ids_come_from_the_message_id_or_the_client() {
+    let (host, _dir) = host_with(&["thread"]).await;
+    let c = cmd("thread.saga.create", r#"{"title":"Ship v1"}"#);
+    let events = run_env(&host, c.clone()).await;
+    let id = events[0].1["id"].as_str().unwrap().to_owned();
+    assert_eq!(id, format!("saga_{}", c.meta.message_id.to_lowercase()));
+    assert_eq!(events[0].1["quantum"], "50m", "the default quantum");
+    // A redelivered command is not run again: still one saga.
+    run_env(&host, c).await;
+    assert_eq!(listed(&host, json!({"kind": "saga"})).await, vec![id]);
+
+    let mine = saga(&host, json!({"id": "ship-v2", "title": "Ship v2"})).await;
+    assert_eq!(mine["id"], "ship-v2");
+    let err = refused_with(
+        &host,
+        "thread.task.create",
+        json!({"id": "ship-v2", "title": "taken"}),
+        "conflict",
+    )
+    .await;
+    assert_eq!(err["context"]["current_version"], 1);
+    let t = task(&host, json!({"title": "t"})).await;
+    assert!(t["id"].as_str().unwrap().starts_with("task_"));
+}
+
+// ---------------------------------------------------------------------------
+// Quantum inheritance
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn quantum_is_inherited_unless_overridden() {
+    let (host, _dir) = host_with(&["thread"]).await;
+    let s = saga(&host, json!({"title": "s", "quantum": "1h"})).await;
+    let sid = s["id"].clone();
+    let follows = story(&host, json!({"saga_id": sid, "title": "follows"})).await;
+    assert_eq!(
+        (&follows["quantum"], &follows["quantum_overridden"]),
+        (&json!("1h"), &json!(false))
+    );
+    assert_eq!(follows["quantum_ms"], 3_600_000);
+    let own = story(
+        &host,
+        json!({"saga_id": sid, "title": "own", "quantum": "25m"}),
+    )
+    .await;
+    assert_eq!(
+        (&own["quantum"], &own["quantum_overridden"]),
+        (&json!("25m"), &json!(true))
+    );
+    let sub_task = task(
+        &host,
+        json!({"saga_id": sid, "title": "a task under the saga"}),
+    )
+    .await;
+    assert_eq!(sub_task["quantum"], "1h");
+    let lone = task(&host, json!({"title": "top-level"})).await;
+    assert_eq!(
+        (&lone["quantum"], &lone["quantum_overridden"]),
+        (&json!("50m"), &json!(false))
+    );
+    let canonical = task(&host, json!({"title": "canonical", "quantum": "90m"})).await;
+    assert_eq!(canonical["quantum"], "1h30m");
+
+    // Changing the saga's quantum changes its followers, not the others.
+    let events = run(
+        &host,
+        "thread.update",
+        json!({"id": sid, "quantum": "1h30m"}),
+    )
+    .await;
+    assert!(
+        events.iter().all(|(k, _)| k == "thread.updated"),
+        "{events:?}"
+    );
+    let changed: Vec<&Value> = events.iter().map(|(_, b)| b).collect();
+    assert_eq!(changed[0]["id"], sid, "the saga first");
+    assert_eq!(changed[0]["quantum"], "1h30m");
+    assert_eq!(ids(&changed[1..]), ids(&[&follows["id"], &sub_task["id"]]));
+    for child in &changed[1..] {
+        assert_eq!(child["quantum"], "1h30m");
+        assert_eq!(child["quantum_ms"], 5_400_000);
+        assert_eq!(child["quantum_overridden"], false);
+        assert_eq!(child["version"], 2);
+    }
+    assert_eq!(get(&host, &own["id"]).await["quantum"], "25m");
+    assert_eq!(get(&host, &own["id"]).await["version"], 1, "untouched");
+    assert_eq!(get(&host, &lone["id"]).await["quantum"], "50m");
+
+    // `null` goes back to following the saga; a quantum of its own overrides.
+    let back = one(
+        &host,
+        "thread.update",
+        json!({"id": own["id"], "quantum": null}),
+        "thread.updated",
+    )
+    .await;
+    assert_eq!(
+        (&back["quantum"], &back["quantum_overridden"]),
+        (&json!("1h30m"), &json!(false))
+    );
+    let over = one(
+        &host,
+        "thread.update",
+        json!({"id": follows["id"], "quantum": "45m"}),
+        "thread.updated",
+    )
+    .await;
+    assert_eq!(
+        (&over["quantum"], &over["quantum_overridden"]),
+        (&json!("45m"), &json!(true))
+    );
+    let events = run(&host, "thread.update", json!({"id": sid, "quantum": "2h"})).await;
+    let mut followers: Vec<&Value> = events.iter().skip(1).map(|(_, b)| b).collect();
+    followers.sort_by_key(|b| b["id"].as_str().unwrap().to_owned());
+    assert_eq!(ids(&followers), ids(&[&own["id"], &sub_task["id"]]));
+    assert_eq!(get(&host, &follows["id"]).await["quantum"], "45m");
+
+    // Bad quanta are validation errors, and change nothing.
+    for bad in ["", "1x", "30m1h", "0m", "25h", "1h 30m"] {
+        let err = refused_with(
+            &host,
+            "thread.update",
+            json!({"id": sid, "quantum": bad}),
+            "validation",
+        )
+        .await;
+        assert_eq!(err["context"]["quantum"], bad);
+    }
+    refused_with(
+        &host,
+        "thread.story.create",
+        json!({"saga_id": sid, "title": "x", "quantum": "fast"}),
+        "validation",
+    )
+    .await;
+    assert_eq!(get(&host, &sid).await["quantum"], "2h");
+
+    // Other fields.
+    let upd = one(
+        &host,
+        "thread.update",
+        json!({"id": lone["id"], "title": "renamed", "notes": "n", "priority": 3, "energy": "light"}),
+        "thread.updated",
+    )
+    .await;
+    assert_eq!(
+        (
+            &upd["title"],
+            &upd["notes"],
+            &upd["priority"],
+            &upd["energy"]
+        ),
+        (&json!("renamed"), &json!("n"), &json!(3), &json!("light"))
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Optimistic concurrency
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_stale_expected_version_is_a_conflict() {
+    let (host, _dir) = host_with(&["thread"]).await;
+    let t = task(&host, json!({"title": "t"})).await;
+    let id = t["id"].clone();
+    assert_eq!(t["version"], 1);
+    let v2 = one(
+        &host,
+        "thread.update",
+        json!({"id": id, "notes": "x", "expected_version": 1}),
+        "thread.updated",
+    )
+    .await;
+    assert_eq!(v2["version"], 2);
+    for (key, b) in [
+        (
+            "thread.update",
+            json!({"id": id, "notes": "y", "expected_version": 1}),
+        ),
+        ("thread.start", json!({"id": id, "expected_version": 1})),
+        (
+            "thread.block",
+            json!({"id": id, "reason": "r", "expected_version": 1}),
+        ),
+        ("thread.delete", json!({"id": id, "expected_version": 1})),
+    ] {
+        let err = refused_with(&host, key, b, "conflict").await;
+        assert_eq!(err["context"]["current_version"], 2, "{key}");
+    }
+    let started = one(
+        &host,
+        "thread.start",
+        json!({"id": id, "expected_version": 2}),
+        "thread.started",
+    )
+    .await;
+    assert_eq!(started["version"], 3);
+    assert_eq!(get(&host, &id).await["notes"], "x");
+}
+
+/// A store that makes the next two reads of one document wait for each
+/// other, so two commands surely read the same version before either writes.
+struct Rendezvous {
+    inner: MemoryStore,
+    id: String,
+    armed: AtomicUsize,
+    barrier: tokio::sync::Barrier,
+}
+
+#[async_trait]
+impl Store for Rendezvous {
+    async fn get(
+        &self,
+        domain: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<Document>, StoreError> {
+        let doc = self.inner.get(domain, collection, id).await;
+        if id == self.id
+            && self
+                .armed
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            // Bounded: past the timeout the test sees no conflict and fails.
+            let _ = tokio::time::timeout(Duration::from_millis(400), self.barrier.wait()).await;
+        }
+        doc
+    }
+    async fn list(
+        &self,
+        domain: &str,
+        collection: &str,
+        filter: &Filter,
+    ) -> Result<Vec<Document>, StoreError> {
+        self.inner.list(domain, collection, filter).await
+    }
+    async fn upsert(
+        &self,
+        domain: &str,
+        collection: &str,
+        id: &str,
+        json: &str,
+        expected_version: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        self.inner
+            .upsert(domain, collection, id, json, expected_version)
+            .await
+    }
+    async fn delete(&self, domain: &str, collection: &str, id: &str) -> Result<bool, StoreError> {
+        self.inner.delete(domain, collection, id).await
+    }
+    async fn clear(&self, domain: &str, collection: &str) -> Result<(), StoreError> {
+        self.inner.clear(domain, collection).await
+    }
+    async fn processed(&self, message_id: &str) -> Result<Option<Vec<String>>, StoreError> {
+        self.inner.processed(message_id).await
+    }
+    async fn record_processed(
+        &self,
+        message_id: &str,
+        events: &[String],
+    ) -> Result<(), StoreError> {
+        self.inner.record_processed(message_id, events).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_starts_do_not_both_succeed() {
+    let store = Arc::new(Rendezvous {
+        inner: MemoryStore::new(),
+        id: "race".into(),
+        armed: AtomicUsize::new(0),
+        barrier: tokio::sync::Barrier::new(2),
+    });
+    let (host, _dir) = host_with_store(&["thread"], store.clone()).await;
+    let s = saga(&host, json!({"title": "s"})).await;
+    story(
+        &host,
+        json!({"id": "race", "saga_id": s["id"], "title": "raced"}),
+    )
+    .await;
+    store.armed.store(2, Ordering::SeqCst);
+    let starts: Vec<_> = (0..2)
+        .map(|_| {
+            let host = host.clone();
+            tokio::spawn(async move { call(&host, cmd("thread.start", r#"{"id":"race"}"#)).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for s in starts {
+        let events = s.await.unwrap();
+        assert_eq!(events.len(), 1);
+        outcomes
+            .push(error_code_of(&events[0]).unwrap_or_else(|| events[0].meta.routing_key.clone()));
+    }
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        ["conflict", "thread.started"],
+        "both read version 1; one write must lose"
+    );
+    let got = get(&host, &json!("race")).await;
+    assert_eq!(
+        (got["run"].as_u64(), got["version"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(
+        pending_timers(store.as_ref()).await,
+        1,
+        "the loser cancelled its timer"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Quantum timers
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_short_quantum_expires_once() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (host, _dir) = host_with_store(&["thread"], store.clone()).await;
+    let bus = Arc::new(InProcessBus::new());
+    let serving = host.serve(bus.clone()).await.unwrap();
+    let mut session = bus.subscribe("session.q1.#").await.unwrap();
+    let s = saga(&host, json!({"title": "s", "quantum": "300ms"})).await;
+    let st = story(&host, json!({"saga_id": s["id"], "title": "quick"})).await;
+    assert_eq!(st["quantum"], "300ms");
+    let began = Instant::now();
+    let started = run_env(
+        &host,
+        cmd("thread.start", &json!({"id": st["id"]}).to_string()).with_session("q1"),
+    )
+    .await;
+    assert_eq!(pending_timers(store.as_ref()).await, 1);
+    let expired = next_keyed(
+        &mut session,
+        "thread.quantum.expired",
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("the quantum expires");
+    assert!(
+        began.elapsed() >= Duration::from_millis(300),
+        "early: {:?}",
+        began.elapsed()
+    );
+    assert_eq!(expired.meta.session_id.as_deref(), Some("q1"));
+    let b = body(&expired);
+    assert_eq!(b["id"], st["id"]);
+    assert_eq!(b["run"], 1);
+    assert_eq!(
+        b["state"], "running",
+        "the thread keeps running past its quantum"
+    );
+    assert_eq!(b["timer_id"], Value::Null);
+    assert!(b["quantum_expired_at"].is_string());
+    assert_eq!(b["version"], started[0].1["version"].as_u64().unwrap() + 1);
+    assert!(
+        next(&mut session, Duration::from_millis(700))
+            .await
+            .is_none(),
+        "expired twice"
+    );
+    assert_eq!(pending_timers(store.as_ref()).await, 0);
+    // Completing after the expiry is fine.
+    one(
+        &host,
+        "thread.complete",
+        json!({"id": st["id"]}),
+        "thread.completed",
+    )
+    .await;
+    serving.stop();
+}
+
+#[tokio::test]
+async fn completing_parking_or_restarting_cancels_the_quantum() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (host, _dir) = host_with_store(&["thread"], store.clone()).await;
+    let bus = Arc::new(InProcessBus::new());
+    let serving = host.serve(bus.clone()).await.unwrap();
+    let mut session = bus.subscribe("session.q2.#").await.unwrap();
+    let on_session =
+        |key: &str, id: &Value| cmd(key, &json!({"id": id}).to_string()).with_session("q2");
+    let s = saga(&host, json!({"title": "s"})).await;
+    let done = story(
+        &host,
+        json!({"saga_id": s["id"], "title": "done fast", "quantum": "300ms"}),
+    )
+    .await;
+    let parked = task(&host, json!({"title": "parked", "quantum": "300ms"})).await;
+    let again = task(&host, json!({"title": "restarted", "quantum": "400ms"})).await;
+
+    run_env(&host, on_session("thread.start", &done["id"])).await;
+    run_env(&host, on_session("thread.complete", &done["id"])).await;
+    run_env(&host, on_session("thread.start", &parked["id"])).await;
+    run_env(&host, on_session("thread.park", &parked["id"])).await;
+    run_env(&host, on_session("thread.start", &again["id"])).await;
+    run_env(&host, on_session("thread.park", &again["id"])).await;
+    run_env(&host, on_session("thread.start", &again["id"])).await;
+    assert_eq!(
+        pending_timers(store.as_ref()).await,
+        1,
+        "only the current run's timer is left"
+    );
+
+    // Everything the session sees from here: one expiry, of the second run.
+    let mut seen = Vec::new();
+    let until = Instant::now() + Duration::from_millis(1500);
+    while let Some(e) = next(
+        &mut session,
+        until.saturating_duration_since(Instant::now()),
+    )
+    .await
+    {
+        seen.push(e);
+    }
+    let expiries: Vec<Value> = seen
+        .iter()
+        .filter(|e| e.meta.routing_key == "thread.quantum.expired")
+        .map(body)
+        .collect();
+    assert_eq!(expiries.len(), 1, "{expiries:?}");
+    assert_eq!(expiries[0]["id"], again["id"]);
+    assert_eq!(expiries[0]["run"], 2);
+    assert_eq!(pending_timers(store.as_ref()).await, 0);
+    serving.stop();
+}
+
+#[tokio::test]
+async fn only_the_timer_of_the_current_run_expires_a_quantum() {
+    let (host, _dir) = host_with(&["thread"]).await;
+    let t = task(&host, json!({"title": "t"})).await;
+    let started = one(
+        &host,
+        "thread.start",
+        json!({"id": t["id"]}),
+        "thread.started",
+    )
+    .await;
+    // A client sending the timer's command, even with the right run, is not
+    // the timer: nothing happens.
+    let events = call(
+        &host,
+        cmd(
+            "thread.quantum.expire",
+            &json!({"id": t["id"], "run": 1}).to_string(),
+        ),
+    )
+    .await;
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(get(&host, &t["id"]).await, started, "unchanged");
+    // Nor does a timer for a thread that is gone.
+    let events = call(
+        &host,
+        cmd("thread.quantum.expire", r#"{"id":"gone","run":1}"#),
+    )
+    .await;
+    assert!(events.is_empty(), "{events:?}");
+}
+
+#[tokio::test]
+async fn a_quantum_timer_survives_a_host_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let id;
+    {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_dir(data.path()).unwrap());
+        let (host, _dir) = host_with_store(&["thread"], store).await;
+        let t = task(&host, json!({"title": "survivor", "quantum": "300ms"})).await;
+        id = t["id"].clone();
+        // Started by a host that is not serving, then gone.
+        run_env(
+            &host,
+            cmd("thread.start", &json!({"id": id}).to_string()).with_session("r1"),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_dir(data.path()).unwrap());
+    assert_eq!(
+        pending_timers(store.as_ref()).await,
+        1,
+        "the timer is on disk"
+    );
+    let (host, _dir) = host_with_store(&["thread"], store.clone()).await;
+    let bus = Arc::new(InProcessBus::new());
+    let mut session = bus.subscribe("session.r1.#").await.unwrap();
+    let serving = host.serve(bus.clone()).await.unwrap();
+    let expired = next(&mut session, Duration::from_secs(5))
+        .await
+        .expect("fires after the restart");
+    assert_eq!(expired.meta.routing_key, "thread.quantum.expired");
+    assert_eq!(body(&expired)["id"], id);
+    assert_eq!(body(&expired)["run"], 1);
+    assert!(
+        next(&mut session, Duration::from_millis(500))
+            .await
+            .is_none(),
+        "fired twice"
+    );
+    assert_eq!(pending_timers(store.as_ref()).await, 0);
+    serving.stop();
+}
+
+// ---------------------------------------------------------------------------
+// Deleting
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn deleting_a_saga_with_children_needs_cascade() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (host, _dir) = host_with_store(&["thread"], store.clone()).await;
+    let s = saga(&host, json!({"title": "s"})).await;
+    let a = story(&host, json!({"saga_id": s["id"], "title": "a"})).await;
+    let b = task(&host, json!({"saga_id": s["id"], "title": "b"})).await;
+    one(
+        &host,
+        "thread.start",
+        json!({"id": a["id"]}),
+        "thread.started",
+    )
+    .await;
+    assert_eq!(pending_timers(store.as_ref()).await, 1);
+
+    let err = refused_with(
+        &host,
+        "thread.delete",
+        json!({"id": s["id"]}),
+        "has_children",
+    )
+    .await;
+    assert_eq!(err["context"]["children"], 2);
+    get(&host, &s["id"]).await;
+
+    let events = run(
+        &host,
+        "thread.delete",
+        json!({"id": s["id"], "cascade": true}),
+    )
+    .await;
+    assert!(
+        events.iter().all(|(k, _)| k == "thread.deleted"),
+        "{events:?}"
+    );
+    let gone: Vec<&Value> = events.iter().map(|(_, b)| b).collect();
+    assert_eq!(gone.last().unwrap()["id"], s["id"], "the saga last");
+    assert_eq!(ids(&gone), ids(&[&s["id"], &a["id"], &b["id"]]));
+    assert!(gone.iter().all(|g| g["deleted_at"].is_string()));
+    assert_eq!(
+        pending_timers(store.as_ref()).await,
+        0,
+        "the running story's timer is cancelled"
+    );
+    for id in [&s["id"], &a["id"], &b["id"]] {
+        refused_with(&host, "thread.get", json!({"id": id}), "not_found").await;
+    }
+
+    let lone = task(&host, json!({"title": "lone"})).await;
+    let deleted = one(
+        &host,
+        "thread.delete",
+        json!({"id": lone["id"], "expected_version": 1}),
+        "thread.deleted",
+    )
+    .await;
+    assert_eq!(deleted["title"], "lone");
+    assert!(listed(&host, json!({"archived": "any"})).await.is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Sprints
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_sprint_plans_stories_and_sums_their_quanta() {
+    let (host, _dir) = host_with(&["thread"]).await;
+    let s = saga(&host, json!({"title": "s", "quantum": "1h"})).await;
+    let a = story(
+        &host,
+        json!({"saga_id": s["id"], "title": "a", "quantum": "25m"}),
+    )
+    .await;
+    let b = story(&host, json!({"saga_id": s["id"], "title": "b"})).await;
+    let t = task(&host, json!({"title": "not a story"})).await;
+    let sprint = one(
+        &host,
+        "thread.sprint.create",
+        json!({"title": "Week 48", "goal": "ship"}),
+        "thread.sprint.created",
+    )
+    .await;
+    assert!(sprint["id"].as_str().unwrap().starts_with("sprint_"));
+    assert_eq!(sprint["version"], 1);
+    let sp = sprint["id"].clone();
+
+    for story in [&a, &b] {
+        let added = one(
+            &host,
+            "thread.sprint.add_story",
+            json!({"sprint_id": sp, "story_id": story["id"]}),
+            "thread.sprint.story_added",
+        )
+        .await;
+        assert_eq!(added["sprint_id"], sp);
+        assert_eq!(added["id"], story["id"]);
+    }
+    refused_with(
+        &host,
+        "thread.sprint.add_story",
+        json!({"sprint_id": sp, "story_id": a["id"]}),
+        "invalid_transition",
+    )
+    .await;
+    refused_with(
+        &host,
+        "thread.sprint.add_story",
+        json!({"sprint_id": sp, "story_id": t["id"]}),
+        "validation",
+    )
+    .await;
+    refused_with(
+        &host,
+        "thread.sprint.add_story",
+        json!({"sprint_id": "nope", "story_id": a["id"]}),
+        "not_found",
+    )
+    .await;
+    let err = refused_with(
+        &host,
+        "thread.sprint.add_story",
+        json!({"sprint_id": sp, "story_id": b["id"], "expected_version": 1}),
+        "conflict",
+    )
+    .await;
+    assert_eq!(err["context"]["current_version"], 2);
+
+    one(
+        &host,
+        "thread.start",
+        json!({"id": a["id"]}),
+        "thread.started",
+    )
+    .await;
+    one(
+        &host,
+        "thread.complete",
+        json!({"id": a["id"]}),
+        "thread.completed",
+    )
+    .await;
+    let report = one(
+        &host,
+        "thread.sprint.get",
+        json!({"id": sp}),
+        "thread.sprint.got",
+    )
+    .await;
+    assert_eq!(report["sprint"]["title"], "Week 48");
+    let mut states: Vec<(&str, &str)> = report["stories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["title"].as_str().unwrap(), s["state"].as_str().unwrap()))
+        .collect();
+    states.sort();
+    assert_eq!(states, [("a", "done"), ("b", "ready")]);
+    assert_eq!(
+        report["totals"],
+        json!({"stories": 2, "stories_done": 1, "planned_ms": 5_100_000, "done_ms": 1_500_000, "planned": "1h25m", "done": "25m"})
+    );
+    assert_eq!(
+        listed(&host, json!({"sprint_id": sp})).await,
+        ids(&[&a["id"], &b["id"]])
+    );
+
+    let removed = one(
+        &host,
+        "thread.sprint.remove_story",
+        json!({"sprint_id": sp, "story_id": b["id"]}),
+        "thread.sprint.story_removed",
+    )
+    .await;
+    assert_eq!(removed["sprint_id"], Value::Null);
+    refused_with(
+        &host,
+        "thread.sprint.remove_story",
+        json!({"sprint_id": sp, "story_id": b["id"]}),
+        "not_found",
+    )
+    .await;
+    let report = one(
+        &host,
+        "thread.sprint.get",
+        json!({"id": sp}),
+        "thread.sprint.got",
+    )
+    .await;
+    assert_eq!(report["totals"]["stories"], 1);
+    assert_eq!(report["totals"]["planned"], "25m");
+    let all = one(
+        &host,
+        "thread.sprint.list",
+        json!({}),
+        "thread.sprint.listed",
+    )
+    .await;
+    assert_eq!(all["count"], 1);
+    assert_eq!(all["sprints"][0]["id"], sp);
+}
+
+// ---------------------------------------------------------------------------
+// Bundling
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_handler_is_bundled_and_loaded_by_default() {
+    components(); // builds, and installs the bundled handlers
+    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("handlers/dist");
+    let host = Arc::new(Host::new(Default::default(), Arc::new(MemoryStore::new())).unwrap());
+    host.load_dir(&dist).await.unwrap();
+    let registry = host.registry();
+    let thread = registry
+        .route("thread.saga.create")
+        .expect("thread is bundled");
+    assert_eq!(thread.manifest.domain, "thread");
+    assert!(registry.route("thread.quantum.expire").is_some());
+    assert!(thread
+        .manifest
+        .commands
+        .iter()
+        .all(|c| c.body_schema.is_some()));
+}

@@ -9,7 +9,8 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    UpdateDeadline,
 };
 
 use crate::bindings::{self, HandlerPre};
@@ -169,6 +170,7 @@ impl Runtime {
             .max_component_instance_size(4 << 20)
             .max_core_instance_size(4 << 20)
             .max_memory_size(limits.memory);
+        keep_slots_resident(&mut pool, limits.memory);
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -408,6 +410,33 @@ impl Runtime {
         (result, Some(sandbox))
     }
 }
+
+/// Makes the next fresh instance in a reused pool slot cheap, without
+/// sharing anything between commands.
+///
+/// By default a freed slot's linear memory is `madvise`d away, and the next
+/// instance page-faults in every page it touches again: for an interpreter
+/// component (CPython, SpiderMonkey: a snapshot of tens of MiB, of which a
+/// command touches thousands of pages) that is most of its per-command cost.
+/// With the Linux `PAGEMAP_SCAN` ioctl (kernel 6.7+) Wasmtime instead finds
+/// the pages the last instance dirtied and copies them back from the
+/// component's memory image, up to `keep_resident` bytes, so the slot stays
+/// mapped and the next instance starts from the pristine snapshot without
+/// faults. Measured in `docs/bench-languages.md`. Without the ioctl the
+/// defaults stay: keeping memory resident would then mean a `memset` of the
+/// whole kept range per command.
+fn keep_slots_resident(pool: &mut PoolingAllocationConfig, memory_cap: usize) {
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(Enabled::Yes)
+            .linear_memory_keep_resident(memory_cap)
+            .table_keep_resident(TABLE_KEEP_RESIDENT);
+    }
+}
+
+/// Bytes of a table slot kept resident (and reset page by page) between
+/// instances: the interpreters' function tables, tens of thousands of
+/// entries.
+const TABLE_KEEP_RESIDENT: usize = 4 << 20;
 
 fn classify(err: &wasmtime::Error, sandbox: &Sandbox, deadline: Duration) -> ErrorBody {
     if sandbox.memory_denied {

@@ -1,6 +1,7 @@
 //! What a handler costs per language: component size, load (compile) time
 //! and per-command cost through the host, for the Rust `counter`, the Python
-//! `notes` and the JavaScript `stats` handlers.
+//! `notes` and the JavaScript `stats` handlers, with a fresh instance per
+//! command (the default) and with instance reuse (`InstancePolicy::Warm`).
 //!
 //! Run with `cargo bench --bench languages [-- COMPONENT…]` (it runs
 //! `scripts/build-handlers` itself if the components are missing). Prints a table;
@@ -14,7 +15,7 @@ use parallel_you_host::bus::Collector;
 use parallel_you_host::envelope::Envelope;
 use parallel_you_host::error::error_code_of;
 use parallel_you_host::store::{MemoryStore, Store};
-use parallel_you_host::{Host, HostConfig};
+use parallel_you_host::{Host, HostConfig, InstancePolicy};
 
 /// Commands per measured case, bounded in count and in time.
 const ITERATIONS: usize = 3_000;
@@ -164,7 +165,7 @@ async fn run() -> anyhow::Result<()> {
     let dir = components()?;
     println!();
     println!(
-        "{:<11} {:<18} {:>9} {:>9} {:>10} {:>10} {:>10} {:>6}",
+        "{:<11} {:<25} {:>9} {:>9} {:>10} {:>10} {:>10} {:>6}",
         "language", "command", "size KiB", "load ms", "median µs", "mean µs", "cpu µs", "n"
     );
     // `cargo bench --bench languages -- notes stats` measures just those.
@@ -183,9 +184,20 @@ async fn run() -> anyhow::Result<()> {
         let (read_key, read_body) = case.read;
         let write = measure(&host, write_key, write_body).await?;
         let read = measure(&host, read_key, |_| read_body.to_owned()).await?;
-        for (i, (key, f)) in [(write_key, &write), (read_key, &read)]
-            .into_iter()
-            .enumerate()
+        // The same commands with instance reuse (`InstancePolicy::Warm`).
+        host.set_instance_policy(case.component, InstancePolicy::Warm { max_idle: 1 });
+        let write_warm = measure(&host, write_key, write_body).await?;
+        let read_warm = measure(&host, read_key, |_| read_body.to_owned()).await?;
+        let warm_write_key = format!("{write_key} (warm)");
+        let warm_read_key = format!("{read_key} (warm)");
+        for (i, (key, f)) in [
+            (write_key, &write),
+            (read_key, &read),
+            (warm_write_key.as_str(), &write_warm),
+            (warm_read_key.as_str(), &read_warm),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let (size, load) = if i == 0 {
                 (
@@ -196,7 +208,7 @@ async fn run() -> anyhow::Result<()> {
                 (String::new(), String::new())
             };
             println!(
-                "{:<11} {:<18} {:>9} {:>9} {:>10.1} {:>10.1} {:>10} {:>6}",
+                "{:<11} {:<25} {:>9} {:>9} {:>10.1} {:>10.1} {:>10} {:>6}",
                 case.language,
                 key,
                 size,
@@ -212,7 +224,7 @@ async fn run() -> anyhow::Result<()> {
             None if case.language == "Rust" => rust_median = Some(median),
             None => {}
             Some(base) => println!(
-                "{:<11} {:<18} {:>9} {:>9} {:>9.0}x",
+                "{:<11} {:<25} {:>9} {:>9} {:>9.0}x",
                 "",
                 "  vs Rust (write)",
                 "",

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::{body, call, cmd, last_error};
 use parallel_you_host::envelope::{Envelope, Kind};
-use parallel_you_host::{Host, HostConfig, MemoryStore, Store};
+use parallel_you_host::{Host, HostConfig, InstancePolicy, MemoryStore, Store};
 use serde_json::json;
 
 const COMPONENTS: &[&str] = &["notes", "stats", "pyfail", "jsfail", "counter"];
@@ -523,5 +523,55 @@ fn the_python_domain_cannot_see_another_domains_documents() {
         let id = own["id"].as_str().unwrap();
         assert!(store.get("notes", "notes", id).await.unwrap().is_some());
         assert!(store.get("counter", "notes", id).await.unwrap().is_none());
+    });
+}
+
+#[test]
+fn a_warm_instance_is_reused_until_a_failure_poisons_it() {
+    // Its own host: the shared one keeps every handler fresh.
+    shared().runtime.block_on(async {
+        let (host, _dir) = common::host_with(&["pyfail"]).await;
+        let count = |session: &'static str| {
+            let host = host.clone();
+            async move {
+                let b = one(&host, cmd("pyfail.count", "{}").with_session(session)).await;
+                b["n"].as_u64().unwrap()
+            }
+        };
+        assert_eq!(host.parked_instances("pyfail"), 0);
+        host.set_instance_policy("pyfail", InstancePolicy::Warm { max_idle: 1 });
+        assert_eq!(count("a").await, 1);
+        assert_eq!(
+            host.parked_instances("pyfail"),
+            1,
+            "parked after a clean run"
+        );
+        // The trade-off of reuse: module state carries over, across sessions.
+        assert_eq!(count("b").await, 2);
+        assert_eq!(count("a").await, 3);
+        // An exception the helper turned into an error event leaves the
+        // instance healthy.
+        let events = call(&host, cmd("pyfail.raise", "{}")).await;
+        assert_eq!(last_error(&events).as_deref(), Some("handler_error"));
+        assert_eq!(count("a").await, 4);
+
+        // A trap, a timeout and the memory cap each poison the instance: the
+        // next command gets a fresh one.
+        for (bad, code) in [
+            ("pyfail.abort", "trap"),
+            ("pyfail.spin", "timeout"),
+            ("pyfail.hog", "memory_limit"),
+        ] {
+            let before = count("a").await;
+            assert!(before > 1, "a reused instance before {bad}: {before}");
+            let events = call(&host, cmd(bad, "{}")).await;
+            assert_eq!(last_error(&events).as_deref(), Some(code), "{events:?}");
+            assert_eq!(host.parked_instances("pyfail"), 0, "{bad} poisoned it");
+            assert_eq!(count("a").await, 1, "a fresh instance after {bad}");
+        }
+
+        host.set_instance_policy("pyfail", InstancePolicy::Fresh);
+        assert_eq!(count("a").await, 1);
+        assert_eq!(count("a").await, 1, "fresh again once the policy is back");
     });
 }

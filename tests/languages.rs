@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::{body, call, cmd, last_error};
 use parallel_you_host::envelope::{Envelope, Kind};
+use parallel_you_host::timers;
 use parallel_you_host::{Host, HostConfig, InstancePolicy, MemoryStore, Store};
 use serde_json::json;
 
@@ -573,5 +574,36 @@ fn a_warm_instance_is_reused_until_a_failure_poisons_it() {
         host.set_instance_policy("pyfail", InstancePolicy::Fresh);
         assert_eq!(count("a").await, 1);
         assert_eq!(count("a").await, 1, "fresh again once the policy is back");
+    });
+}
+
+#[test]
+fn python_and_javascript_schedule_and_cancel_timers() {
+    with_host(|host, store| async move {
+        for domain in ["pyfail", "jsfail"] {
+            let c = cmd(&format!("{domain}.later"), r#"{"delay_ms":3600000}"#).with_session("tm");
+            let b = one(&host, c.clone()).await;
+            let timer = b["timer"].as_str().unwrap().to_owned();
+            let doc = store
+                .get(timers::DOMAIN, timers::COLLECTION, &timer)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{domain}: timer {timer} is stored"));
+            let stored: serde_json::Value = serde_json::from_str(&doc.json).unwrap();
+            assert!(
+                stored.to_string().contains(&format!("{domain}.ok")),
+                "{stored}"
+            );
+            let cancel = json!({ "timer": timer }).to_string();
+            let b = one(&host, cmd(&format!("{domain}.cancel"), &cancel)).await;
+            assert_eq!(b["cancelled"], true, "{domain}");
+            let b = one(&host, cmd(&format!("{domain}.cancel"), &cancel)).await;
+            assert_eq!(b["cancelled"], false, "{domain}: already gone");
+            let gone = store
+                .get(timers::DOMAIN, timers::COLLECTION, &timer)
+                .await
+                .unwrap();
+            assert!(gone.is_none(), "{domain}");
+        }
     });
 }

@@ -10,7 +10,8 @@
 //   optional JSON Schema of the body, and a function taking the parsed body)
 //   and the events it may publish;
 // * each command function receives a `Ctx` (the command's meta, the domain's
-//   document store through `Collection`s, early `ctx.emit`, logging) and
+//   document store through `Collection`s, early `ctx.emit`, timers with
+//   `ctx.schedule`, logging) and
 //   returns the events it caused (an array of `event(...)`), or throws a
 //   `HandlerError`;
 // * `export const commandHandler = router.export();` in the app module
@@ -37,6 +38,7 @@
 
 import * as store from "parallel-you:handler/store@0.1.0";
 import { emit as witEmit } from "parallel-you:handler/emitter@0.1.0";
+import * as scheduler from "parallel-you:handler/scheduler@0.1.0";
 import { log as witLog } from "parallel-you:handler/log@0.1.0";
 
 const MAX_MESSAGE = 1000;
@@ -254,6 +256,20 @@ export class Ctx {
   /** Publishes an event now, before the command returns. */
   emit(routingKey, body = {}) {
     witEmit(event(routingKey, body));
+  }
+
+  /**
+   * Has the command `routingKey` (of this handler's own domain) with `body`
+   * delivered after `delayMs`, surviving host restarts, with this command's
+   * session and reply channel. Returns the timer id.
+   */
+  schedule(delayMs, routingKey, body = {}) {
+    return storeCall(scheduler.schedule, BigInt(delayMs), routingKey, JSON.stringify(body));
+  }
+
+  /** Cancels a timer of this domain; true if it was still pending. */
+  cancel(timerId) {
+    return storeCall(scheduler.cancel, timerId);
   }
 
   log(level, message) {

@@ -9,8 +9,8 @@ generated bindings in the same shape as the Rust SDK (``sdk/src/lib.rs``):
   parsed body) and the events it may publish;
 * each command function receives a :class:`Ctx` (the command's meta, the
   domain's document store through :class:`Collection`, early
-  :meth:`Ctx.emit`, logging) and returns the events it caused (a list of
-  :func:`event`), or raises :class:`Error`;
+  :meth:`Ctx.emit`, timers with :meth:`Ctx.schedule`, logging) and returns
+  the events it caused (a list of :func:`event`), or raises :class:`Error`;
 * ``CommandHandler = router.export()`` at the top level of the app module
   exports it as the component's ``command-handler``.
 
@@ -53,7 +53,7 @@ import traceback
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import emitter, log, store, types
+from wit_world.imports import emitter, log, scheduler, store, types
 
 __all__ = [
     "Router",
@@ -273,6 +273,18 @@ class Ctx:
     def emit(self, routing_key, body=None):
         """Publishes an event now, before the command returns."""
         emitter.emit(event(routing_key, body))
+
+    def schedule(self, delay_ms, routing_key, body=None):
+        """Has the command ``routing_key`` (of this handler's own domain) with
+        ``body`` delivered after ``delay_ms``, surviving host restarts, with
+        this command's session and reply channel. Returns the timer id."""
+        return _store_call(
+            scheduler.schedule, int(delay_ms), routing_key, _dumps({} if body is None else body)
+        )
+
+    def cancel(self, timer_id):
+        """Cancels a timer of this domain; ``True`` if it was still pending."""
+        return _store_call(scheduler.cancel, timer_id)
 
     def log(self, level, message):
         log.log(level, str(message))

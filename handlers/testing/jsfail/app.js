@@ -8,6 +8,8 @@
 // | `jsfail.hog` | allocates 1 MiB after 1 MiB without bound (→ `memory_limit`) |
 // | `jsfail.count` | adds one to a module-level counter: `jsfail.counted {n}` |
 // | `jsfail.ok` | answers `jsfail.fine {}` |
+// | `jsfail.later` | `{delay_ms}`: schedules `jsfail.ok`, answers `jsfail.scheduled {timer}` |
+// | `jsfail.cancel` | `{timer}`: cancels it, answers `jsfail.cancelled {cancelled}` |
 
 import { Router, event } from "../../../sdk/js/parallel-you.js";
 
@@ -31,6 +33,12 @@ const router = new Router("jsfail", "0.1.0")
     return [event("jsfail.counted", { n: count })];
   })
   .command("jsfail.ok", "Answer jsfail.fine", null, () => [event("jsfail.fine")])
-  .emits("jsfail.counted", "jsfail.fine");
+  .command("jsfail.later", "Schedule jsfail.ok", null, (ctx, body) => [
+    event("jsfail.scheduled", { timer: ctx.schedule(body.delay_ms ?? 0, "jsfail.ok", {}) }),
+  ])
+  .command("jsfail.cancel", "Cancel a timer", null, (ctx, body) => [
+    event("jsfail.cancelled", { cancelled: ctx.cancel(body.timer) }),
+  ])
+  .emits("jsfail.counted", "jsfail.fine", "jsfail.scheduled", "jsfail.cancelled");
 
 export const commandHandler = router.export();

@@ -9,11 +9,15 @@ contain, kept out of the bundled `notes` handler.
 | `pyfail.hog` | allocates 1 MiB after 1 MiB without bound (→ `memory_limit`) |
 | `pyfail.count` | adds one to a module-level counter and answers `pyfail.counted {n}`: 1 on a fresh instance, more only if an instance is reused |
 | `pyfail.ok` | answers `pyfail.fine {}` |
+| `pyfail.later` | `{delay_ms}`: schedules `pyfail.ok`, answers `pyfail.scheduled {timer}` |
+| `pyfail.cancel` | `{timer}`: cancels it, answers `pyfail.cancelled {cancelled}` |
 """
 
 from parallel_you import Router, event
 
-router = Router("pyfail", "0.1.0").emits("pyfail.counted", "pyfail.fine")
+router = Router("pyfail", "0.1.0").emits(
+    "pyfail.counted", "pyfail.fine", "pyfail.scheduled", "pyfail.cancelled"
+)
 
 _count = 0
 
@@ -52,6 +56,17 @@ def count(ctx, body):
 @router.command("pyfail.ok", "Answer pyfail.fine")
 def ok(ctx, body):
     return [event("pyfail.fine")]
+
+
+@router.command("pyfail.later", "Schedule pyfail.ok")
+def later(ctx, body):
+    timer = ctx.schedule(body.get("delay_ms", 0), "pyfail.ok", {})
+    return [event("pyfail.scheduled", {"timer": timer})]
+
+
+@router.command("pyfail.cancel", "Cancel a timer")
+def cancel(ctx, body):
+    return [event("pyfail.cancelled", {"cancelled": ctx.cancel(body["timer"])})]
 
 
 CommandHandler = router.export()

@@ -514,9 +514,11 @@ struct Called<R> {
 /// the pages the last instance dirtied and copies them back from the
 /// component's memory image, up to `keep_resident` bytes, so the slot stays
 /// mapped and the next instance starts from the pristine snapshot without
-/// faults. Measured in `docs/bench-languages.md`. Without the ioctl the
-/// defaults stay: keeping memory resident would then mean a `memset` of the
-/// whole kept range per command.
+/// faults. Measured in `docs/bench-languages.md`. The price is resident
+/// memory: a used slot keeps the pages its instances dirtied (for a Python
+/// handler, tens of MiB) instead of returning them to the system. Without
+/// the ioctl the defaults stay: keeping memory resident would then mean a
+/// `memset` of the whole kept range per command.
 fn keep_slots_resident(pool: &mut PoolingAllocationConfig, memory_cap: usize) {
     if PoolingAllocationConfig::is_pagemap_scan_available() {
         pool.pagemap_scan(Enabled::Yes)

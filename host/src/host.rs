@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::registry::{HandlerStatus, Registry};
 use crate::runtime::{Limits, LoadError, Runtime, RuntimeError};
 use crate::store::Store;
+use crate::warm::InstancePolicy;
 
 /// Settings of a host.
 #[derive(Debug, Clone, Default)]
@@ -99,6 +100,21 @@ impl Host {
     /// What this host has done so far.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Opts the handler of `domain` in or out of instance reuse; every
+    /// handler starts with [`InstancePolicy::Fresh`]. See [`crate::warm`]
+    /// for what reuse trades away.
+    pub fn set_instance_policy(&self, domain: &str, policy: InstancePolicy) {
+        self.runtime.set_instance_policy(domain, policy);
+    }
+
+    /// Instances of the handler of `domain` parked for reuse now.
+    pub fn parked_instances(&self, domain: &str) -> usize {
+        self.registry()
+            .handlers()
+            .find(|h| h.manifest.domain == domain)
+            .map_or(0, |h| self.runtime.parked_instances(h))
     }
 
     /// Handles a message given as envelope JSON text; an invalid one gets an

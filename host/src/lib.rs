@@ -18,6 +18,7 @@ pub mod runtime;
 mod sandbox;
 pub mod store;
 pub mod timers;
+pub mod warm;
 
 pub use bus::{Bus, InProcessBus, Publisher};
 pub use envelope::{Envelope, Meta};
@@ -25,3 +26,4 @@ pub use error::{ErrorBody, ErrorCode};
 pub use host::{Host, HostConfig};
 pub use runtime::{Limits, LoadError, Manifest};
 pub use store::{MemoryStore, SqliteStore, Store};
+pub use warm::InstancePolicy;

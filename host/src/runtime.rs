@@ -1,15 +1,19 @@
 //! The wasmtime side: one engine, components compiled once, and a fresh
 //! sandboxed instance per command.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use parking_lot::RwLock;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    UpdateDeadline,
 };
 
 use crate::bindings::{self, HandlerPre};
@@ -18,6 +22,7 @@ use crate::envelope::{check_routing_key, parse_timestamp_ms, Envelope};
 use crate::error::{ErrorBody, ErrorCode};
 use crate::sandbox::{OutputLimits, Sandbox};
 use crate::store::{MemoryStore, Store as DocumentStore};
+use crate::warm::{InstancePolicy, WarmInstance, WarmPool, WARM_SLOTS};
 
 /// How often the epoch advances: deadlines are checked, and busy guests
 /// yield to the executor, at this granularity. Short slices keep a looping
@@ -40,8 +45,10 @@ pub struct Limits {
     /// Bytes of each linear memory kept mapped between instances and reset
     /// with `memset` (only the pages a guest touched, found with Linux's
     /// `PAGEMAP_SCAN`) instead of being unmapped with `madvise` and faulted
-    /// in again by the next instance. Default: 2 MiB where the kernel has
-    /// `PAGEMAP_SCAN` (Linux 6.7+), else 0 (plain `madvise`).
+    /// in again by the next instance. Default: the memory cap (64 MiB)
+    /// where the kernel has `PAGEMAP_SCAN` (Linux 6.7+), else 0 (plain
+    /// `madvise`). Costs resident memory: pages a pool slot touched stay
+    /// mapped while the slot is warm.
     pub keep_resident: usize,
 }
 
@@ -54,7 +61,7 @@ impl Default for Limits {
             max_events: 1000,
             max_event_body: 1024 * 1024,
             keep_resident: if PoolingAllocationConfig::is_pagemap_scan_available() {
-                2 * 1024 * 1024
+                64 * 1024 * 1024
             } else {
                 0
             },
@@ -122,6 +129,8 @@ pub struct LoadedHandler {
     pub loaded_at: SystemTime,
     pre: HandlerPre<Sandbox>,
     domain: Arc<str>,
+    /// Parked instances, used only under [`InstancePolicy::Warm`].
+    warm: WarmPool,
 }
 
 impl std::fmt::Debug for LoadedHandler {
@@ -148,6 +157,11 @@ pub struct Runtime {
     linker: Linker<Sandbox>,
     limits: Limits,
     instances: Arc<Semaphore>,
+    /// Handlers (by domain) whose instances are reused; all others get a
+    /// fresh instance per command.
+    policies: RwLock<HashMap<String, InstancePolicy>>,
+    /// Instances parked by all warm pools.
+    parked: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -168,10 +182,13 @@ impl Runtime {
         // Room for components from other languages too: interpreters such as
         // CPython and SpiderMonkey bring more core instances and tables than a
         // Rust guest.
-        pool.total_component_instances(n)
-            .total_core_instances(n * 32)
-            .total_memories(n * 4)
-            .total_tables(n * 16)
+        // Parked warm instances (`crate::warm`) hold slots too: reserve room
+        // for them on top of the running ones.
+        let slots = n + WARM_SLOTS;
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 32)
+            .total_memories(slots * 4)
+            .total_tables(slots * 16)
             .total_stacks(n)
             .max_core_instances_per_component(64)
             .max_memories_per_component(8)
@@ -181,9 +198,7 @@ impl Runtime {
             .max_core_instance_size(4 << 20)
             .max_memory_size(limits.memory);
         if limits.keep_resident > 0 {
-            pool.linear_memory_keep_resident(limits.keep_resident)
-                .table_keep_resident(limits.keep_resident.min(64 * 1024))
-                .pagemap_scan(wasmtime::Enabled::Auto);
+            keep_slots_resident(&mut pool, limits.keep_resident);
         }
         let mut config = Config::new();
         config
@@ -214,12 +229,33 @@ impl Runtime {
             linker,
             instances: Arc::new(Semaphore::new(n as usize)),
             limits,
+            policies: RwLock::new(HashMap::new()),
+            parked: Arc::new(AtomicUsize::new(0)),
         })
     }
 
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Sets how the commands of `domain` get their instance (see
+    /// [`crate::warm`]); applies to the handler loaded for it now and later.
+    pub fn set_instance_policy(&self, domain: &str, policy: InstancePolicy) {
+        let mut policies = self.policies.write();
+        match policy {
+            InstancePolicy::Fresh => policies.remove(domain),
+            warm => policies.insert(domain.to_owned(), warm),
+        };
+    }
+
+    /// How the commands of `domain` get their instance.
+    pub fn instance_policy(&self, domain: &str) -> InstancePolicy {
+        self.policies
+            .read()
+            .get(domain)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Compiles, links and validates a component file, calling its
@@ -260,6 +296,7 @@ impl Runtime {
             manifest,
             loaded_at: SystemTime::now(),
             pre,
+            warm: WarmPool::new(self.parked.clone()),
         })
     }
 
@@ -276,16 +313,15 @@ impl Runtime {
             self.output_limits(),
             self.limits.memory,
         );
-        let (result, _) = self
-            .in_sandbox(pre, sandbox, |h, store| {
-                Box::pin(async move {
-                    h.parallel_you_handler_command_handler()
-                        .call_manifest(store)
-                        .await
-                })
+        self.in_sandbox(pre, Slot::Fresh(Box::new(sandbox)), |h, store| {
+            Box::pin(async move {
+                h.parallel_you_handler_command_handler()
+                    .call_manifest(store)
+                    .await
             })
-            .await;
-        result
+        })
+        .await
+        .result
     }
 
     fn output_limits(&self) -> OutputLimits {
@@ -295,7 +331,8 @@ impl Runtime {
         }
     }
 
-    /// Runs one command in a fresh instance of `handler`.
+    /// Runs one command in an instance of `handler`: a fresh one, or under
+    /// [`InstancePolicy::Warm`] a parked one when there is one.
     pub(crate) async fn run(
         &self,
         handler: &LoadedHandler,
@@ -303,17 +340,29 @@ impl Runtime {
         store: Arc<dyn DocumentStore>,
         publisher: Arc<dyn Publisher>,
     ) -> RunOutcome {
-        let sandbox = Sandbox::new(
-            handler.domain.clone(),
-            store,
-            Some(cmd.meta.clone()),
-            Some(publisher),
-            self.output_limits(),
-            self.limits.memory,
-        );
+        let max_idle = match self.instance_policy(&handler.domain) {
+            InstancePolicy::Fresh => None,
+            InstancePolicy::Warm { max_idle } => Some(max_idle),
+        };
+        let slot = match max_idle.and_then(|_| handler.warm.take()) {
+            Some(mut warm) => {
+                warm.store
+                    .data_mut()
+                    .begin_command(cmd.meta.clone(), publisher);
+                Slot::Warm(warm)
+            }
+            None => Slot::Fresh(Box::new(Sandbox::new(
+                handler.domain.clone(),
+                store,
+                Some(cmd.meta.clone()),
+                Some(publisher),
+                self.output_limits(),
+                self.limits.memory,
+            ))),
+        };
         let wit_cmd = to_wit_command(cmd);
-        let (result, sandbox) = self
-            .in_sandbox(&handler.pre, sandbox, move |h, store| {
+        let called = self
+            .in_sandbox(&handler.pre, slot, move |h, store| {
                 Box::pin(async move {
                     h.parallel_you_handler_command_handler()
                         .call_handle(store, &wit_cmd)
@@ -321,14 +370,16 @@ impl Runtime {
                 })
             })
             .await;
-        let Some(sandbox) = sandbox else {
+        let Some(mut wasm_store) = called.store else {
             return RunOutcome {
                 emitted: Vec::new(),
-                result: result
+                result: called
+                    .result
                     .and_then(|_| Err(ErrorBody::new(ErrorCode::Trap, "the instance was lost"))),
             };
         };
-        let result = match result {
+        let sandbox = wasm_store.data_mut();
+        let result = match called.result {
             Err(e) => Err(e),
             Ok(Err(he)) => Err(handler_error(he)),
             Ok(Ok(events)) => {
@@ -349,20 +400,31 @@ impl Runtime {
                 }
             }
         };
-        RunOutcome {
-            emitted: sandbox.emitted,
-            result,
+        let emitted = std::mem::take(&mut sandbox.emitted);
+        // Only an instance whose call returned is healthy: one that trapped,
+        // timed out or hit the memory cap has no `instance` here and is
+        // dropped with its store (poisoned).
+        if let (Some(max_idle), Some(instance)) = (max_idle, called.instance) {
+            handler.warm.park(
+                WarmInstance {
+                    store: wasm_store,
+                    instance,
+                },
+                max_idle,
+            );
         }
+        RunOutcome { emitted, result }
     }
 
-    /// Instantiates `pre` in a fresh store around `sandbox`, runs `call`
-    /// under the deadline and memory cap, and classifies any failure.
-    async fn in_sandbox<R, F>(
-        &self,
-        pre: &HandlerPre<Sandbox>,
-        sandbox: Sandbox,
-        call: F,
-    ) -> (Result<R, ErrorBody>, Option<Sandbox>)
+    /// Instances of `handler` parked for reuse now.
+    pub fn parked_instances(&self, handler: &LoadedHandler) -> usize {
+        handler.warm.len()
+    }
+
+    /// Runs `call` under the deadline and memory cap in a fresh instance of
+    /// `pre` (`Slot::Fresh`) or a parked one (`Slot::Warm`), and classifies
+    /// any failure.
+    async fn in_sandbox<R, F>(&self, pre: &HandlerPre<Sandbox>, slot: Slot, call: F) -> Called<R>
     where
         R: Send,
         F: for<'a> FnOnce(
@@ -373,18 +435,25 @@ impl Runtime {
             > + Send,
     {
         let Ok(_permit) = self.instances.acquire().await else {
-            return (
-                Err(ErrorBody::new(
+            return Called {
+                result: Err(ErrorBody::new(
                     ErrorCode::Unavailable,
                     "the runtime is shutting down",
                 )),
-                Some(sandbox),
-            );
+                store: None,
+                instance: None,
+            };
         };
         let deadline = self.limits.deadline;
         let started = Instant::now();
-        let mut store = Store::new(&self.engine, sandbox);
-        store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
+        let (mut store, parked) = match slot {
+            Slot::Fresh(sandbox) => {
+                let mut store = Store::new(&self.engine, *sandbox);
+                store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
+                (store, None)
+            }
+            Slot::Warm(warm) => (warm.store, Some(warm.instance)),
+        };
         store.set_epoch_deadline(1);
         // Yield to the executor at every tick, so a busy guest never holds a
         // worker thread, and stop it once its wall-clock deadline has passed.
@@ -400,30 +469,83 @@ impl Runtime {
         // outer timeout covers that case.
         let outer = deadline + Duration::from_secs(1);
         let result = tokio::time::timeout(outer, async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            call(&instance, &mut store).await
+            let instance = match parked {
+                Some(instance) => instance,
+                None => pre.instantiate_async(&mut store).await?,
+            };
+            let r = call(&instance, &mut store).await?;
+            Ok::<_, wasmtime::Error>((r, instance))
         })
         .await;
-        let result = match result {
-            Err(_) => {
-                return (
-                    Err(ErrorBody::new(
-                        ErrorCode::Timeout,
-                        format!(
-                            "the handler did not finish within {} ms",
-                            deadline.as_millis()
-                        ),
-                    )),
-                    None,
-                )
-            }
-            Ok(r) => r,
-        };
-        let sandbox = store.into_data();
-        let result = result.map_err(|e| classify(&e, &sandbox, deadline));
-        (result, Some(sandbox))
+        match result {
+            Err(_) => Called {
+                result: Err(ErrorBody::new(
+                    ErrorCode::Timeout,
+                    format!(
+                        "the handler did not finish within {} ms",
+                        deadline.as_millis()
+                    ),
+                )),
+                store: None,
+                instance: None,
+            },
+            Ok(Ok((r, instance))) => Called {
+                result: Ok(r),
+                store: Some(store),
+                instance: Some(instance),
+            },
+            Ok(Err(e)) => Called {
+                result: Err(classify(&e, store.data(), deadline)),
+                store: Some(store),
+                instance: None,
+            },
+        }
     }
 }
+
+/// Where a call runs: a new instance around this sandbox, or a parked one.
+enum Slot {
+    Fresh(Box<Sandbox>),
+    Warm(WarmInstance),
+}
+
+/// What [`Runtime::in_sandbox`] hands back.
+struct Called<R> {
+    result: Result<R, ErrorBody>,
+    /// The store, unless the call had to be abandoned at the outer timeout.
+    store: Option<Store<Sandbox>>,
+    /// The instance, only if the call returned: it may serve again.
+    instance: Option<bindings::Handler>,
+}
+
+/// Makes the next fresh instance in a reused pool slot cheap, without
+/// sharing anything between commands.
+///
+/// By default a freed slot's linear memory is `madvise`d away, and the next
+/// instance page-faults in every page it touches again: for an interpreter
+/// component (CPython, SpiderMonkey: a snapshot of tens of MiB, of which a
+/// command touches thousands of pages) that is most of its per-command cost.
+/// With the Linux `PAGEMAP_SCAN` ioctl (kernel 6.7+) Wasmtime instead finds
+/// the pages the last instance dirtied and copies them back from the
+/// component's memory image, up to `keep_resident` bytes, so the slot stays
+/// mapped and the next instance starts from the pristine snapshot without
+/// faults. Measured in `docs/bench-languages.md`. The price is resident
+/// memory: a used slot keeps the pages its instances dirtied (for a Python
+/// handler, tens of MiB) instead of returning them to the system. Without
+/// the ioctl the defaults stay: keeping memory resident would then mean a
+/// `memset` of the whole kept range per command.
+fn keep_slots_resident(pool: &mut PoolingAllocationConfig, bytes: usize) {
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(Enabled::Yes)
+            .linear_memory_keep_resident(bytes)
+            .table_keep_resident(TABLE_KEEP_RESIDENT);
+    }
+}
+
+/// Bytes of a table slot kept resident (and reset page by page) between
+/// instances: the interpreters' function tables, tens of thousands of
+/// entries.
+const TABLE_KEEP_RESIDENT: usize = 4 << 20;
 
 fn classify(err: &wasmtime::Error, sandbox: &Sandbox, deadline: Duration) -> ErrorBody {
     if sandbox.memory_denied {

@@ -86,6 +86,23 @@ impl Sandbox {
         }
     }
 
+    /// Readies a reused (warm) instance's state for its next command.
+    pub(crate) fn begin_command(&mut self, command: Meta, publisher: Arc<dyn Publisher>) {
+        self.command = Some(command);
+        self.publisher = Some(publisher);
+        self.emitted.clear();
+        self.log_left = LOG_BUDGET;
+        self.memory_denied = false;
+        self.timed_out = false;
+    }
+
+    /// Lets go of the last command before the instance is parked.
+    pub(crate) fn end_command(&mut self) {
+        self.command = None;
+        self.publisher = None;
+        self.emitted.clear();
+    }
+
     /// What the guest wrote to stderr (a panic message, typically).
     pub(crate) fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr.contents())

@@ -1,0 +1,475 @@
+"""Write Parallel You command handlers in Python.
+
+A handler is a WebAssembly component built with ``componentize-py`` from the
+``parallel-you:handler`` world (``wit/handler.wit``). This module wraps the
+generated bindings in the same shape as the Rust SDK (``sdk/src/lib.rs``):
+
+* a :class:`Router` declares the domain, its commands (full routing key,
+  summary, optional JSON Schema of the body, and a function taking the
+  parsed body) and the events it may publish;
+* each command function receives a :class:`Ctx` (the command's meta, the
+  domain's document store through :class:`Collection`, early
+  :meth:`Ctx.emit`, timers with :meth:`Ctx.schedule`, logging) and returns
+  the events it caused (a list of :func:`event`), or raises :class:`Error`;
+* ``CommandHandler = router.export()`` at the top level of the app module
+  exports it as the component's ``command-handler``.
+
+What the router does for every command, like the Rust SDK:
+
+* a body that is not JSON, not an object, or does not match the command's
+  schema (the subset described at :func:`check_schema`) is refused with code
+  ``validation``;
+* a routing key the router does not know is refused with
+  ``unknown_routing_key``;
+* a store error becomes ``conflict`` (context ``{"current_version": n}``),
+  ``not_found``, ``invalid_request`` or ``unavailable``;
+* any other exception becomes code ``handler_error`` with the exception's
+  type and message (and the last lines of its traceback as context): an
+  error event, not a trap.
+
+Each command runs in a fresh instance of the component, but the module's
+top level runs once, at build time (componentize-py snapshots the
+initialised interpreter), so building the router there costs nothing per
+command.
+
+Example (``app.py``)::
+
+    from parallel_you import Router, Error, event
+
+    router = Router("greet", "0.1.0").emits("greet.greeted")
+
+    @router.command("greet.hello", "Say hello", schema={
+        "type": "object", "required": ["name"],
+        "properties": {"name": {"type": "string", "minLength": 1}},
+    })
+    def hello(ctx, body):
+        return [event("greet.greeted", {"text": "hello " + body["name"]})]
+
+    CommandHandler = router.export()
+"""
+
+import json
+import traceback
+
+from componentize_py_types import Err
+from wit_world import exports
+from wit_world.imports import emitter, log, scheduler, store, types
+
+__all__ = [
+    "Router",
+    "Ctx",
+    "Collection",
+    "Doc",
+    "Error",
+    "event",
+    "check_schema",
+]
+
+# The longest message kept from an unexpected exception, in characters.
+_MAX_MESSAGE = 1000
+# How many traceback lines an unexpected exception reports.
+_TRACEBACK_LINES = 12
+
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+
+class Error(Exception):
+    """Why a command was refused: becomes the WIT ``handler-error`` and so
+    the error event ``<domain>.error`` with ``code``, ``message`` and
+    ``context``.
+
+    ``code`` is machine-readable snake_case; ``context`` is any JSON value
+    with details.
+    """
+
+    def __init__(self, code, message, context=None):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.context = context
+
+    @classmethod
+    def validation(cls, message, context=None):
+        """Code ``validation``: the command's body is wrong."""
+        return cls("validation", message, context)
+
+    @classmethod
+    def not_found(cls, message, context=None):
+        """Code ``not_found``: what the command refers to does not exist."""
+        return cls("not_found", message, context)
+
+    @classmethod
+    def invalid_transition(cls, message, context=None):
+        """Code ``invalid_transition``: not allowed in the current state."""
+        return cls("invalid_transition", message, context)
+
+    @classmethod
+    def conflict(cls, current_version):
+        """Code ``conflict``: an expected version did not match."""
+        return cls(
+            "conflict",
+            f"version conflict: the current version is {current_version}",
+            {"current_version": current_version},
+        )
+
+    @classmethod
+    def internal(cls, message, context=None):
+        """Code ``handler_error``: nothing more specific fits."""
+        return cls("handler_error", message, context)
+
+    @classmethod
+    def from_store(cls, err):
+        """Maps a WIT ``store-error`` the way the Rust SDK does."""
+        if isinstance(err, store.StoreError_Conflict):
+            return cls.conflict(err.value)
+        if isinstance(err, store.StoreError_NotFound):
+            return cls.not_found("document not found")
+        if isinstance(err, store.StoreError_Invalid):
+            return cls("invalid_request", err.value)
+        if isinstance(err, store.StoreError_Unavailable):
+            return cls("unavailable", err.value)
+        return cls.internal(f"unexpected store error: {err!r}")
+
+    def to_wit(self):
+        context = None if self.context is None else _dumps(self.context)
+        return types.HandlerError(code=self.code, message=self.message, context=context)
+
+
+def _unexpected(exc):
+    """An exception the handler did not mean to raise, as ``handler_error``."""
+    message = f"{type(exc).__name__}: {exc}"
+    if len(message) > _MAX_MESSAGE:
+        message = message[:_MAX_MESSAGE] + "…"
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    tail = "".join(lines).rstrip().splitlines()[-_TRACEBACK_LINES:]
+    return Error.internal(
+        f"the handler raised {message}",
+        {"exception": type(exc).__name__, "traceback": tail},
+    )
+
+
+def _dumps(value):
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# ---------------------------------------------------------------------------
+# Events and context
+# ---------------------------------------------------------------------------
+
+
+def event(routing_key, body=None):
+    """An event to return (or emit): ``body`` is any JSON value (default
+    ``{}``); the host fills in the meta from the command."""
+    return types.Event(routing_key=routing_key, body=_dumps({} if body is None else body))
+
+
+class Doc:
+    """A stored document: ``id``, ``version`` and the decoded ``value``."""
+
+    __slots__ = ("id", "version", "value")
+
+    def __init__(self, id, version, value):
+        self.id = id
+        self.version = version
+        self.value = value
+
+    def __repr__(self):
+        return f"Doc(id={self.id!r}, version={self.version}, value={self.value!r})"
+
+
+def _store_call(fn, *args):
+    try:
+        return fn(*args)
+    except Err as e:
+        raise Error.from_store(e.value) from None
+
+
+def _decode(collection, d):
+    try:
+        return Doc(d.id, d.version, json.loads(d.json))
+    except ValueError as e:
+        raise Error.internal(
+            f"stored document `{d.id}` in `{collection}` does not decode: {e}"
+        ) from None
+
+
+class Collection:
+    """One collection of the domain's document store, JSON in and out."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def get(self, id):
+        """The document with this id as a :class:`Doc`, or ``None``."""
+        d = _store_call(store.get, self.name, id)
+        return None if d is None else _decode(self.name, d)
+
+    def require(self, id):
+        """The document with this id, or :class:`Error` ``not_found``."""
+        doc = self.get(id)
+        if doc is None:
+            raise Error.not_found(
+                f"no `{id}` in `{self.name}`", {"collection": self.name, "id": id}
+            )
+        return doc
+
+    def list(self, filter=None):
+        """The documents matching ``filter`` (a dict: ``{"field": value}``,
+        ``{"f": {"$ne"|"$in"|"$exists"|"$contains": …}}``, ``"$limit": n``),
+        ordered by id."""
+        docs = _store_call(store.list, self.name, _dumps(filter or {}))
+        return [_decode(self.name, d) for d in docs]
+
+    def put(self, id, value, expected_version=None):
+        """Writes ``value`` (a JSON object) and returns the new version.
+        ``expected_version``: ``None`` writes unconditionally, ``0`` only
+        creates, ``v`` only replaces version ``v`` (else ``conflict``)."""
+        return _store_call(store.upsert, self.name, id, _dumps(value), expected_version)
+
+    def delete(self, id):
+        """Deletes a document; ``True`` if it existed."""
+        return _store_call(store.delete, self.name, id)
+
+    def clear(self):
+        """Deletes every document of the collection."""
+        _store_call(store.clear, self.name)
+
+
+class Ctx:
+    """What a command function gets besides its body."""
+
+    def __init__(self, meta):
+        self.meta = meta
+
+    @property
+    def routing_key(self):
+        return self.meta.routing_key
+
+    @property
+    def message_id(self):
+        """The command's unique id (a ULID: sortable by time)."""
+        return self.meta.message_id
+
+    @property
+    def correlation_id(self):
+        return self.meta.correlation_id
+
+    @property
+    def session_id(self):
+        return self.meta.session_id
+
+    @property
+    def timestamp_ms(self):
+        """When the command was sent, in ms since the Unix epoch."""
+        return self.meta.timestamp_ms
+
+    def collection(self, name):
+        """A collection of the domain's document store."""
+        return Collection(name)
+
+    def emit(self, routing_key, body=None):
+        """Publishes an event now, before the command returns."""
+        emitter.emit(event(routing_key, body))
+
+    def schedule(self, delay_ms, routing_key, body=None):
+        """Has the command ``routing_key`` (of this handler's own domain) with
+        ``body`` delivered after ``delay_ms``, surviving host restarts, with
+        this command's session and reply channel. Returns the timer id."""
+        return _store_call(
+            scheduler.schedule, int(delay_ms), routing_key, _dumps({} if body is None else body)
+        )
+
+    def cancel(self, timer_id):
+        """Cancels a timer of this domain; ``True`` if it was still pending."""
+        return _store_call(scheduler.cancel, timer_id)
+
+    def log(self, level, message):
+        log.log(level, str(message))
+
+    def debug(self, message):
+        self.log(log.Level.DEBUG, message)
+
+    def info(self, message):
+        self.log(log.Level.INFO, message)
+
+    def warn(self, message):
+        self.log(log.Level.WARN, message)
+
+    def error(self, message):
+        self.log(log.Level.ERROR, message)
+
+
+# ---------------------------------------------------------------------------
+# Body checks: a small JSON Schema subset
+# ---------------------------------------------------------------------------
+
+_TYPES = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+
+
+def check_schema(schema, value, path="body"):
+    """Checks ``value`` against the subset of JSON Schema that body schemas
+    use, raising :class:`Error` ``validation`` naming the first problem.
+
+    Supported: ``type`` (one name or a list), ``enum``, ``required``,
+    ``properties``, ``additionalProperties: false``, ``items``,
+    ``minLength``/``maxLength`` (characters), ``minimum``/``maximum``,
+    ``maxItems``. Other keywords are published but not checked.
+    """
+    expected = schema.get("type")
+    if expected is not None:
+        names = expected if isinstance(expected, list) else [expected]
+        if not any(_TYPES.get(n, lambda v: False)(value) for n in names):
+            raise Error.validation(f"`{path}` must be of type {' or '.join(names)}")
+    if "enum" in schema and value not in schema["enum"]:
+        allowed = ", ".join(json.dumps(v) for v in schema["enum"])
+        raise Error.validation(f"`{path}` must be one of {allowed}")
+    if isinstance(value, str):
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            raise Error.validation(
+                f"`{path}` must be at least {schema['minLength']} characters"
+            )
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            raise Error.validation(
+                f"`{path}` must be at most {schema['maxLength']} characters"
+            )
+    if _TYPES["number"](value):
+        if "minimum" in schema and value < schema["minimum"]:
+            raise Error.validation(f"`{path}` must be at least {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            raise Error.validation(f"`{path}` must be at most {schema['maximum']}")
+    if isinstance(value, list):
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            raise Error.validation(f"`{path}` must have at most {schema['maxItems']} items")
+        items = schema.get("items")
+        if isinstance(items, dict):
+            for i, item in enumerate(value):
+                check_schema(items, item, f"{path}[{i}]")
+    if isinstance(value, dict):
+        for name in schema.get("required", ()):
+            if name not in value:
+                raise Error.validation(f"`{path}` is missing the field `{name}`")
+        properties = schema.get("properties", {})
+        if schema.get("additionalProperties") is False:
+            for name in value:
+                if name not in properties:
+                    raise Error.validation(f"`{path}` has an unknown field `{name}`")
+        for name, sub in properties.items():
+            if name in value:
+                check_schema(sub, value[name], f"{path}.{name}")
+
+
+# ---------------------------------------------------------------------------
+# Router and export
+# ---------------------------------------------------------------------------
+
+
+class _Route:
+    __slots__ = ("key", "summary", "schema", "schema_json", "run")
+
+    def __init__(self, key, summary, schema, run):
+        self.key = key
+        self.summary = summary
+        self.schema = schema
+        self.schema_json = None if schema is None else _dumps(schema)
+        self.run = run
+
+
+class Router:
+    """A handler's domain, version, commands and events."""
+
+    def __init__(self, domain, version):
+        self.domain = domain
+        self.version = version
+        self._routes = {}
+        self._events = []
+
+    def command(self, routing_key, summary, schema=None):
+        """Decorator adding a command: its full routing key
+        (``<domain>.<name>``), a one-line summary and, optionally, the JSON
+        Schema of its body (a dict), published in the manifest and checked
+        before the function runs. The function gets ``(ctx, body)`` with the
+        body parsed (an empty body counts as ``{}``) and returns a list of
+        events."""
+
+        def register(fn):
+            if routing_key in self._routes:
+                raise ValueError(f"{routing_key} is declared twice")
+            self._routes[routing_key] = _Route(routing_key, summary, schema, fn)
+            return fn
+
+        return register
+
+    def emits(self, *routing_keys):
+        """Declares routing keys of events it may publish (documentation)."""
+        self._events.extend(routing_keys)
+        return self
+
+    def manifest(self):
+        return types.Manifest(
+            domain=self.domain,
+            version=self.version,
+            commands=[
+                types.CommandInfo(
+                    routing_key=r.key, summary=r.summary, body_schema=r.schema_json
+                )
+                for r in self._routes.values()
+            ],
+            events=list(self._events),
+        )
+
+    def dispatch(self, ctx, body_text):
+        """Runs the command for ``ctx.routing_key``; returns its events or
+        raises :class:`Error`."""
+        route = self._routes.get(ctx.routing_key)
+        if route is None:
+            raise Error(
+                "unknown_routing_key",
+                f"the `{self.domain}` handler has no command `{ctx.routing_key}`",
+                {"routing_key": ctx.routing_key, "commands": list(self._routes)},
+            )
+        text = body_text if body_text.strip() else "{}"
+        try:
+            body = json.loads(text)
+        except ValueError as e:
+            raise Error.validation(f"invalid body: {e}") from None
+        if not isinstance(body, dict):
+            raise Error.validation("invalid body: expected a JSON object")
+        if route.schema is not None:
+            check_schema(route.schema, body)
+        events = route.run(ctx, body)
+        return list(events or [])
+
+    def handle(self, cmd):
+        """The export's ``handle``: events, or ``Err(handler-error)``; never
+        lets an exception escape (that would trap the instance)."""
+        try:
+            return self.dispatch(Ctx(cmd.meta), cmd.body)
+        except Error as e:
+            raise Err(e.to_wit()) from None
+        except Exception as e:  # noqa: BLE001 - every failure becomes an event
+            raise Err(_unexpected(e).to_wit()) from None
+
+    def export(self):
+        """The class componentize-py exports as ``command-handler``: assign
+        it to ``CommandHandler`` at the top level of the app module."""
+        router = self
+
+        class CommandHandler(exports.CommandHandler):
+            def manifest(self):
+                return router.manifest()
+
+            def handle(self, cmd):
+                return router.handle(cmd)
+
+        return CommandHandler

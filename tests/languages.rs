@@ -18,10 +18,32 @@ use std::time::{Duration, Instant};
 use common::{body, call, cmd, last_error};
 use parallel_you_host::envelope::{Envelope, Kind};
 use parallel_you_host::timers;
-use parallel_you_host::{Host, HostConfig, InstancePolicy, MemoryStore, Store};
+use parallel_you_host::{Host, HostConfig, InstancePolicy, Limits, MemoryStore, Store};
 use serde_json::json;
 
 const COMPONENTS: &[&str] = &["notes", "stats", "pyfail", "jsfail", "counter"];
+
+/// The usual test limits with a longer deadline: in a debug build on a busy
+/// 2-core machine a fresh interpreter instance alone can take a good part of
+/// the usual 500 ms, and a test must not time out a healthy command.
+fn limits() -> Limits {
+    Limits {
+        deadline: Duration::from_secs(2),
+        ..common::test_limits()
+    }
+}
+
+/// A host over an in-memory store with the named components loaded.
+async fn host_with(names: &[&str], store: Arc<dyn Store>) -> (Arc<Host>, tempfile::TempDir) {
+    let dir = common::handlers_dir(names);
+    let config = HostConfig {
+        limits: limits(),
+        max_body: 0,
+    };
+    let host = Arc::new(Host::new(config, store).expect("host starts"));
+    host.load_dir(dir.path()).await.expect("folder loads");
+    (host, dir)
+}
 
 struct Shared {
     runtime: tokio::runtime::Runtime,
@@ -37,7 +59,7 @@ fn shared() -> &'static Shared {
             let file = common::components().join(format!("{name}.wasm"));
             assert!(
                 file.exists(),
-                "{} was not built: scripts/build-polyglot needs python3 (with venv and pip) \
+                "{} was not built: scripts/build-polyglot needs python3 (with venv or pip) \
                  for the Python handlers and node + npm for the JavaScript ones; see its \
                  messages above",
                 file.display()
@@ -48,16 +70,7 @@ fn shared() -> &'static Shared {
             .build()
             .expect("tokio runtime");
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let dir = common::handlers_dir(COMPONENTS);
-        let host = runtime.block_on(async {
-            let config = HostConfig {
-                limits: common::test_limits(),
-                max_body: 0,
-            };
-            let host = Arc::new(Host::new(config, store.clone()).expect("host starts"));
-            host.load_dir(dir.path()).await.expect("folder loads");
-            host
-        });
+        let (host, dir) = runtime.block_on(host_with(COMPONENTS, store.clone()));
         let failures: Vec<String> = host
             .registry()
             .failures()
@@ -432,7 +445,7 @@ fn each_command_gets_a_fresh_instance() {
 #[test]
 fn endless_loops_in_python_and_javascript_hit_the_deadline() {
     with_host(|host, _| async move {
-        let deadline = common::test_limits().deadline;
+        let deadline = limits().deadline;
         for (spin, ok) in [("pyfail.spin", "pyfail.ok"), ("jsfail.spin", "jsfail.ok")] {
             let started = Instant::now();
             let events = call(&host, cmd(spin, "{}")).await;
@@ -531,7 +544,7 @@ fn the_python_domain_cannot_see_another_domains_documents() {
 fn a_warm_instance_is_reused_until_a_failure_poisons_it() {
     // Its own host: the shared one keeps every handler fresh.
     shared().runtime.block_on(async {
-        let (host, _dir) = common::host_with(&["pyfail"]).await;
+        let (host, _dir) = host_with(&["pyfail"], Arc::new(MemoryStore::new())).await;
         let count = |session: &'static str| {
             let host = host.clone();
             async move {

@@ -89,6 +89,18 @@ async fn native_touch(store: &dyn Store, cmd: &Envelope) -> anyhow::Result<Envel
     Ok(Envelope::event_for(&cmd.meta, "noop.touched", body))
 }
 
+/// Dispatches one command through the host, drops what it published, and
+/// fails the run if any event was an error.
+async fn dispatch_ok(host: &Arc<Host>, sink: &Arc<Collector>, cmd: Envelope) -> anyhow::Result<()> {
+    let events = host.dispatch(cmd, sink.clone()).await;
+    sink.take();
+    anyhow::ensure!(
+        events.iter().all(|e| error_code_of(e).is_none()),
+        "{events:?}"
+    );
+    Ok(())
+}
+
 async fn run() -> anyhow::Result<()> {
     let dir = components()?;
     let handlers = tempfile::tempdir()?;
@@ -127,33 +139,13 @@ async fn run() -> anyhow::Result<()> {
     let wasm_a = measure("wasm: no-op, fresh instance", |_| {
         let host = host.clone();
         let sink = sink.clone();
-        async move {
-            let events = host
-                .dispatch(Envelope::command("noop.ping", ping_body)?, sink.clone())
-                .await;
-            sink.take();
-            anyhow::ensure!(
-                events.iter().all(|e| error_code_of(e).is_none()),
-                "{events:?}"
-            );
-            Ok(())
-        }
+        async move { dispatch_ok(&host, &sink, Envelope::command("noop.ping", ping_body)?).await }
     })
     .await?;
     let wasm_a_madvise = measure("wasm: no-op, fresh, madvise reset", |_| {
         let host = madvise_host.clone();
         let sink = sink.clone();
-        async move {
-            let events = host
-                .dispatch(Envelope::command("noop.ping", ping_body)?, sink.clone())
-                .await;
-            sink.take();
-            anyhow::ensure!(
-                events.iter().all(|e| error_code_of(e).is_none()),
-                "{events:?}"
-            );
-            Ok(())
-        }
+        async move { dispatch_ok(&host, &sink, Envelope::command("noop.ping", ping_body)?).await }
     })
     .await?;
     let native_b = measure("native: read+write one document", |i| {
@@ -170,13 +162,7 @@ async fn run() -> anyhow::Result<()> {
         let sink = sink.clone();
         async move {
             let cmd = Envelope::command("noop.touch", &format!(r#"{{"id":"w{}"}}"#, i % 100))?;
-            let events = host.dispatch(cmd, sink.clone()).await;
-            sink.take();
-            anyhow::ensure!(
-                events.iter().all(|e| error_code_of(e).is_none()),
-                "{events:?}"
-            );
-            Ok(())
+            dispatch_ok(&host, &sink, cmd).await
         }
     })
     .await?;

@@ -21,6 +21,10 @@ use crate::runtime::{Limits, LoadError, Runtime, RuntimeError};
 use crate::store::Store;
 use crate::warm::InstancePolicy;
 
+/// How long a command that failed for a passing reason waits before it goes
+/// back to its queue.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
 /// Settings of a host.
 #[derive(Debug, Clone, Default)]
 pub struct HostConfig {
@@ -143,6 +147,12 @@ impl Host {
     /// again: its recorded events are published once more. Returns the
     /// events published.
     pub async fn dispatch(&self, cmd: Envelope, out: Arc<dyn Publisher>) -> Vec<Envelope> {
+        self.handle(cmd, out).await.events
+    }
+
+    /// [`Host::dispatch`], also saying whether the command should be
+    /// retried.
+    async fn handle(&self, cmd: Envelope, out: Arc<dyn Publisher>) -> Handled {
         let span = tracing::info_span!(
             "command",
             otel.kind = "consumer",
@@ -155,9 +165,9 @@ impl Host {
         self.dispatch_inner(cmd, out).instrument(span).await
     }
 
-    async fn dispatch_inner(&self, cmd: Envelope, out: Arc<dyn Publisher>) -> Vec<Envelope> {
+    async fn dispatch_inner(&self, cmd: Envelope, out: Arc<dyn Publisher>) -> Handled {
         if let Err(err) = cmd.validate(self.max_body) {
-            return self.reject(err, out.as_ref()).await;
+            return Handled::done(self.reject(err, out.as_ref()).await);
         }
         if cmd.meta.kind != Kind::Command {
             let err = ErrorBody::new(
@@ -174,13 +184,18 @@ impl Host {
                     .iter()
                     .filter_map(|text| serde_json::from_str(text).ok())
                     .collect();
-                publish_all(out.as_ref(), &events).await;
-                return events;
+                let published = publish_all(out.as_ref(), &events).await;
+                return Handled {
+                    events,
+                    retry: !published,
+                };
             }
             Ok(None) => {}
             Err(err) => {
                 let err = ErrorBody::new(ErrorCode::Unavailable, err.to_string());
-                return self.fail(&cmd, err, out.as_ref()).await;
+                let mut handled = self.fail(&cmd, err, out.as_ref()).await;
+                handled.retry = true;
+                return handled;
             }
         }
         let Some(handler) = self.registry().route(&cmd.meta.routing_key).cloned() else {
@@ -209,6 +224,7 @@ impl Host {
         if let Some(code) = tail.last().and_then(error_code_of) {
             tracing::warn!(code = %code, "command failed");
         }
+        let mut retry = transient;
         if !transient {
             // Recorded before the returned events are published: a crash in
             // between republishes them on redelivery instead of losing them.
@@ -224,23 +240,32 @@ impl Host {
                 .await
             {
                 tracing::error!(error = %err, "could not record the command as processed");
+                retry = true;
             }
         }
-        publish_all(out.as_ref(), &tail).await;
+        // Emitted events went out while the handler ran; any that failed
+        // are in the record, and the retry republishes them.
+        let published = outcome.published && publish_all(out.as_ref(), &tail).await;
         let code = tail.last().and_then(error_code_of);
         self.metrics
             .command(&cmd.meta.routing_key, started.elapsed(), code.as_deref());
-        let mut all = outcome.emitted;
-        all.extend(tail);
-        all
+        let mut events = outcome.emitted;
+        events.extend(tail);
+        Handled {
+            events,
+            retry: retry || !published,
+        }
     }
 
-    async fn fail(&self, cmd: &Envelope, err: ErrorBody, out: &dyn Publisher) -> Vec<Envelope> {
+    async fn fail(&self, cmd: &Envelope, err: ErrorBody, out: &dyn Publisher) -> Handled {
         self.metrics.refused(&err.code);
         let event = err.event_for(&cmd.meta);
         tracing::warn!(code = %err_code(&event), "command refused");
-        publish_all(out, std::slice::from_ref(&event)).await;
-        vec![event]
+        let published = publish_all(out, std::slice::from_ref(&event)).await;
+        Handled {
+            events: vec![event],
+            retry: !published,
+        }
     }
 
     /// Binds every loaded handler's routing keys on `bus`, consumes their
@@ -355,16 +380,28 @@ impl Host {
             let bus = ctx.bus.clone();
             ctx.inflight.spawn(async move {
                 let publisher: Arc<dyn Publisher> = bus;
-                match &delivery.message {
+                let settled = match &delivery.message {
                     Ok(cmd) => {
-                        host.dispatch(cmd.clone(), publisher).await;
+                        let handled = host.handle(cmd.clone(), publisher).await;
+                        if handled.retry {
+                            // A passing failure (store or bus away): back to
+                            // the queue after a pause, not in a hot loop.
+                            tokio::time::sleep(RETRY_DELAY).await;
+                            delivery.requeue().await
+                        } else {
+                            delivery.ack().await
+                        }
                     }
                     Err(err) => {
+                        // Not an envelope: retrying cannot help. Dead-letter
+                        // it, after telling whoever can be told.
                         host.reject(err.clone(), publisher.as_ref()).await;
+                        delivery.reject().await
                     }
-                }
-                if let Err(err) = delivery.ack().await {
-                    tracing::warn!(error = %err, "could not acknowledge a command");
+                };
+                if let Err(err) = settled {
+                    // The broker redelivers what was not settled.
+                    tracing::warn!(error = %err, "could not settle a command");
                 }
                 drop(permit);
             });
@@ -478,10 +515,31 @@ fn err_code(event: &Envelope) -> String {
     error_code_of(event).unwrap_or_default()
 }
 
-async fn publish_all(out: &dyn Publisher, events: &[Envelope]) {
+/// Publishes `events` in order; returns whether all of them went out.
+async fn publish_all(out: &dyn Publisher, events: &[Envelope]) -> bool {
+    let mut all = true;
     for event in events {
         if let Err(err) = out.publish(event.clone()).await {
             tracing::error!(error = %err, routing_key = %event.meta.routing_key, "could not publish an event");
+            all = false;
+        }
+    }
+    all
+}
+
+/// What became of one command.
+struct Handled {
+    /// The events published (or attempted).
+    events: Vec<Envelope>,
+    /// The command did not finish for a passing reason: requeue it.
+    retry: bool,
+}
+
+impl Handled {
+    fn done(events: Vec<Envelope>) -> Self {
+        Handled {
+            events,
+            retry: false,
         }
     }
 }

@@ -147,6 +147,8 @@ impl std::fmt::Debug for LoadedHandler {
 pub(crate) struct RunOutcome {
     /// Events published through the emitter while it ran.
     pub(crate) emitted: Vec<Envelope>,
+    /// Whether every emitted event was published.
+    pub(crate) published: bool,
     /// The returned events, or why there are none.
     pub(crate) result: Result<Vec<Envelope>, ErrorBody>,
 }
@@ -373,6 +375,7 @@ impl Runtime {
         let Some(mut wasm_store) = called.store else {
             return RunOutcome {
                 emitted: Vec::new(),
+                published: true,
                 result: called
                     .result
                     .and_then(|_| Err(ErrorBody::new(ErrorCode::Trap, "the instance was lost"))),
@@ -401,6 +404,7 @@ impl Runtime {
             }
         };
         let emitted = std::mem::take(&mut sandbox.emitted);
+        let published = !sandbox.emit_failed;
         // Only an instance whose call returned is healthy: one that trapped,
         // timed out or hit the memory cap has no `instance` here and is
         // dropped with its store (poisoned).
@@ -413,7 +417,11 @@ impl Runtime {
                 max_idle,
             );
         }
-        RunOutcome { emitted, result }
+        RunOutcome {
+            emitted,
+            published,
+            result,
+        }
     }
 
     /// Instances of `handler` parked for reuse now.

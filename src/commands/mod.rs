@@ -1,11 +1,15 @@
 //! The subcommands of `pyou`, one module each.
 
+mod bus;
+mod gateway;
 mod handlers;
+mod host;
 mod invoke;
 mod serve;
 mod watch;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -36,6 +40,11 @@ pub(crate) enum Command {
     Invoke(invoke::Args),
     /// Run the host and the HTTP/WebSocket gateway in one process (the main job).
     Serve(serve::Args),
+    /// Run only the host on a RabbitMQ broker: start several to scale out.
+    Host(host::Args),
+    /// Run only the HTTP/WebSocket gateway on a RabbitMQ broker; the API
+    /// follows the commands bound there.
+    Gateway(gateway::Args),
     /// Print a session's events from a running gateway (WebSocket), one JSON line each.
     Watch(watch::Args),
 }
@@ -47,8 +56,36 @@ impl Command {
             Command::Handlers(args) => handlers::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::Host(args) => host::run(args).await,
+            Command::Gateway(args) => gateway::run(args).await,
             Command::Watch(args) => watch::run(args).await,
         }
+    }
+}
+
+/// How long shutdown waits for commands and requests in flight.
+pub(crate) const GRACE: Duration = Duration::from_secs(10);
+
+/// Completes on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
     }
 }
 
@@ -70,6 +107,79 @@ pub(crate) struct DataDir {
     /// Folder of the embedded store.
     #[arg(long = "data", env = "PYOU_DATA", default_value = "data")]
     pub(crate) data: PathBuf,
+}
+
+/// What a subcommand that runs handlers needs: the handlers, the store and
+/// the sandbox limits.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct HostArgs {
+    #[command(flatten)]
+    pub(crate) handlers: HandlersDir,
+    #[command(flatten)]
+    pub(crate) data: DataDir,
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+}
+
+impl HostArgs {
+    /// A host over the embedded store with the handlers loaded; files that
+    /// failed to load are reported on stderr.
+    pub(crate) async fn start(&self) -> anyhow::Result<std::sync::Arc<parallel_you_host::Host>> {
+        use anyhow::Context as _;
+        let store = parallel_you_host::SqliteStore::open_dir(&self.data.data)?;
+        let host = std::sync::Arc::new(parallel_you_host::Host::new(
+            self.limits.host_config(),
+            std::sync::Arc::new(store),
+        )?);
+        host.load_dir(&self.handlers.handlers)
+            .await
+            .with_context(|| {
+                format!(
+                    "loading the handlers in {}",
+                    self.handlers.handlers.display()
+                )
+            })?;
+        for failure in host.registry().failures() {
+            eprintln!("warning: {failure}");
+        }
+        Ok(host)
+    }
+}
+
+/// Where the gateway listens, and its TLS files.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ListenArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "PYOU_LISTEN", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// PEM certificate chain: serve HTTPS and WSS (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+}
+
+impl ListenArgs {
+    /// Binds the listener; returns it with the TLS files, if any.
+    pub(crate) fn bind(
+        &self,
+    ) -> anyhow::Result<(
+        std::net::TcpListener,
+        Option<parallel_you_gateway::TlsFiles>,
+    )> {
+        use anyhow::Context as _;
+        let listener = std::net::TcpListener::bind(self.listen)
+            .with_context(|| format!("cannot listen on {}", self.listen))?;
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(parallel_you_gateway::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
+        Ok((listener, tls))
+    }
 }
 
 /// Sandbox limits, shared by every subcommand that runs handlers.

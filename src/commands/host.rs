@@ -1,0 +1,40 @@
+//! `pyou host`: the host alone, consuming its domains' queues on a RabbitMQ
+//! broker. Hosts on one broker compete for each domain's commands, so
+//! starting another one is how to scale out.
+
+use super::bus::BusArgs;
+use super::{shutdown_signal, HostArgs, GRACE};
+
+/// Arguments of `pyou host`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    host: HostArgs,
+    #[command(flatten)]
+    bus: BusArgs,
+}
+
+/// Runs until SIGINT or SIGTERM, then finishes the commands in flight.
+pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
+    let bus = args.bus.connect_broker("host").await?;
+    let host = args.host.start().await?;
+    let serving = host.serve(bus).await?;
+    let domains: Vec<String> = host
+        .registry()
+        .handlers()
+        .map(|h| h.manifest.domain.clone())
+        .collect();
+    // One line on stdout, so scripts and tests know it is consuming.
+    println!(
+        "pyou host consuming {} domains ({})",
+        domains.len(),
+        domains.join(", ")
+    );
+    shutdown_signal().await;
+    let finished = serving.shutdown(GRACE).await;
+    if !finished {
+        eprintln!("warning: some commands were still running after {GRACE:?}");
+    }
+    eprintln!("pyou stopped");
+    Ok(0)
+}

@@ -253,6 +253,67 @@ impl Drop for HostProcess {
     }
 }
 
+/// `pyou gateway` as a child process; returns it with its base URL.
+fn gateway_process(rabbit: &Rabbit) -> (HostProcess, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pyou"))
+        .args(["gateway", "--listen", "127.0.0.1:0", "--bus", &rabbit.url()])
+        .arg("--management-url")
+        .arg(rabbit.management_url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    (HostProcess(child), format!("http://{addr}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyou_host_and_pyou_gateway_as_separate_processes() {
+    let Some(rabbit) = Rabbit::start() else {
+        return;
+    };
+    let handlers = common::handlers_dir(&["counter"]);
+    let data = tempfile::tempdir().unwrap();
+    let _host = tokio::task::block_in_place(|| {
+        HostProcess::start(&rabbit, handlers.path(), data.path())
+    });
+    let (_gateway, base) = tokio::task::block_in_place(|| gateway_process(&rabbit));
+    eventually(Duration::from_secs(20), "the gateway to serve counter.get", || {
+        let base = base.clone();
+        async move { api_keys(&base).await.contains("counter.get") }
+    })
+    .await;
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/counter/increment?wait=10000"))
+        .body(r#"{"name":"three-processes","by":5}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let events: Value = res.json().await.unwrap();
+    let first = &events["events"][0];
+    assert_eq!(first["meta"]["routing_key"], "counter.incremented", "{events}");
+    assert_eq!(first["body"]["value"], 5);
+
+    // Without a broker, the roles that need one say so.
+    let out = Command::new(env!("CARGO_BIN_EXE_pyou"))
+        .args(["gateway", "--listen", "127.0.0.1:0"])
+        .env_remove("PYOU_BUS")
+        .env_remove("RABBITMQ_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bus amqp://"));
+}
+
 async fn queue_consumers(rabbit: &Rabbit, queue: &str) -> u64 {
     let url = format!("{}/api/queues/%2F/{queue}", rabbit.management_url());
     let res = reqwest::Client::new()

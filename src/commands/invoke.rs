@@ -8,7 +8,7 @@ use parallel_you_host::envelope::Envelope;
 use parallel_you_host::error::error_code_of;
 use parallel_you_host::{Host, SqliteStore};
 
-use super::{DataDir, HandlersDir, LimitArgs, EXIT_FAILURE, EXIT_USAGE};
+use super::{CacheArgs, DataDir, HandlersDir, LimitArgs, EXIT_FAILURE, EXIT_USAGE};
 
 /// Arguments of `pyou invoke`.
 #[derive(Debug, clap::Args)]
@@ -23,6 +23,8 @@ pub(crate) struct Args {
     data: DataDir,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    cache: CacheArgs,
     /// Client session: events carry it, and go to reply channel `session.<ID>`.
     #[arg(long)]
     session: Option<String>,
@@ -52,7 +54,11 @@ fn read_input(source: &str) -> anyhow::Result<String> {
 /// error event was produced, 1 when one was, 2 for bad usage.
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     let store = SqliteStore::open_dir(&args.data.data)?;
-    let host = Arc::new(Host::new(args.limits.host_config(), Arc::new(store))?);
+    let host = Arc::new(Host::with_cache(
+        args.limits.host_config(),
+        Arc::new(store),
+        args.cache.dir(&args.data.data).as_deref(),
+    )?);
     host.load_dir(&args.handlers.handlers).await?;
     for failure in host.registry().failures() {
         eprintln!("warning: {failure}");

@@ -1,5 +1,6 @@
 //! The subcommands of `pyou`, one module each.
 
+mod deploy;
 mod handlers;
 mod invoke;
 mod serve;
@@ -28,8 +29,12 @@ pub(crate) struct Cli {
 /// A `pyou` subcommand.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// List the handler components in a folder: domain, version, routing keys,
-    /// or why a file failed to load.
+    /// Validate a handler component and place it in a handlers folder
+    /// atomically; a serving host watching the folder loads it.
+    Deploy(deploy::Args),
+    /// List the handler components in a folder (or, with --gateway, those a
+    /// running host serves): domain, version, load time, routing keys, or why
+    /// a file failed to load.
     Handlers(handlers::Args),
     /// Run one command in-process against the embedded store and print every
     /// resulting event as one JSON line.
@@ -44,6 +49,7 @@ impl Command {
     /// Runs the subcommand, returning the process exit status.
     pub(crate) async fn run(self) -> anyhow::Result<u8> {
         match self {
+            Command::Deploy(args) => deploy::run(args).await,
             Command::Handlers(args) => handlers::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,
             Command::Serve(args) => serve::run(args).await,
@@ -70,6 +76,29 @@ pub(crate) struct DataDir {
     /// Folder of the embedded store.
     #[arg(long = "data", env = "PYOU_DATA", default_value = "data")]
     pub(crate) data: PathBuf,
+}
+
+/// Where compiled components are cached.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct CacheArgs {
+    /// Folder of the compilation cache (default: `cache` in the data folder).
+    /// A restart, or a return to a version loaded before, then skips
+    /// compiling; corrupt entries are detected and recompiled.
+    #[arg(long, env = "PYOU_CACHE_DIR", conflicts_with = "no_cache")]
+    pub(crate) cache_dir: Option<PathBuf>,
+    /// Compile every component afresh; keep nothing on disk.
+    #[arg(long)]
+    pub(crate) no_cache: bool,
+}
+
+impl CacheArgs {
+    /// The cache folder to use, if any, given the data folder.
+    pub(crate) fn dir(&self, data: &std::path::Path) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        Some(self.cache_dir.clone().unwrap_or_else(|| data.join("cache")))
+    }
 }
 
 /// Sandbox limits, shared by every subcommand that runs handlers.

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use parallel_you_gateway::{Gateway, GatewayConfig, TlsFiles};
-use parallel_you_host::{Bus, Host, InProcessBus, SqliteStore};
+use parallel_you_host::{Bus, Host, InProcessBus, SqliteStore, WatchConfig};
 
-use super::{DataDir, HandlersDir, LimitArgs};
+use super::{CacheArgs, DataDir, HandlersDir, LimitArgs};
 
 /// How long shutdown waits for commands and requests in flight.
 const GRACE: Duration = Duration::from_secs(10);
@@ -24,6 +24,13 @@ pub(crate) struct Args {
     data: DataDir,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    cache: CacheArgs,
+    /// Do not watch the handlers folder: serve what it holds at start only.
+    /// (By default a `.wasm` file added, replaced or removed there is
+    /// loaded, upgraded or unloaded while serving.)
+    #[arg(long)]
+    no_watch: bool,
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, env = "PYOU_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -38,7 +45,11 @@ pub(crate) struct Args {
 /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     let store = SqliteStore::open_dir(&args.data.data)?;
-    let host = Arc::new(Host::new(args.limits.host_config(), Arc::new(store))?);
+    let host = Arc::new(Host::with_cache(
+        args.limits.host_config(),
+        Arc::new(store),
+        args.cache.dir(&args.data.data).as_deref(),
+    )?);
     host.load_dir(&args.handlers.handlers)
         .await
         .with_context(|| "loading the handlers")?;
@@ -47,6 +58,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     }
     let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
     let serving = host.serve(bus.clone()).await?;
+    let watching = if args.no_watch {
+        None
+    } else {
+        Some(host.watch(&args.handlers.handlers, WatchConfig::default())?)
+    };
     let gateway = Gateway::start(bus, Some(host.clone()), GatewayConfig::default()).await?;
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -62,6 +78,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     gateway
         .serve(listener, tls, shutdown_signal(), GRACE)
         .await?;
+    if let Some(watching) = watching {
+        watching.stop().await;
+    }
     let finished = serving.shutdown(GRACE).await;
     if !finished {
         eprintln!("warning: some commands were still running after {GRACE:?}");

@@ -282,14 +282,17 @@ async fn pyou_host_and_pyou_gateway_as_separate_processes() {
     };
     let handlers = common::handlers_dir(&["counter"]);
     let data = tempfile::tempdir().unwrap();
-    let _host = tokio::task::block_in_place(|| {
-        HostProcess::start(&rabbit, handlers.path(), data.path())
-    });
+    let _host =
+        tokio::task::block_in_place(|| HostProcess::start(&rabbit, handlers.path(), data.path()));
     let (_gateway, base) = tokio::task::block_in_place(|| gateway_process(&rabbit));
-    eventually(Duration::from_secs(20), "the gateway to serve counter.get", || {
-        let base = base.clone();
-        async move { api_keys(&base).await.contains("counter.get") }
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the gateway to serve counter.get",
+        || {
+            let base = base.clone();
+            async move { api_keys(&base).await.contains("counter.get") }
+        },
+    )
     .await;
     let res = reqwest::Client::new()
         .post(format!("{base}/api/counter/increment?wait=10000"))
@@ -300,7 +303,10 @@ async fn pyou_host_and_pyou_gateway_as_separate_processes() {
     assert_eq!(res.status(), 200);
     let events: Value = res.json().await.unwrap();
     let first = &events["events"][0];
-    assert_eq!(first["meta"]["routing_key"], "counter.incremented", "{events}");
+    assert_eq!(
+        first["meta"]["routing_key"], "counter.incremented",
+        "{events}"
+    );
     assert_eq!(first["body"]["value"], 5);
 
     // Without a broker, the roles that need one say so.

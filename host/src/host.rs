@@ -36,8 +36,11 @@ pub struct HostConfig {
 
 /// Runs commands against loaded handlers.
 pub struct Host {
-    runtime: Runtime,
+    pub(crate) runtime: Runtime,
     registry: RwLock<Arc<Registry>>,
+    /// Held while a registry change is worked out, swapped in and bound on
+    /// the bus, so changes (folder loads, hot loads) apply one at a time.
+    pub(crate) changes: tokio::sync::Mutex<()>,
     store: Arc<dyn Store>,
     max_body: usize,
     metrics: Metrics,
@@ -55,14 +58,26 @@ impl std::fmt::Debug for Host {
 impl Host {
     /// A host with no handlers yet, keeping state in `store`.
     pub fn new(config: HostConfig, store: Arc<dyn Store>) -> Result<Self, RuntimeError> {
+        Self::with_cache(config, store, None)
+    }
+
+    /// Like [`Host::new`], keeping compiled components in `cache_dir` so a
+    /// restart, or a return to a version loaded before, skips compilation
+    /// (see [`crate::cache`]).
+    pub fn with_cache(
+        config: HostConfig,
+        store: Arc<dyn Store>,
+        cache_dir: Option<&Path>,
+    ) -> Result<Self, RuntimeError> {
         let max_body = if config.max_body == 0 {
             crate::envelope::DEFAULT_MAX_BODY
         } else {
             config.max_body
         };
         Ok(Host {
-            runtime: Runtime::new(config.limits)?,
+            runtime: Runtime::with_cache(config.limits, cache_dir)?,
             registry: RwLock::new(Arc::new(Registry::default())),
+            changes: tokio::sync::Mutex::new(()),
             store,
             max_body,
             metrics: Metrics::default(),
@@ -76,14 +91,27 @@ impl Host {
     /// When the host is serving, routing keys are bound and unbound to match.
     pub async fn load_dir(self: &Arc<Self>, dir: &Path) -> Result<(), LoadError> {
         let registry = Registry::load_dir(&self.runtime, dir).await?;
+        let _change = self.changes.lock().await;
+        self.apply(registry, Vec::new()).await;
+        Ok(())
+    }
+
+    /// Swaps `registry` in, then (when serving) makes the bus bindings match
+    /// it and publishes `events`. The caller holds [`Host::changes`].
+    ///
+    /// Swapping first is what makes an upgrade atomic for commands: one
+    /// already routed holds its handler (an `Arc`) until it finishes; every
+    /// command routed after the swap gets the new one. Keys are bound after
+    /// the swap, so no command reaches a key the registry does not know yet.
+    pub(crate) async fn apply(self: &Arc<Self>, registry: Registry, events: Vec<Envelope>) {
         *self.registry.write() = Arc::new(registry);
         let mut serving = self.serving.lock().await;
         if let Some(state) = serving.as_mut() {
             if let Err(err) = self.sync_bindings(state).await {
                 tracing::error!(error = %err, "could not update the bus bindings");
             }
+            publish_all(state.bus.as_ref(), &events).await;
         }
-        Ok(())
     }
 
     /// The handlers currently loaded.

@@ -3,13 +3,15 @@
 //! starting another one is how to scale out.
 
 use super::bus::BusArgs;
-use super::{shutdown_signal, HostArgs, GRACE};
+use super::{shutdown_signal, HostArgs, WatchArgs, GRACE};
 
 /// Arguments of `pyou host`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
     host: HostArgs,
+    #[command(flatten)]
+    watch: WatchArgs,
     #[command(flatten)]
     bus: BusArgs,
 }
@@ -19,6 +21,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     let bus = args.bus.connect_broker("host").await?;
     let host = args.host.start().await?;
     let serving = host.serve(bus).await?;
+    let watching = args.watch.start(&host, &args.host)?;
     let domains: Vec<String> = host
         .registry()
         .handlers()
@@ -31,6 +34,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
         domains.join(", ")
     );
     shutdown_signal().await;
+    if let Some(watching) = watching {
+        watching.stop().await;
+    }
     let finished = serving.shutdown(GRACE).await;
     if !finished {
         eprintln!("warning: some commands were still running after {GRACE:?}");

@@ -1,6 +1,7 @@
 //! The subcommands of `pyou`, one module each.
 
 mod bus;
+mod deploy;
 mod gateway;
 mod handlers;
 mod host;
@@ -32,8 +33,12 @@ pub(crate) struct Cli {
 /// A `pyou` subcommand.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// List the handler components in a folder: domain, version, routing keys,
-    /// or why a file failed to load.
+    /// Validate a handler component and place it in a handlers folder
+    /// atomically; a serving host watching the folder loads it.
+    Deploy(deploy::Args),
+    /// List the handler components in a folder (or, with --gateway, those a
+    /// running host serves): domain, version, load time, routing keys, or why
+    /// a file failed to load.
     Handlers(handlers::Args),
     /// Run one command in-process against the embedded store and print every
     /// resulting event as one JSON line.
@@ -53,6 +58,7 @@ impl Command {
     /// Runs the subcommand, returning the process exit status.
     pub(crate) async fn run(self) -> anyhow::Result<u8> {
         match self {
+            Command::Deploy(args) => deploy::run(args).await,
             Command::Handlers(args) => handlers::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,
             Command::Serve(args) => serve::run(args).await,
@@ -119,6 +125,8 @@ pub(crate) struct HostArgs {
     pub(crate) data: DataDir,
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
+    #[command(flatten)]
+    pub(crate) cache: CacheArgs,
 }
 
 impl HostArgs {
@@ -127,9 +135,10 @@ impl HostArgs {
     pub(crate) async fn start(&self) -> anyhow::Result<std::sync::Arc<parallel_you_host::Host>> {
         use anyhow::Context as _;
         let store = parallel_you_host::SqliteStore::open_dir(&self.data.data)?;
-        let host = std::sync::Arc::new(parallel_you_host::Host::new(
+        let host = std::sync::Arc::new(parallel_you_host::Host::with_cache(
             self.limits.host_config(),
             std::sync::Arc::new(store),
+            self.cache.dir(&self.data.data).as_deref(),
         )?);
         host.load_dir(&self.handlers.handlers)
             .await
@@ -143,6 +152,34 @@ impl HostArgs {
             eprintln!("warning: {failure}");
         }
         Ok(host)
+    }
+}
+
+/// Whether a serving host follows its handlers folder.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct WatchArgs {
+    /// Do not watch the handlers folder: serve what it holds at start only.
+    /// (By default a `.wasm` file added, replaced or removed there is
+    /// loaded, upgraded or unloaded while serving.)
+    #[arg(long)]
+    pub(crate) no_watch: bool,
+}
+
+impl WatchArgs {
+    /// Starts watching the host's handlers folder, unless `--no-watch`.
+    pub(crate) fn start(
+        &self,
+        host: &std::sync::Arc<parallel_you_host::Host>,
+        args: &HostArgs,
+    ) -> anyhow::Result<Option<parallel_you_host::Watching>> {
+        if self.no_watch {
+            return Ok(None);
+        }
+        let watching = host.watch(
+            &args.handlers.handlers,
+            parallel_you_host::WatchConfig::default(),
+        )?;
+        Ok(Some(watching))
     }
 }
 
@@ -179,6 +216,29 @@ impl ListenArgs {
             _ => None,
         };
         Ok((listener, tls))
+    }
+}
+
+/// Where compiled components are cached.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct CacheArgs {
+    /// Folder of the compilation cache (default: `cache` in the data folder).
+    /// A restart, or a return to a version loaded before, then skips
+    /// compiling; corrupt entries are detected and recompiled.
+    #[arg(long, env = "PYOU_CACHE_DIR", conflicts_with = "no_cache")]
+    pub(crate) cache_dir: Option<PathBuf>,
+    /// Compile every component afresh; keep nothing on disk.
+    #[arg(long)]
+    pub(crate) no_cache: bool,
+}
+
+impl CacheArgs {
+    /// The cache folder to use, if any, given the data folder.
+    pub(crate) fn dir(&self, data: &std::path::Path) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        Some(self.cache_dir.clone().unwrap_or_else(|| data.join("cache")))
     }
 }
 

@@ -5,13 +5,15 @@
 use parallel_you_gateway::{Gateway, GatewayConfig};
 
 use super::bus::BusArgs;
-use super::{shutdown_signal, HostArgs, ListenArgs, GRACE};
+use super::{shutdown_signal, HostArgs, ListenArgs, WatchArgs, GRACE};
 
 /// Arguments of `pyou serve`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
     host: HostArgs,
+    #[command(flatten)]
+    watch: WatchArgs,
     #[command(flatten)]
     bus: BusArgs,
     #[command(flatten)]
@@ -23,6 +25,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     let host = args.host.start().await?;
     let bus = args.bus.connect("serve").await?;
     let serving = host.serve(bus.clone()).await?;
+    let watching = args.watch.start(&host, &args.host)?;
     let gateway = Gateway::start(bus, Some(host.clone()), GatewayConfig::default()).await?;
     let (listener, tls) = args.listen.bind()?;
     let addr = listener.local_addr()?;
@@ -33,6 +36,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     gateway
         .serve(listener, tls, shutdown_signal(), GRACE)
         .await?;
+    if let Some(watching) = watching {
+        watching.stop().await;
+    }
     let finished = serving.shutdown(GRACE).await;
     if !finished {
         eprintln!("warning: some commands were still running after {GRACE:?}");

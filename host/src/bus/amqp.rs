@@ -350,6 +350,9 @@ impl Bus for AmqpBus {
     }
 
     async fn bindings(&self) -> Result<Vec<Binding>, BusError> {
+        // While the broker is away (or still booting after a restart) its
+        // management API may answer with a partial list: better no answer.
+        self.link()?;
         self.shared.management.bindings().await
     }
 }
@@ -813,10 +816,9 @@ impl Management {
             .send()
             .await
             .map_err(|err| fail(err.to_string()))?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
-            // No exchange yet: nobody has bound anything.
-            return Ok(Vec::new());
-        }
+        // A 404 (no such exchange) also fails: this bus declares the
+        // exchange on connecting, so its absence means a broker still
+        // recovering its definitions, not an empty API.
         let response = response
             .error_for_status()
             .map_err(|err| fail(err.to_string()))?;

@@ -107,6 +107,8 @@ struct Shared {
     link: watch::Sender<Option<Link>>,
     /// Every binding made through this bus, replayed after a reconnection.
     bound: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// The queues of live subscriptions, deleted by [`AmqpBus::close`].
+    subscriptions: Mutex<BTreeSet<String>>,
     stop: CancellationToken,
 }
 
@@ -146,6 +148,7 @@ impl AmqpBus {
             management,
             link,
             bound: Mutex::new(BTreeMap::new()),
+            subscriptions: Mutex::new(BTreeSet::new()),
             stop: stop.clone(),
         });
         let (first_tx, mut first_rx) = mpsc::channel(1);
@@ -189,11 +192,23 @@ impl AmqpBus {
             .map_or(0, |link| link.generation)
     }
 
-    /// Closes the connection; consumers and subscriptions end.
+    /// Closes the connection; consumers and subscriptions end, and the
+    /// subscriptions' queues are deleted (a process that stops cleanly
+    /// leaves nothing on the broker collecting events).
     pub async fn close(&self) {
         self.shared.stop.cancel();
         let link = self.shared.link.borrow().clone();
         if let Some(link) = link {
+            let queues: Vec<String> = std::mem::take(&mut *self.shared.subscriptions.lock())
+                .into_iter()
+                .collect();
+            if let Ok(channel) = link.conn.create_channel().await {
+                for queue in queues {
+                    let _ = channel
+                        .queue_delete(queue.as_str().into(), Default::default())
+                        .await;
+                }
+            }
             let _ = link.conn.close(200, "pyou is stopping".into()).await;
         }
     }
@@ -315,9 +330,9 @@ impl Bus for AmqpBus {
     }
 
     async fn consume(&self, domain: &str) -> Result<Deliveries, BusError> {
-        // Capacity 1: the broker's prefetch, not this channel, bounds what
-        // a host holds.
-        let (tx, rx) = mpsc::channel(1);
+        // As deep as the prefetch: the broker already bounds what a host
+        // holds, and a shallow hop here made the consumer wait on the host.
+        let (tx, rx) = mpsc::channel(usize::from(self.shared.config.prefetch.max(1)));
         tokio::spawn(consume_domain(self.shared.clone(), domain.to_owned(), tx));
         Ok(Deliveries::new(futures::stream::unfold(
             rx,
@@ -337,6 +352,7 @@ impl Bus for AmqpBus {
             .await
             .map_err(unavailable)?;
         let _ = channel.close(200, "done".into()).await;
+        self.shared.subscriptions.lock().insert(queue.clone());
         tokio::spawn(subscribe_events(
             self.shared.clone(),
             queue,
@@ -662,6 +678,7 @@ async fn subscribe_events(
                     let _ = channel
                         .queue_delete(queue.as_str().into(), Default::default())
                         .await;
+                    shared.subscriptions.lock().remove(&queue);
                     return;
                 }
                 next = consumer.next() => match next {

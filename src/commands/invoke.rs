@@ -1,4 +1,5 @@
-//! `pyou invoke`: one command, in-process, against the embedded store.
+//! `pyou invoke`: one command, in-process, against the selected store
+//! (embedded by default).
 
 use std::io::Read;
 use std::sync::Arc;
@@ -6,9 +7,9 @@ use std::sync::Arc;
 use parallel_you_host::bus::Collector;
 use parallel_you_host::envelope::Envelope;
 use parallel_you_host::error::error_code_of;
-use parallel_you_host::{Host, SqliteStore};
+use parallel_you_host::Host;
 
-use super::{DataDir, HandlersDir, LimitArgs, EXIT_FAILURE, EXIT_USAGE};
+use super::{HandlersDir, LimitArgs, StoreArgs, EXIT_FAILURE, EXIT_USAGE};
 
 /// Arguments of `pyou invoke`.
 #[derive(Debug, clap::Args)]
@@ -20,7 +21,7 @@ pub(crate) struct Args {
     #[command(flatten)]
     handlers: HandlersDir,
     #[command(flatten)]
-    data: DataDir,
+    store: StoreArgs,
     #[command(flatten)]
     limits: LimitArgs,
     /// Client session: events carry it, and go to reply channel `session.<ID>`.
@@ -51,8 +52,8 @@ fn read_input(source: &str) -> anyhow::Result<String> {
 /// Runs the command and prints each event as one JSON line. Exits 0 when no
 /// error event was produced, 1 when one was, 2 for bad usage.
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
-    let store = SqliteStore::open_dir(&args.data.data)?;
-    let host = Arc::new(Host::new(args.limits.host_config(), Arc::new(store))?);
+    let store = args.store.open().await?;
+    let host = Arc::new(Host::new(args.limits.host_config(), store)?);
     host.load_dir(&args.handlers.handlers).await?;
     for failure in host.registry().failures() {
         eprintln!("warning: {failure}");

@@ -1,5 +1,6 @@
 //! `pyou serve`: the host and the gateway in one process, on embedded
-//! defaults (in-process bus, SQLite store, the default handlers folder).
+//! defaults (in-process bus, SQLite store unless `--store` names MongoDB,
+//! the default handlers folder).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use parallel_you_gateway::{Gateway, GatewayConfig, TlsFiles};
-use parallel_you_host::{Bus, Host, InProcessBus, SqliteStore};
+use parallel_you_host::{Bus, Host, InProcessBus};
 
-use super::{DataDir, HandlersDir, LimitArgs};
+use super::{HandlersDir, LimitArgs, StoreArgs};
 
 /// How long shutdown waits for commands and requests in flight.
 const GRACE: Duration = Duration::from_secs(10);
@@ -21,7 +22,7 @@ pub(crate) struct Args {
     #[command(flatten)]
     handlers: HandlersDir,
     #[command(flatten)]
-    data: DataDir,
+    store: StoreArgs,
     #[command(flatten)]
     limits: LimitArgs,
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
@@ -37,8 +38,8 @@ pub(crate) struct Args {
 
 /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
-    let store = SqliteStore::open_dir(&args.data.data)?;
-    let host = Arc::new(Host::new(args.limits.host_config(), Arc::new(store))?);
+    let store = args.store.open().await?;
+    let host = Arc::new(Host::new(args.limits.host_config(), store)?);
     host.load_dir(&args.handlers.handlers)
         .await
         .with_context(|| "loading the handlers")?;

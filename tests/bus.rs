@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{body, cmd, host_with};
+use common::{body, cmd, host_with, last_error};
 use parallel_you_host::bus::{Bus, BusError, InProcessBus};
 
 #[tokio::test]
@@ -81,19 +81,27 @@ async fn many_commands_each_get_one_outcome() {
         bus.send(c).await.unwrap_or_else(|e| panic!("{e}"));
     }
     let mut ok = 0;
-    let mut conflicts = 0;
+    let mut failed = 0;
+    // On a loaded machine a command can pass the tests' short deadline
+    // after its write landed: such a timeout may or may not have counted.
+    let mut timeouts = 0;
     for _ in 0..N {
         let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
             .await
             .ok()
             .flatten();
-        match ev.map(|e| e.meta.routing_key) {
-            Some(k) if k == "counter.incremented" => ok += 1,
-            Some(k) if k == "counter.error" => conflicts += 1,
+        match ev {
+            Some(e) if e.meta.routing_key == "counter.incremented" => ok += 1,
+            Some(e) if e.meta.routing_key == "counter.error" => {
+                failed += 1;
+                if last_error(std::slice::from_ref(&e)).as_deref() == Some("timeout") {
+                    timeouts += 1;
+                }
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(ok + conflicts, N);
+    assert_eq!(ok + failed, N);
     // Concurrent increments of one name conflict rather than lose updates:
     // the stored totals equal the successful increments.
     let store = host.store();
@@ -109,6 +117,9 @@ async fn many_commands_each_get_one_outcome() {
             .unwrap_or_default();
         total += v["value"].as_i64().unwrap_or(0);
     }
-    assert_eq!(total, ok as i64);
+    assert!(
+        (ok as i64..=(ok + timeouts) as i64).contains(&total),
+        "stored total {total}, {ok} increments, {timeouts} timeouts"
+    );
     serving.stop();
 }

@@ -7,6 +7,7 @@
 //! | `GET /api` | the discovered commands, with summaries and body schemas |
 //! | `GET /openapi.json` | the same as an OpenAPI 3.1 document |
 //! | `GET /ws?session=<id>` | the session's events as envelope JSON text; commands may be sent back |
+//! | `GET /handlers` | the host's handlers: file, domain, version, SHA-256, load time, routing keys, last error (404 without a host in this process) |
 //! | `GET /healthz`, `GET /metrics` | liveness; Prometheus text |
 //!
 //! Follow a command from [`api`](crate::api) to the bus, and its events
@@ -145,7 +146,16 @@ impl Gateway {
                 tokio::select! {
                     _ = pump.shutdown.cancelled() => break,
                     ev = events.next() => match ev {
-                        Some(ev) => pump.sessions.file(&ev),
+                        Some(ev) => {
+                            // A handler was (un)loaded: its keys are bound
+                            // already, so the API can follow now rather than
+                            // at the next periodic refresh.
+                            if ev.meta.routing_key.starts_with("handler.") {
+                                let gw = pump.clone();
+                                tokio::spawn(async move { gw.catalog.refresh().await });
+                            }
+                            pump.sessions.file(&ev)
+                        }
                         None => break,
                     },
                 }
@@ -176,6 +186,7 @@ impl Gateway {
             .route("/api/{*path}", post(api::post_command))
             .route("/openapi.json", get(openapi_json))
             .route("/ws", get(ws::upgrade))
+            .route("/handlers", get(handlers))
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
             .fallback(api::not_found)
@@ -235,6 +246,20 @@ impl Gateway {
 
 async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /handlers`: what `pyou handlers --gateway` prints.
+async fn handlers(State(gw): State<Arc<Gateway>>) -> axum::response::Response {
+    match &gw.host {
+        Some(host) => Json(host.status()).into_response(),
+        None => (
+            axum::http::StatusCode::NOT_FOUND,
+            Json(serde_json::json!({
+                "error": "this gateway runs without a host in its process: it cannot list handlers"
+            })),
+        )
+            .into_response(),
+    }
 }
 
 async fn openapi_json(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {

@@ -166,6 +166,24 @@ impl Envelope {
         Ok(())
     }
 
+    /// A new event that no command caused (the host's own, such as
+    /// `handler.loaded`): fresh ids, no session, no reply channel.
+    pub fn event(routing_key: &str, body: Box<RawValue>) -> Self {
+        Envelope {
+            meta: Meta {
+                message_id: new_id(),
+                kind: Kind::Event,
+                routing_key: routing_key.to_owned(),
+                reply_channel: None,
+                correlation_id: new_id(),
+                causation_id: None,
+                session_id: None,
+                timestamp: now_rfc3339(),
+            },
+            body,
+        }
+    }
+
     /// A new event caused by the command `cause`: it carries the command's
     /// correlation id as causation id, and its session and reply channel.
     pub fn event_for(cause: &Meta, routing_key: &str, body: Box<RawValue>) -> Self {
@@ -270,7 +288,12 @@ pub fn new_id() -> String {
 
 /// The current time as RFC 3339 UTC with milliseconds.
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+    rfc3339(SystemTime::now())
+}
+
+/// A time as RFC 3339 UTC with milliseconds.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// Milliseconds since the Unix epoch of an RFC 3339 timestamp.

@@ -21,6 +21,10 @@ use crate::runtime::{Limits, LoadError, Runtime, RuntimeError};
 use crate::store::Store;
 use crate::warm::InstancePolicy;
 
+/// How long a command that failed for a passing reason waits before it goes
+/// back to its queue.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
 /// Settings of a host.
 #[derive(Debug, Clone, Default)]
 pub struct HostConfig {
@@ -32,8 +36,11 @@ pub struct HostConfig {
 
 /// Runs commands against loaded handlers.
 pub struct Host {
-    runtime: Runtime,
+    pub(crate) runtime: Runtime,
     registry: RwLock<Arc<Registry>>,
+    /// Held while a registry change is worked out, swapped in and bound on
+    /// the bus, so changes (folder loads, hot loads) apply one at a time.
+    pub(crate) changes: tokio::sync::Mutex<()>,
     store: Arc<dyn Store>,
     max_body: usize,
     metrics: Metrics,
@@ -51,14 +58,26 @@ impl std::fmt::Debug for Host {
 impl Host {
     /// A host with no handlers yet, keeping state in `store`.
     pub fn new(config: HostConfig, store: Arc<dyn Store>) -> Result<Self, RuntimeError> {
+        Self::with_cache(config, store, None)
+    }
+
+    /// Like [`Host::new`], keeping compiled components in `cache_dir` so a
+    /// restart, or a return to a version loaded before, skips compilation
+    /// (see [`crate::cache`]).
+    pub fn with_cache(
+        config: HostConfig,
+        store: Arc<dyn Store>,
+        cache_dir: Option<&Path>,
+    ) -> Result<Self, RuntimeError> {
         let max_body = if config.max_body == 0 {
             crate::envelope::DEFAULT_MAX_BODY
         } else {
             config.max_body
         };
         Ok(Host {
-            runtime: Runtime::new(config.limits)?,
+            runtime: Runtime::with_cache(config.limits, cache_dir)?,
             registry: RwLock::new(Arc::new(Registry::default())),
+            changes: tokio::sync::Mutex::new(()),
             store,
             max_body,
             metrics: Metrics::default(),
@@ -72,14 +91,27 @@ impl Host {
     /// When the host is serving, routing keys are bound and unbound to match.
     pub async fn load_dir(self: &Arc<Self>, dir: &Path) -> Result<(), LoadError> {
         let registry = Registry::load_dir(&self.runtime, dir).await?;
+        let _change = self.changes.lock().await;
+        self.apply(registry, Vec::new()).await;
+        Ok(())
+    }
+
+    /// Swaps `registry` in, then (when serving) makes the bus bindings match
+    /// it and publishes `events`. The caller holds [`Host::changes`].
+    ///
+    /// Swapping first is what makes an upgrade atomic for commands: one
+    /// already routed holds its handler (an `Arc`) until it finishes; every
+    /// command routed after the swap gets the new one. Keys are bound after
+    /// the swap, so no command reaches a key the registry does not know yet.
+    pub(crate) async fn apply(self: &Arc<Self>, registry: Registry, events: Vec<Envelope>) {
         *self.registry.write() = Arc::new(registry);
         let mut serving = self.serving.lock().await;
         if let Some(state) = serving.as_mut() {
             if let Err(err) = self.sync_bindings(state).await {
                 tracing::error!(error = %err, "could not update the bus bindings");
             }
+            publish_all(state.bus.as_ref(), &events).await;
         }
-        Ok(())
     }
 
     /// The handlers currently loaded.
@@ -143,6 +175,12 @@ impl Host {
     /// again: its recorded events are published once more. Returns the
     /// events published.
     pub async fn dispatch(&self, cmd: Envelope, out: Arc<dyn Publisher>) -> Vec<Envelope> {
+        self.handle(cmd, out).await.events
+    }
+
+    /// [`Host::dispatch`], also saying whether the command should be
+    /// retried.
+    async fn handle(&self, cmd: Envelope, out: Arc<dyn Publisher>) -> Handled {
         let span = tracing::info_span!(
             "command",
             otel.kind = "consumer",
@@ -155,9 +193,9 @@ impl Host {
         self.dispatch_inner(cmd, out).instrument(span).await
     }
 
-    async fn dispatch_inner(&self, cmd: Envelope, out: Arc<dyn Publisher>) -> Vec<Envelope> {
+    async fn dispatch_inner(&self, cmd: Envelope, out: Arc<dyn Publisher>) -> Handled {
         if let Err(err) = cmd.validate(self.max_body) {
-            return self.reject(err, out.as_ref()).await;
+            return Handled::done(self.reject(err, out.as_ref()).await);
         }
         if cmd.meta.kind != Kind::Command {
             let err = ErrorBody::new(
@@ -174,13 +212,18 @@ impl Host {
                     .iter()
                     .filter_map(|text| serde_json::from_str(text).ok())
                     .collect();
-                publish_all(out.as_ref(), &events).await;
-                return events;
+                let published = publish_all(out.as_ref(), &events).await;
+                return Handled {
+                    events,
+                    retry: !published,
+                };
             }
             Ok(None) => {}
             Err(err) => {
                 let err = ErrorBody::new(ErrorCode::Unavailable, err.to_string());
-                return self.fail(&cmd, err, out.as_ref()).await;
+                let mut handled = self.fail(&cmd, err, out.as_ref()).await;
+                handled.retry = true;
+                return handled;
             }
         }
         let Some(handler) = self.registry().route(&cmd.meta.routing_key).cloned() else {
@@ -209,6 +252,7 @@ impl Host {
         if let Some(code) = tail.last().and_then(error_code_of) {
             tracing::warn!(code = %code, "command failed");
         }
+        let mut retry = transient;
         if !transient {
             // Recorded before the returned events are published: a crash in
             // between republishes them on redelivery instead of losing them.
@@ -224,23 +268,32 @@ impl Host {
                 .await
             {
                 tracing::error!(error = %err, "could not record the command as processed");
+                retry = true;
             }
         }
-        publish_all(out.as_ref(), &tail).await;
+        // Emitted events went out while the handler ran; any that failed
+        // are in the record, and the retry republishes them.
+        let published = outcome.published && publish_all(out.as_ref(), &tail).await;
         let code = tail.last().and_then(error_code_of);
         self.metrics
             .command(&cmd.meta.routing_key, started.elapsed(), code.as_deref());
-        let mut all = outcome.emitted;
-        all.extend(tail);
-        all
+        let mut events = outcome.emitted;
+        events.extend(tail);
+        Handled {
+            events,
+            retry: retry || !published,
+        }
     }
 
-    async fn fail(&self, cmd: &Envelope, err: ErrorBody, out: &dyn Publisher) -> Vec<Envelope> {
+    async fn fail(&self, cmd: &Envelope, err: ErrorBody, out: &dyn Publisher) -> Handled {
         self.metrics.refused(&err.code);
         let event = err.event_for(&cmd.meta);
         tracing::warn!(code = %err_code(&event), "command refused");
-        publish_all(out, std::slice::from_ref(&event)).await;
-        vec![event]
+        let published = publish_all(out, std::slice::from_ref(&event)).await;
+        Handled {
+            events: vec![event],
+            retry: !published,
+        }
     }
 
     /// Binds every loaded handler's routing keys on `bus`, consumes their
@@ -355,16 +408,28 @@ impl Host {
             let bus = ctx.bus.clone();
             ctx.inflight.spawn(async move {
                 let publisher: Arc<dyn Publisher> = bus;
-                match &delivery.message {
+                let settled = match &delivery.message {
                     Ok(cmd) => {
-                        host.dispatch(cmd.clone(), publisher).await;
+                        let handled = host.handle(cmd.clone(), publisher).await;
+                        if handled.retry {
+                            // A passing failure (store or bus away): back to
+                            // the queue after a pause, not in a hot loop.
+                            tokio::time::sleep(RETRY_DELAY).await;
+                            delivery.requeue().await
+                        } else {
+                            delivery.ack().await
+                        }
                     }
                     Err(err) => {
+                        // Not an envelope: retrying cannot help. Dead-letter
+                        // it, after telling whoever can be told.
                         host.reject(err.clone(), publisher.as_ref()).await;
+                        delivery.reject().await
                     }
-                }
-                if let Err(err) = delivery.ack().await {
-                    tracing::warn!(error = %err, "could not acknowledge a command");
+                };
+                if let Err(err) = settled {
+                    // The broker redelivers what was not settled.
+                    tracing::warn!(error = %err, "could not settle a command");
                 }
                 drop(permit);
             });
@@ -478,10 +543,31 @@ fn err_code(event: &Envelope) -> String {
     error_code_of(event).unwrap_or_default()
 }
 
-async fn publish_all(out: &dyn Publisher, events: &[Envelope]) {
+/// Publishes `events` in order; returns whether all of them went out.
+async fn publish_all(out: &dyn Publisher, events: &[Envelope]) -> bool {
+    let mut all = true;
     for event in events {
         if let Err(err) = out.publish(event.clone()).await {
             tracing::error!(error = %err, routing_key = %event.meta.routing_key, "could not publish an event");
+            all = false;
+        }
+    }
+    all
+}
+
+/// What became of one command.
+struct Handled {
+    /// The events published (or attempted).
+    events: Vec<Envelope>,
+    /// The command did not finish for a passing reason: requeue it.
+    retry: bool,
+}
+
+impl Handled {
+    fn done(events: Vec<Envelope>) -> Self {
+        Handled {
+            events,
+            retry: false,
         }
     }
 }

@@ -9,9 +9,11 @@
 
 mod bindings;
 pub mod bus;
+pub mod cache;
 pub mod envelope;
 pub mod error;
 pub mod host;
+pub mod hot;
 pub mod metrics;
 pub mod registry;
 pub mod runtime;
@@ -24,6 +26,7 @@ pub use bus::{Bus, InProcessBus, Publisher};
 pub use envelope::{Envelope, Meta};
 pub use error::{ErrorBody, ErrorCode};
 pub use host::{Host, HostConfig};
+pub use hot::{HotOutcome, WatchConfig, Watching};
 pub use runtime::{Limits, LoadError, Manifest};
 pub use store::{MemoryStore, SqliteStore, Store};
 pub use warm::InstancePolicy;

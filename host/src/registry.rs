@@ -4,30 +4,46 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::runtime::{LoadError, LoadedHandler, Runtime};
 
 /// The handlers loaded from one folder, and the files that failed.
-#[derive(Debug, Default)]
+///
+/// A registry is a snapshot: the host swaps in a new one for every change
+/// (copying it is cheap: it holds `Arc`s), so a command routed through one
+/// snapshot keeps its handler for its whole run.
+#[derive(Debug, Default, Clone)]
 pub struct Registry {
+    by_file: BTreeMap<PathBuf, Arc<LoadedHandler>>,
     by_domain: BTreeMap<String, Arc<LoadedHandler>>,
     by_key: BTreeMap<String, Arc<LoadedHandler>>,
     failures: Vec<LoadError>,
 }
 
 /// One line of `pyou handlers`: a loaded component or a file that failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandlerStatus {
     /// The component file.
     pub file: String,
     /// Its domain, when loaded.
     pub domain: Option<String>,
-    /// Its version, when loaded.
+    /// Its version, when loaded: the manifest's `version`.
     pub version: Option<String>,
+    /// Hex SHA-256 of the loaded component's bytes: with `version`, what
+    /// tells two builds apart.
+    pub sha256: Option<String>,
+    /// When the serving version was loaded (RFC 3339, UTC).
+    pub loaded_at: Option<String>,
+    /// How long loading it took, in milliseconds (compile or cache fetch,
+    /// link, manifest).
+    pub load_ms: Option<u64>,
+    /// Whether its compiled code came from the on-disk cache.
+    pub from_cache: Option<bool>,
     /// The routing keys it serves (empty when it failed).
     pub routing_keys: Vec<String>,
-    /// Why it failed to load, if it did.
+    /// Why it failed to load, if it did. A file that serves and has an
+    /// error is one whose newer content failed: the older version serves.
     pub error: Option<String>,
 }
 
@@ -70,6 +86,7 @@ impl Registry {
             return;
         }
         let handler = Arc::new(handler);
+        self.by_file.insert(handler.file.clone(), handler.clone());
         for key in handler.manifest.routing_keys() {
             self.by_key.insert(key, handler.clone());
         }
@@ -80,6 +97,64 @@ impl Registry {
             "handler loaded"
         );
         self.by_domain.insert(domain, handler);
+    }
+
+    /// A new registry with `handler` serving for its file, in place of
+    /// the version that served before (returned). Fails, leaving this one
+    /// as it is, when another file's component already has its domain.
+    pub fn replace(
+        &self,
+        handler: LoadedHandler,
+    ) -> Result<(Registry, Option<Arc<LoadedHandler>>), LoadError> {
+        let domain = &handler.manifest.domain;
+        if let Some(other) = self.by_domain.get(domain) {
+            if other.file != handler.file {
+                return Err(LoadError {
+                    file: handler.file.clone(),
+                    reason: format!(
+                        "its domain {domain:?} is already served by {}; two components cannot share a domain",
+                        other.file.display()
+                    ),
+                });
+            }
+        }
+        let (mut next, old) = self.without_file(&handler.file);
+        next.insert(handler);
+        Ok((next, old))
+    }
+
+    /// A new registry without the file's handler (returned) and failure.
+    pub fn without_file(&self, file: &Path) -> (Registry, Option<Arc<LoadedHandler>>) {
+        let mut next = self.clone();
+        next.failures.retain(|f| f.file != file);
+        let old = next.by_file.remove(file);
+        if let Some(old) = &old {
+            next.by_domain.remove(&old.manifest.domain);
+            next.by_key.retain(|_, h| !Arc::ptr_eq(h, old));
+        }
+        (next, old)
+    }
+
+    /// A new registry recording `err` as its file's latest failure; the
+    /// file's handler, if one serves, keeps serving.
+    pub fn with_failure(&self, err: LoadError) -> Registry {
+        let mut next = self.clone();
+        next.failures.retain(|f| f.file != err.file);
+        let at = next.failures.partition_point(|f| f.file < err.file);
+        next.failures.insert(at, err);
+        next
+    }
+
+    /// A new registry without the file's failure, if it has one.
+    pub fn without_failure(&self, file: &Path) -> Registry {
+        let mut next = self.clone();
+        next.failures.retain(|f| f.file != file);
+        next
+    }
+
+    /// The handler loaded from `file`.
+    pub fn by_file(&self, file: &Path) -> Option<&Arc<LoadedHandler>> {
+        self.by_file.get(file)
     }
 
     /// The handler bound to a routing key.
@@ -97,27 +172,44 @@ impl Registry {
         &self.failures
     }
 
-    /// Every loaded component and every failure, ordered by file.
+    /// Every loaded component and every failure, one line per file,
+    /// ordered by file.
     pub fn status(&self) -> Vec<HandlerStatus> {
-        let mut out: Vec<HandlerStatus> = self
+        let mut out: BTreeMap<String, HandlerStatus> = self
             .handlers()
-            .map(|h| HandlerStatus {
-                file: h.file.display().to_string(),
-                domain: Some(h.manifest.domain.clone()),
-                version: Some(h.manifest.version.clone()),
-                routing_keys: h.manifest.routing_keys(),
-                error: None,
+            .map(|h| {
+                let file = h.file.display().to_string();
+                let status = HandlerStatus {
+                    file: file.clone(),
+                    domain: Some(h.manifest.domain.clone()),
+                    version: Some(h.manifest.version.clone()),
+                    sha256: Some(h.sha256.clone()),
+                    loaded_at: Some(crate::envelope::rfc3339(h.loaded_at)),
+                    load_ms: Some(u64::try_from(h.load_time.as_millis()).unwrap_or(u64::MAX)),
+                    from_cache: Some(h.from_cache),
+                    routing_keys: h.manifest.routing_keys(),
+                    error: None,
+                };
+                (file, status)
             })
-            .chain(self.failures.iter().map(|f| HandlerStatus {
-                file: f.file.display().to_string(),
-                domain: None,
-                version: None,
-                routing_keys: Vec::new(),
-                error: Some(f.reason.clone()),
-            }))
             .collect();
-        out.sort_by(|a, b| a.file.cmp(&b.file));
-        out
+        for f in &self.failures {
+            let file = f.file.display().to_string();
+            out.entry(file.clone())
+                .or_insert_with(|| HandlerStatus {
+                    file,
+                    domain: None,
+                    version: None,
+                    sha256: None,
+                    loaded_at: None,
+                    load_ms: None,
+                    from_cache: None,
+                    routing_keys: Vec::new(),
+                    error: None,
+                })
+                .error = Some(f.reason.clone());
+        }
+        out.into_values().collect()
     }
 }
 

@@ -18,6 +18,7 @@ use wasmtime::{
 
 use crate::bindings::{self, HandlerPre};
 use crate::bus::Publisher;
+use crate::cache::{sha256_hex, CacheError, CompileCache};
 use crate::envelope::{check_routing_key, parse_timestamp_ms, Envelope};
 use crate::error::{ErrorBody, ErrorCode};
 use crate::sandbox::{OutputLimits, Sandbox};
@@ -84,6 +85,12 @@ pub struct LoadError {
 #[error("cannot start the WebAssembly runtime: {0}")]
 pub struct RuntimeError(String);
 
+impl From<CacheError> for RuntimeError {
+    fn from(err: CacheError) -> Self {
+        RuntimeError(err.to_string())
+    }
+}
+
 /// One command a handler accepts, as its manifest declares it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CommandInfo {
@@ -127,10 +134,28 @@ pub struct LoadedHandler {
     pub manifest: Manifest,
     /// When it was loaded.
     pub loaded_at: SystemTime,
+    /// Hex SHA-256 of the component file's bytes. With the manifest's
+    /// version it identifies a version of a handler: two builds that both
+    /// say `1.0.0` but differ in a byte are different versions.
+    pub sha256: String,
+    /// How long compiling (or fetching from the cache), linking and reading
+    /// the manifest took.
+    pub load_time: Duration,
+    /// Whether the compiled code came from the on-disk cache.
+    pub from_cache: bool,
     pre: HandlerPre<Sandbox>,
     domain: Arc<str>,
     /// Parked instances, used only under [`InstancePolicy::Warm`].
     warm: WarmPool,
+}
+
+impl LoadedHandler {
+    /// `<manifest version>+<first 12 hex digits of the SHA-256>`, e.g.
+    /// `1.0.0+3f9a0c41d2e7`: what events and listings call its version.
+    pub fn version_label(&self) -> String {
+        let short = self.sha256.get(..12).unwrap_or(&self.sha256);
+        format!("{}+{short}", self.manifest.version)
+    }
 }
 
 impl std::fmt::Debug for LoadedHandler {
@@ -147,6 +172,8 @@ impl std::fmt::Debug for LoadedHandler {
 pub(crate) struct RunOutcome {
     /// Events published through the emitter while it ran.
     pub(crate) emitted: Vec<Envelope>,
+    /// Whether every emitted event was published.
+    pub(crate) published: bool,
     /// The returned events, or why there are none.
     pub(crate) result: Result<Vec<Envelope>, ErrorBody>,
 }
@@ -154,6 +181,8 @@ pub(crate) struct RunOutcome {
 /// The engine, the linker and the limits shared by all handlers.
 pub struct Runtime {
     engine: Engine,
+    /// Compiled code on disk, when enabled.
+    cache: Option<Arc<CompileCache>>,
     linker: Linker<Sandbox>,
     limits: Limits,
     instances: Arc<Semaphore>,
@@ -176,6 +205,13 @@ impl Runtime {
     /// Creates the engine (pooling allocator, epoch interruption) and starts
     /// the thread that advances epochs; it stops when the runtime is dropped.
     pub fn new(limits: Limits) -> Result<Self, RuntimeError> {
+        Self::with_cache(limits, None)
+    }
+
+    /// Like [`Runtime::new`], keeping compiled code in `cache_dir` (see
+    /// [`crate::cache`]) when one is given.
+    pub fn with_cache(limits: Limits, cache_dir: Option<&Path>) -> Result<Self, RuntimeError> {
+        let cache = cache_dir.map(CompileCache::open).transpose()?.map(Arc::new);
         let err = |e: wasmtime::Error| RuntimeError(format!("{e:#}"));
         let n = limits.max_instances.max(1);
         let mut pool = PoolingAllocationConfig::default();
@@ -207,7 +243,8 @@ impl Runtime {
             // Plain `call_async` without the component-model-async machinery:
             // our world has no async functions, and this halves call overhead.
             .concurrency_support(false)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .cache(cache.as_ref().map(|c| c.wasmtime_cache()));
         let engine = Engine::new(&config).map_err(err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
@@ -226,6 +263,7 @@ impl Runtime {
             .map_err(|e| RuntimeError(format!("cannot start the epoch thread: {e}")))?;
         Ok(Runtime {
             engine,
+            cache,
             linker,
             instances: Arc::new(Semaphore::new(n as usize)),
             limits,
@@ -261,18 +299,43 @@ impl Runtime {
     /// Compiles, links and validates a component file, calling its
     /// `manifest` in a sandbox. Compilation runs on a blocking thread.
     pub async fn load(&self, file: &Path) -> Result<LoadedHandler, LoadError> {
+        let bytes = tokio::fs::read(file).await.map_err(|e| LoadError {
+            file: file.to_owned(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        self.load_bytes(file, bytes).await
+    }
+
+    /// Like [`Runtime::load`] for bytes already read from `file`.
+    pub async fn load_bytes(
+        &self,
+        file: &Path,
+        bytes: Vec<u8>,
+    ) -> Result<LoadedHandler, LoadError> {
         let fail = |reason: String| LoadError {
             file: file.to_owned(),
             reason,
         };
-        let bytes = tokio::fs::read(file)
-            .await
-            .map_err(|e| fail(format!("cannot read: {e}")))?;
+        let started = Instant::now();
         let engine = self.engine.clone();
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
-            .await
-            .map_err(|e| fail(format!("compilation was cancelled: {e}")))?
-            .map_err(|e| fail(format!("not a valid WebAssembly component: {e:#}")))?;
+        let cache = self.cache.clone();
+        // Hashing tens of MiB and compiling take a while: off the async
+        // workers, so dispatch goes on meanwhile.
+        let (sha256, compiled, from_cache) = tokio::task::spawn_blocking(move || {
+            let sha256 = sha256_hex(&bytes);
+            let compile = || Component::new(&engine, &bytes);
+            match cache {
+                Some(cache) => {
+                    let (compiled, info) = cache.compile(&sha256, compile);
+                    (sha256, compiled, info.cached)
+                }
+                None => (sha256, compile(), false),
+            }
+        })
+        .await
+        .map_err(|e| fail(format!("compilation was cancelled: {e}")))?;
+        let component =
+            compiled.map_err(|e| fail(format!("not a valid WebAssembly component: {e:#}")))?;
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
             fail(format!(
                 "does not fit the `parallel-you:handler/handler` world (it imports something the host does not offer): {e:#}"
@@ -295,6 +358,9 @@ impl Runtime {
             domain: Arc::from(manifest.domain.as_str()),
             manifest,
             loaded_at: SystemTime::now(),
+            sha256,
+            load_time: started.elapsed(),
+            from_cache,
             pre,
             warm: WarmPool::new(self.parked.clone()),
         })
@@ -373,6 +439,7 @@ impl Runtime {
         let Some(mut wasm_store) = called.store else {
             return RunOutcome {
                 emitted: Vec::new(),
+                published: true,
                 result: called
                     .result
                     .and_then(|_| Err(ErrorBody::new(ErrorCode::Trap, "the instance was lost"))),
@@ -401,6 +468,7 @@ impl Runtime {
             }
         };
         let emitted = std::mem::take(&mut sandbox.emitted);
+        let published = !sandbox.emit_failed;
         // Only an instance whose call returned is healthy: one that trapped,
         // timed out or hit the memory cap has no `instance` here and is
         // dropped with its store (poisoned).
@@ -413,7 +481,11 @@ impl Runtime {
                 max_idle,
             );
         }
-        RunOutcome { emitted, result }
+        RunOutcome {
+            emitted,
+            published,
+            result,
+        }
     }
 
     /// Instances of `handler` parked for reuse now.

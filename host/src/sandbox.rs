@@ -47,6 +47,8 @@ pub(crate) struct Sandbox {
     log_left: usize,
     /// Events published through the emitter, in order.
     pub(crate) emitted: Vec<Envelope>,
+    /// Set when an emitted event could not be published.
+    pub(crate) emit_failed: bool,
     /// Set when the guest asked for more memory than its cap.
     pub(crate) memory_denied: bool,
     /// Set when the epoch callback stopped the guest at its deadline.
@@ -82,6 +84,7 @@ impl Sandbox {
             log_left: LOG_BUDGET,
             emitted: Vec::new(),
             memory_denied: false,
+            emit_failed: false,
             timed_out: false,
         }
     }
@@ -91,6 +94,7 @@ impl Sandbox {
         self.command = Some(command);
         self.publisher = Some(publisher);
         self.emitted.clear();
+        self.emit_failed = false;
         self.log_left = LOG_BUDGET;
         self.memory_denied = false;
         self.timed_out = false;
@@ -309,6 +313,7 @@ impl emitter::Host for Sandbox {
         if let Some(publisher) = &self.publisher {
             if let Err(err) = publisher.publish(envelope.clone()).await {
                 tracing::warn!(domain = %self.domain, error = %err, "could not publish an emitted event");
+                self.emit_failed = true;
             }
         }
         self.emitted.push(envelope);

@@ -1,52 +1,53 @@
-//! `pyou handlers`: what a handlers folder would serve.
+//! `pyou handlers`: what a handlers folder would serve, or what a running
+//! host serves (through its gateway's `GET /handlers`).
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
+use parallel_you_host::registry::HandlerStatus;
 use parallel_you_host::{Host, MemoryStore};
 
-use super::{HandlersDir, LimitArgs, EXIT_FAILURE};
+use super::{CacheArgs, HandlersDir, LimitArgs, EXIT_FAILURE};
 
 /// Arguments of `pyou handlers`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    pyou handlers --handlers handlers/dist\n  \
+    pyou handlers --gateway http://127.0.0.1:8080")]
 pub(crate) struct Args {
     #[command(flatten)]
     handlers: HandlersDir,
     #[command(flatten)]
     limits: LimitArgs,
-    /// Print one JSON array of `{"file", "domain", "version", "routing_keys", "error"}`.
+    #[command(flatten)]
+    cache: CacheArgs,
+    /// Ask a running `pyou serve` (its gateway's address) what it serves
+    /// now, instead of loading the folder here.
+    #[arg(long, value_name = "URL", env = "PYOU_GATEWAY")]
+    gateway: Option<String>,
+    /// Print one JSON array of `{"file", "domain", "version", "sha256",
+    /// "loaded_at", "load_ms", "from_cache", "routing_keys", "error"}`.
     #[arg(long)]
     json: bool,
 }
 
-/// Loads every component in the folder and lists each, or why it failed.
-/// Exits 1 when a file failed to load.
+/// Lists each component, or why it failed. Exits 1 when a file failed to
+/// load.
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
-    // Listing touches no documents: an in-memory store is enough.
-    let host = Arc::new(Host::new(
-        args.limits.host_config(),
-        Arc::new(MemoryStore::new()),
-    )?);
-    host.load_dir(&args.handlers.handlers).await?;
-    let status = host.status();
+    let (status, source) = match &args.gateway {
+        Some(url) => (from_gateway(url).await?, url.clone()),
+        None => (
+            from_folder(&args).await?,
+            args.handlers.handlers.display().to_string(),
+        ),
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else if status.is_empty() {
-        println!(
-            "no components (*.wasm) in {}",
-            args.handlers.handlers.display()
-        );
+        println!("no components (*.wasm) in {source}");
     } else {
         for s in &status {
-            match &s.error {
-                None => println!(
-                    "{}  {} {}  {}",
-                    s.file,
-                    s.domain.as_deref().unwrap_or(""),
-                    s.version.as_deref().unwrap_or(""),
-                    s.routing_keys.join(", ")
-                ),
-                Some(err) => println!("{}  FAILED: {err}", s.file),
-            }
+            print_line(s);
         }
     }
     Ok(if status.iter().any(|s| s.error.is_some()) {
@@ -54,4 +55,60 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     } else {
         0
     })
+}
+
+async fn from_folder(args: &Args) -> anyhow::Result<Vec<HandlerStatus>> {
+    // Listing touches no documents: an in-memory store is enough.
+    let host = Arc::new(Host::with_cache(
+        args.limits.host_config(),
+        Arc::new(MemoryStore::new()),
+        args.cache.dir(std::path::Path::new("data")).as_deref(),
+    )?);
+    host.load_dir(&args.handlers.handlers).await?;
+    Ok(host.status())
+}
+
+async fn from_gateway(url: &str) -> anyhow::Result<Vec<HandlerStatus>> {
+    let url = format!("{}/handlers", url.trim_end_matches('/'));
+    let res = reqwest::Client::new()
+        .get(&url)
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url} (is `pyou serve` running?)"))?;
+    let code = res.status();
+    let text = res.text().await?;
+    if !code.is_success() {
+        anyhow::bail!("{url} answered {code}: {text}");
+    }
+    serde_json::from_str(&text).with_context(|| format!("{url} answered something else: {text}"))
+}
+
+/// `file  domain version+sha  loaded <when> in <ms> ms [cached]  keys`, and
+/// the last failure of the file, if any.
+fn print_line(s: &HandlerStatus) {
+    if let (Some(domain), Some(version)) = (&s.domain, &s.version) {
+        let sha = s.sha256.as_deref().unwrap_or("");
+        let sha = sha.get(..12).unwrap_or(sha);
+        let cached = if s.from_cache == Some(true) {
+            ", cached"
+        } else {
+            ""
+        };
+        println!(
+            "{}  {domain} {version}+{sha}  loaded {} ({} ms{cached})  {}",
+            s.file,
+            s.loaded_at.as_deref().unwrap_or("?"),
+            s.load_ms.unwrap_or(0),
+            s.routing_keys.join(", ")
+        );
+    }
+    if let Some(err) = &s.error {
+        let what = if s.domain.is_some() {
+            "NEWER VERSION FAILED (the one above serves)"
+        } else {
+            "FAILED"
+        };
+        println!("{}  {what}: {err}", s.file);
+    }
 }

@@ -1,5 +1,4 @@
-//! `pyou invoke`: one command, in-process, against the selected store
-//! (embedded by default).
+//! `pyou invoke`: one command, in-process, against the embedded store.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -7,9 +6,8 @@ use std::sync::Arc;
 use parallel_you_host::bus::Collector;
 use parallel_you_host::envelope::Envelope;
 use parallel_you_host::error::error_code_of;
-use parallel_you_host::Host;
 
-use super::{HandlersDir, LimitArgs, StoreArgs, EXIT_FAILURE, EXIT_USAGE};
+use super::{HostArgs, EXIT_FAILURE, EXIT_USAGE};
 
 /// Arguments of `pyou invoke`.
 #[derive(Debug, clap::Args)]
@@ -19,11 +17,7 @@ use super::{HandlersDir, LimitArgs, StoreArgs, EXIT_FAILURE, EXIT_USAGE};
     pyou invoke --envelope - < command.json")]
 pub(crate) struct Args {
     #[command(flatten)]
-    handlers: HandlersDir,
-    #[command(flatten)]
-    store: StoreArgs,
-    #[command(flatten)]
-    limits: LimitArgs,
+    host: HostArgs,
     /// Client session: events carry it, and go to reply channel `session.<ID>`.
     #[arg(long)]
     session: Option<String>,
@@ -52,12 +46,7 @@ fn read_input(source: &str) -> anyhow::Result<String> {
 /// Runs the command and prints each event as one JSON line. Exits 0 when no
 /// error event was produced, 1 when one was, 2 for bad usage.
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
-    let store = args.store.open().await?;
-    let host = Arc::new(Host::new(args.limits.host_config(), store)?);
-    host.load_dir(&args.handlers.handlers).await?;
-    for failure in host.registry().failures() {
-        eprintln!("warning: {failure}");
-    }
+    let host = args.host.start().await?;
     let out = Arc::new(Collector::new());
     let events = match (&args.envelope, &args.routing_key, &args.body) {
         (Some(source), _, _) => {

@@ -1,12 +1,17 @@
 //! The subcommands of `pyou`, one module each.
 
+mod bus;
+mod deploy;
+mod gateway;
 mod handlers;
+mod host;
 mod invoke;
 mod serve;
 mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use parallel_you_host::store::{MongoStore, SqliteStore, Store};
@@ -30,14 +35,23 @@ pub(crate) struct Cli {
 /// A `pyou` subcommand.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// List the handler components in a folder: domain, version, routing keys,
-    /// or why a file failed to load.
+    /// Validate a handler component and place it in a handlers folder
+    /// atomically; a serving host watching the folder loads it.
+    Deploy(deploy::Args),
+    /// List the handler components in a folder (or, with --gateway, those a
+    /// running host serves): domain, version, load time, routing keys, or why
+    /// a file failed to load.
     Handlers(handlers::Args),
     /// Run one command in-process against the store and print every
     /// resulting event as one JSON line.
     Invoke(invoke::Args),
     /// Run the host and the HTTP/WebSocket gateway in one process (the main job).
     Serve(serve::Args),
+    /// Run only the host on a RabbitMQ broker: start several to scale out.
+    Host(host::Args),
+    /// Run only the HTTP/WebSocket gateway on a RabbitMQ broker; the API
+    /// follows the commands bound there.
+    Gateway(gateway::Args),
     /// Print a session's events from a running gateway (WebSocket), one JSON line each.
     Watch(watch::Args),
 }
@@ -46,11 +60,40 @@ impl Command {
     /// Runs the subcommand, returning the process exit status.
     pub(crate) async fn run(self) -> anyhow::Result<u8> {
         match self {
+            Command::Deploy(args) => deploy::run(args).await,
             Command::Handlers(args) => handlers::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::Host(args) => host::run(args).await,
+            Command::Gateway(args) => gateway::run(args).await,
             Command::Watch(args) => watch::run(args).await,
         }
+    }
+}
+
+/// How long shutdown waits for commands and requests in flight.
+pub(crate) const GRACE: Duration = Duration::from_secs(10);
+
+/// Completes on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
     }
 }
 
@@ -139,6 +182,133 @@ pub(crate) fn store_choice(
         Some(other) => {
             anyhow::bail!("PARALLEL_YOU_REPO={other:?}: use `mongo`, `sqlite`, or leave it unset")
         }
+    }
+}
+
+/// What a subcommand that runs handlers needs: the handlers, the store and
+/// the sandbox limits.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct HostArgs {
+    #[command(flatten)]
+    pub(crate) handlers: HandlersDir,
+    #[command(flatten)]
+    pub(crate) data: StoreArgs,
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+    #[command(flatten)]
+    pub(crate) cache: CacheArgs,
+}
+
+impl HostArgs {
+    /// A host over the embedded store with the handlers loaded; files that
+    /// failed to load are reported on stderr.
+    pub(crate) async fn start(&self) -> anyhow::Result<std::sync::Arc<parallel_you_host::Host>> {
+        use anyhow::Context as _;
+        let store = self.data.open().await?;
+        let host = std::sync::Arc::new(parallel_you_host::Host::with_cache(
+            self.limits.host_config(),
+            store,
+            self.cache.dir(&self.data.data).as_deref(),
+        )?);
+        host.load_dir(&self.handlers.handlers)
+            .await
+            .with_context(|| {
+                format!(
+                    "loading the handlers in {}",
+                    self.handlers.handlers.display()
+                )
+            })?;
+        for failure in host.registry().failures() {
+            eprintln!("warning: {failure}");
+        }
+        Ok(host)
+    }
+}
+
+/// Whether a serving host follows its handlers folder.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct WatchArgs {
+    /// Do not watch the handlers folder: serve what it holds at start only.
+    /// (By default a `.wasm` file added, replaced or removed there is
+    /// loaded, upgraded or unloaded while serving.)
+    #[arg(long)]
+    pub(crate) no_watch: bool,
+}
+
+impl WatchArgs {
+    /// Starts watching the host's handlers folder, unless `--no-watch`.
+    pub(crate) fn start(
+        &self,
+        host: &std::sync::Arc<parallel_you_host::Host>,
+        args: &HostArgs,
+    ) -> anyhow::Result<Option<parallel_you_host::Watching>> {
+        if self.no_watch {
+            return Ok(None);
+        }
+        let watching = host.watch(
+            &args.handlers.handlers,
+            parallel_you_host::WatchConfig::default(),
+        )?;
+        Ok(Some(watching))
+    }
+}
+
+/// Where the gateway listens, and its TLS files.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ListenArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "PYOU_LISTEN", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// PEM certificate chain: serve HTTPS and WSS (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+}
+
+impl ListenArgs {
+    /// Binds the listener; returns it with the TLS files, if any.
+    pub(crate) fn bind(
+        &self,
+    ) -> anyhow::Result<(
+        std::net::TcpListener,
+        Option<parallel_you_gateway::TlsFiles>,
+    )> {
+        use anyhow::Context as _;
+        let listener = std::net::TcpListener::bind(self.listen)
+            .with_context(|| format!("cannot listen on {}", self.listen))?;
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(parallel_you_gateway::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
+        Ok((listener, tls))
+    }
+}
+
+/// Where compiled components are cached.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct CacheArgs {
+    /// Folder of the compilation cache (default: `cache` in the data folder).
+    /// A restart, or a return to a version loaded before, then skips
+    /// compiling; corrupt entries are detected and recompiled.
+    #[arg(long, env = "PYOU_CACHE_DIR", conflicts_with = "no_cache")]
+    pub(crate) cache_dir: Option<PathBuf>,
+    /// Compile every component afresh; keep nothing on disk.
+    #[arg(long)]
+    pub(crate) no_cache: bool,
+}
+
+impl CacheArgs {
+    /// The cache folder to use, if any, given the data folder.
+    pub(crate) fn dir(&self, data: &std::path::Path) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        Some(self.cache_dir.clone().unwrap_or_else(|| data.join("cache")))
     }
 }
 

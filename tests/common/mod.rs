@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod mongo;
+pub mod rabbit;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

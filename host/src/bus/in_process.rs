@@ -67,9 +67,13 @@ impl InProcessBus {
     }
 }
 
-/// In-process deliveries need no settling: a message is gone from the queue
-/// once received, and the host records processed commands itself.
-struct Settled;
+/// In-process deliveries need little settling: a message is gone from the
+/// queue once received, and the host records processed commands itself.
+/// Only a requeue has work to do: the command goes back to its queue.
+struct Settled {
+    queue: async_channel::Sender<Envelope>,
+    command: Envelope,
+}
 
 #[async_trait]
 impl Settle for Settled {
@@ -77,7 +81,14 @@ impl Settle for Settled {
         Ok(())
     }
     async fn reject(self: Box<Self>) -> Result<(), BusError> {
+        tracing::warn!(message_id = %self.command.meta.message_id, "dropping a rejected command (the in-process bus has no dead-letter queue)");
         Ok(())
+    }
+    async fn requeue(self: Box<Self>) -> Result<(), BusError> {
+        self.queue
+            .send(self.command)
+            .await
+            .map_err(|_| BusError::Unavailable("the domain queue is gone".to_owned()))
     }
 }
 
@@ -150,12 +161,16 @@ impl Bus for InProcessBus {
     }
 
     async fn consume(&self, domain: &str) -> Result<Deliveries, BusError> {
-        let (_, rx) = Self::queue(&mut self.state.write(), domain);
+        let (tx, rx) = Self::queue(&mut self.state.write(), domain);
         Ok(Deliveries::new(futures::stream::unfold(
-            rx,
-            |rx| async move {
-                let env = rx.recv().await.ok()?;
-                Some((Delivery::new(Ok(env), Box::new(Settled)), rx))
+            (tx, rx),
+            |(tx, rx)| async move {
+                let command = rx.recv().await.ok()?;
+                let settle = Box::new(Settled {
+                    queue: tx.clone(),
+                    command: command.clone(),
+                });
+                Some((Delivery::new(Ok(command), settle), (tx, rx)))
             },
         )))
     }

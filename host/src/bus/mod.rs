@@ -6,6 +6,7 @@
 //! Patterns follow AMQP topic exchanges: `*` is one segment, `#` zero or
 //! more. The in-process bus and the RabbitMQ bus have these same semantics.
 
+pub mod amqp;
 pub mod in_process;
 
 use std::pin::Pin;
@@ -82,6 +83,9 @@ pub trait Settle: Send {
     async fn ack(self: Box<Self>) -> Result<(), BusError>;
     /// The message cannot be processed; it goes to the dead-letter queue.
     async fn reject(self: Box<Self>) -> Result<(), BusError>;
+    /// The command could not be finished for a passing reason (the store or
+    /// the bus was unavailable): it goes back to its queue to be retried.
+    async fn requeue(self: Box<Self>) -> Result<(), BusError>;
 }
 
 /// One command taken from a queue, to be settled once handled.
@@ -105,6 +109,11 @@ impl Delivery {
     /// Rejects the delivery (dead-letters it).
     pub async fn reject(self) -> Result<(), BusError> {
         self.settle.reject().await
+    }
+
+    /// Puts the delivery back in its queue, to be delivered again.
+    pub async fn requeue(self) -> Result<(), BusError> {
+        self.settle.requeue().await
     }
 }
 

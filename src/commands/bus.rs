@@ -1,0 +1,62 @@
+//! Which bus a subcommand runs on: in-process, or RabbitMQ.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use parallel_you_host::bus::amqp::{AmqpBus, AmqpConfig};
+use parallel_you_host::{Bus, InProcessBus};
+
+/// Bus selection, shared by `serve`, `host` and `gateway`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct BusArgs {
+    /// RabbitMQ broker, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`
+    /// (`RABBITMQ_URL` also works). Without it, one process runs everything
+    /// on the in-process bus.
+    #[arg(long = "bus", env = "PYOU_BUS")]
+    pub(crate) bus: Option<String>,
+    /// RabbitMQ management API, read for the bound commands (default
+    /// `http://<broker host>:15672`, with the broker URL's credentials).
+    #[arg(long, env = "PYOU_MANAGEMENT_URL")]
+    pub(crate) management_url: Option<String>,
+    /// Unacknowledged commands a host holds per domain at most.
+    #[arg(long, env = "PYOU_PREFETCH", default_value_t = 256)]
+    pub(crate) prefetch: u16,
+}
+
+impl BusArgs {
+    /// The broker URL, from `--bus`, `PYOU_BUS` or `RABBITMQ_URL`.
+    pub(crate) fn url(&self) -> Option<String> {
+        self.bus
+            .clone()
+            .or_else(|| std::env::var("RABBITMQ_URL").ok())
+            .filter(|url| !url.is_empty())
+    }
+
+    /// Connects to the selected bus. `role` names the process in the
+    /// broker's connection list.
+    pub(crate) async fn connect(&self, role: &str) -> anyhow::Result<Arc<dyn Bus>> {
+        let Some(url) = self.url() else {
+            return Ok(Arc::new(InProcessBus::new()));
+        };
+        let mut config = AmqpConfig::new(url);
+        config.management_url = self.management_url.clone();
+        config.prefetch = self.prefetch.max(1);
+        config.connection_name = format!("pyou {role} (pid {})", std::process::id());
+        let bus = AmqpBus::connect(config)
+            .await
+            .context("connecting to RabbitMQ (--bus)")?;
+        Ok(Arc::new(bus))
+    }
+
+    /// Connects to RabbitMQ; `role` only makes sense with a broker.
+    pub(crate) async fn connect_broker(&self, role: &str) -> anyhow::Result<Arc<dyn Bus>> {
+        if self.url().is_none() {
+            anyhow::bail!(
+                "`pyou {role}` shares a RabbitMQ broker with other processes: give it \
+                 --bus amqp://… (or PYOU_BUS / RABBITMQ_URL); to run everything in one \
+                 process, use `pyou serve`"
+            );
+        }
+        self.connect(role).await
+    }
+}

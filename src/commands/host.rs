@@ -1,0 +1,46 @@
+//! `pyou host`: the host alone, consuming its domains' queues on a RabbitMQ
+//! broker. Hosts on one broker compete for each domain's commands, so
+//! starting another one is how to scale out.
+
+use super::bus::BusArgs;
+use super::{shutdown_signal, HostArgs, WatchArgs, GRACE};
+
+/// Arguments of `pyou host`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    host: HostArgs,
+    #[command(flatten)]
+    watch: WatchArgs,
+    #[command(flatten)]
+    bus: BusArgs,
+}
+
+/// Runs until SIGINT or SIGTERM, then finishes the commands in flight.
+pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
+    let bus = args.bus.connect_broker("host").await?;
+    let host = args.host.start().await?;
+    let serving = host.serve(bus).await?;
+    let watching = args.watch.start(&host, &args.host)?;
+    let domains: Vec<String> = host
+        .registry()
+        .handlers()
+        .map(|h| h.manifest.domain.clone())
+        .collect();
+    // One line on stdout, so scripts and tests know it is consuming.
+    println!(
+        "pyou host consuming {} domains ({})",
+        domains.len(),
+        domains.join(", ")
+    );
+    shutdown_signal().await;
+    if let Some(watching) = watching {
+        watching.stop().await;
+    }
+    let finished = serving.shutdown(GRACE).await;
+    if !finished {
+        eprintln!("warning: some commands were still running after {GRACE:?}");
+    }
+    eprintln!("pyou stopped");
+    Ok(0)
+}

@@ -3,6 +3,7 @@
 //! throwaway handler folders holding just the components a test wants.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod mongo;
 pub mod rabbit;
 
 use std::path::{Path, PathBuf};

@@ -9,12 +9,14 @@
 pub mod conformance;
 pub mod filter;
 pub mod memory;
+pub mod mongo;
 pub mod sqlite;
 
 use async_trait::async_trait;
 
 pub use filter::Filter;
 pub use memory::MemoryStore;
+pub use mongo::MongoStore;
 pub use sqlite::SqliteStore;
 
 /// A stored document.

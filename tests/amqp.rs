@@ -214,8 +214,18 @@ struct HostProcess(Child);
 
 impl HostProcess {
     fn start(rabbit: &Rabbit, handlers: &std::path::Path, data: &std::path::Path) -> Self {
+        Self::start_with(rabbit, handlers, data, &[])
+    }
+
+    fn start_with(
+        rabbit: &Rabbit,
+        handlers: &std::path::Path,
+        data: &std::path::Path,
+        extra: &[&str],
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pyou"))
             .args(["host", "--bus", &rabbit.url(), "--prefetch", "64"])
+            .args(extra)
             .arg("--management-url")
             .arg(rabbit.management_url())
             .arg("--handlers")
@@ -550,4 +560,80 @@ async fn post_touch(client: &reqwest::Client, base: &str, id: &str) -> u16 {
         .await
         .map(|r| r.status().as_u16())
         .unwrap_or_else(|e| panic!("the gateway did not answer: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_on_rabbitmq_and_mongodb_race_on_one_document() {
+    let Some(mongo) = common::mongo::server_uri("two_hosts_on_rabbitmq_and_mongodb") else {
+        return;
+    };
+    let Some(rabbit) = Rabbit::start() else {
+        return;
+    };
+    let store_uri = common::mongo::uri_with_db(&mongo, &common::mongo::fresh_db());
+    let handlers = common::handlers_dir(&["counter"]);
+    let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let extra = ["--store", store_uri.as_str()];
+    let (_a, _b) = tokio::task::block_in_place(|| {
+        (
+            HostProcess::start_with(&rabbit, handlers.path(), data_a.path(), &extra),
+            HostProcess::start_with(&rabbit, handlers.path(), data_b.path(), &extra),
+        )
+    });
+    eventually(Duration::from_secs(20), "two consumers", || async {
+        queue_consumers(&rabbit, &domain_queue("counter")).await == 2
+    })
+    .await;
+    let bus = bus(&rabbit).await;
+    let mut events = bus.subscribe("counter.#").await.unwrap();
+    bus.send(common::cmd("counter.increment", r#"{"name":"race"}"#))
+        .await
+        .unwrap();
+    let mut version = common::body(&next(&mut events).await)["version"]
+        .as_u64()
+        .unwrap();
+    for round in 0..5 {
+        // Two writers with the same expected version, one per host as the
+        // broker deals them out: the database lets exactly one win.
+        let body = format!(r#"{{"name":"race","by":10,"expected_version":{version}}}"#);
+        bus.send(common::cmd("counter.increment", &body))
+            .await
+            .unwrap();
+        bus.send(common::cmd("counter.increment", &body))
+            .await
+            .unwrap();
+        let outcomes = [next(&mut events).await, next(&mut events).await];
+        let won: Vec<&parallel_you_host::Envelope> = outcomes
+            .iter()
+            .filter(|e| e.meta.routing_key == "counter.incremented")
+            .collect();
+        let lost: Vec<Option<String>> = outcomes
+            .iter()
+            .filter(|e| e.meta.routing_key == "counter.error")
+            .map(|e| common::last_error(std::slice::from_ref(e)))
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {outcomes:?}");
+        assert_eq!(lost, [Some("conflict".to_owned())], "round {round}");
+        version = common::body(won[0])["version"].as_u64().unwrap();
+    }
+    let store = parallel_you_host::store::MongoStore::connect(&store_uri, None)
+        .await
+        .unwrap();
+    let doc = store
+        .get("counter", "counters", "race")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(doc.version, 6);
+    assert_eq!(doc.json, r#"{"value":51}"#);
+    common::mongo::drop_db(&store).await;
+    bus.close().await;
+}
+
+/// The next event of a subscription, within 30 s.
+async fn next(events: &mut parallel_you_host::bus::Subscription) -> parallel_you_host::Envelope {
+    tokio::time::timeout(Duration::from_secs(30), events.next())
+        .await
+        .expect("an outcome")
+        .expect("the subscription lives")
 }

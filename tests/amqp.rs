@@ -209,10 +209,28 @@ async fn gateway_broker_host_and_back_to_the_websocket() {
     host_bus.close().await;
 }
 
-/// A `pyou host` child process, killed when dropped.
+/// A `pyou` child process on the test's broker, killed when dropped.
 struct HostProcess(Child);
 
 impl HostProcess {
+    /// Starts `pyou <role> --bus … --management-url … <args>` and returns
+    /// it with the first line it prints (it prints one when ready).
+    fn spawn(role: &str, rabbit: &Rabbit, args: &[&std::ffi::OsStr]) -> (Self, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pyou"))
+            .args([role, "--bus", &rabbit.url(), "--management-url"])
+            .arg(rabbit.management_url())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        (HostProcess(child), line)
+    }
+
     fn start(rabbit: &Rabbit, handlers: &std::path::Path, data: &std::path::Path) -> Self {
         Self::start_with(rabbit, handlers, data, &[])
     }
@@ -223,25 +241,18 @@ impl HostProcess {
         data: &std::path::Path,
         extra: &[&str],
     ) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pyou"))
-            .args(["host", "--bus", &rabbit.url(), "--prefetch", "64"])
-            .args(extra)
-            .arg("--management-url")
-            .arg(rabbit.management_url())
-            .arg("--handlers")
-            .arg(handlers)
-            .arg("--data")
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "--prefetch".as_ref(),
+            "64".as_ref(),
+            "--handlers".as_ref(),
+            handlers.as_os_str(),
+            "--data".as_ref(),
+            data.as_os_str(),
+        ];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        let (host, line) = Self::spawn("host", rabbit, &args);
         assert!(line.starts_with("pyou host consuming"), "{line:?}");
-        HostProcess(child)
+        host
     }
 
     fn kill(&mut self) {
@@ -265,24 +276,17 @@ impl Drop for HostProcess {
 
 /// `pyou gateway` as a child process; returns it with its base URL.
 fn gateway_process(rabbit: &Rabbit) -> (HostProcess, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pyou"))
-        .args(["gateway", "--listen", "127.0.0.1:0", "--bus", &rabbit.url()])
-        .arg("--management-url")
-        .arg(rabbit.management_url())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (gateway, line) = HostProcess::spawn(
+        "gateway",
+        rabbit,
+        &["--listen".as_ref(), "127.0.0.1:0".as_ref()],
+    );
     let addr = line
         .split_whitespace()
         .find_map(|w| w.strip_prefix("http://"))
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
-    (HostProcess(child), format!("http://{addr}"))
+    (gateway, format!("http://{addr}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

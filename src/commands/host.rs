@@ -3,7 +3,7 @@
 //! starting another one is how to scale out.
 
 use super::bus::BusArgs;
-use super::{shutdown_signal, HostArgs, WatchArgs, GRACE};
+use super::{shutdown_signal, stop_host, HostArgs, WatchArgs};
 
 /// Arguments of `pyou host`.
 #[derive(Debug, clap::Args)]
@@ -34,13 +34,6 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
         domains.join(", ")
     );
     shutdown_signal().await;
-    if let Some(watching) = watching {
-        watching.stop().await;
-    }
-    let finished = serving.shutdown(GRACE).await;
-    if !finished {
-        eprintln!("warning: some commands were still running after {GRACE:?}");
-    }
-    eprintln!("pyou stopped");
+    stop_host(serving, watching).await;
     Ok(0)
 }

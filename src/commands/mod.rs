@@ -97,6 +97,21 @@ pub(crate) async fn shutdown_signal() {
     }
 }
 
+/// Stops watching the handlers folder, then lets the commands in flight
+/// finish (up to [`GRACE`]).
+pub(crate) async fn stop_host(
+    serving: parallel_you_host::host::Serving,
+    watching: Option<parallel_you_host::Watching>,
+) {
+    if let Some(watching) = watching {
+        watching.stop().await;
+    }
+    if !serving.shutdown(GRACE).await {
+        eprintln!("warning: some commands were still running after {GRACE:?}");
+    }
+    eprintln!("pyou stopped");
+}
+
 /// Where the handler components are: the folder the setup command fills.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct HandlersDir {

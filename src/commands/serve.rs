@@ -5,7 +5,7 @@
 use parallel_you_gateway::{Gateway, GatewayConfig};
 
 use super::bus::BusArgs;
-use super::{shutdown_signal, HostArgs, ListenArgs, WatchArgs, GRACE};
+use super::{shutdown_signal, stop_host, HostArgs, ListenArgs, WatchArgs, GRACE};
 
 /// Arguments of `pyou serve`.
 #[derive(Debug, clap::Args)]
@@ -36,13 +36,6 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     gateway
         .serve(listener, tls, shutdown_signal(), GRACE)
         .await?;
-    if let Some(watching) = watching {
-        watching.stop().await;
-    }
-    let finished = serving.shutdown(GRACE).await;
-    if !finished {
-        eprintln!("warning: some commands were still running after {GRACE:?}");
-    }
-    eprintln!("pyou stopped");
+    stop_host(serving, watching).await;
     Ok(0)
 }

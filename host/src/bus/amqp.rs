@@ -561,6 +561,26 @@ async fn next_link(
     }
 }
 
+/// Consumes `queue` on `channel` with manual acks and at most `prefetch`
+/// unacknowledged messages.
+async fn start_consumer(
+    channel: &Channel,
+    queue: &str,
+    prefetch: u16,
+) -> lapin::Result<lapin::Consumer> {
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+}
+
 /// Feeds one domain's commands to `tx`, across reconnections, until `tx`'s
 /// receiver is dropped or the bus stops.
 async fn consume_domain(shared: Arc<Shared>, domain: String, tx: mpsc::Sender<Delivery>) {
@@ -570,9 +590,6 @@ async fn consume_domain(shared: Arc<Shared>, domain: String, tx: mpsc::Sender<De
         generation = link.generation;
         let started = async {
             let channel = link.conn.create_channel().await?;
-            channel
-                .basic_qos(shared.config.prefetch, BasicQosOptions::default())
-                .await?;
             let keys: Vec<String> = shared
                 .bound
                 .lock()
@@ -580,14 +597,7 @@ async fn consume_domain(shared: Arc<Shared>, domain: String, tx: mpsc::Sender<De
                 .map(|k| k.iter().cloned().collect())
                 .unwrap_or_default();
             declare_domain(&channel, &domain, &keys).await?;
-            let consumer = channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
+            let consumer = start_consumer(&channel, &queue, shared.config.prefetch).await?;
             Ok::<_, lapin::Error>((channel, consumer))
         };
         let (channel, mut consumer) = match started.await {
@@ -651,16 +661,8 @@ async fn subscribe_events(
         generation = link.generation;
         let started = async {
             let channel = link.conn.create_channel().await?;
-            channel.basic_qos(1000, BasicQosOptions::default()).await?;
             declare_subscription(&channel, &queue, &pattern).await?;
-            let consumer = channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
+            let consumer = start_consumer(&channel, &queue, 1000).await?;
             Ok::<_, lapin::Error>((channel, consumer))
         };
         let (channel, mut consumer) = match started.await {
@@ -760,7 +762,10 @@ impl Settle for AmqpSettle {
             .map_err(unavailable)
     }
 
-    async fn requeue(self: Box<Self>) -> Result<(), BusError> {
+    async fn requeue(
+        self: Box<Self>,
+        _message: Result<Envelope, crate::envelope::EnvelopeError>,
+    ) -> Result<(), BusError> {
         self.0
             .nack(BasicNackOptions {
                 requeue: true,

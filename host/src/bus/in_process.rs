@@ -16,7 +16,7 @@ use super::{
     check_pattern, topic_matches, Binding, Bus, BusError, Deliveries, Delivery, Publisher, Settle,
     Subscription,
 };
-use crate::envelope::{check_routing_key, Envelope};
+use crate::envelope::{check_routing_key, Envelope, EnvelopeError};
 
 /// How many commands a domain queue holds before senders wait.
 pub const QUEUE_CAPACITY: usize = 10_000;
@@ -72,7 +72,6 @@ impl InProcessBus {
 /// Only a requeue has work to do: the command goes back to its queue.
 struct Settled {
     queue: async_channel::Sender<Envelope>,
-    command: Envelope,
 }
 
 #[async_trait]
@@ -81,12 +80,19 @@ impl Settle for Settled {
         Ok(())
     }
     async fn reject(self: Box<Self>) -> Result<(), BusError> {
-        tracing::warn!(message_id = %self.command.meta.message_id, "dropping a rejected command (the in-process bus has no dead-letter queue)");
+        tracing::warn!("dropping a rejected command (the in-process bus has no dead-letter queue)");
         Ok(())
     }
-    async fn requeue(self: Box<Self>) -> Result<(), BusError> {
+    async fn requeue(
+        self: Box<Self>,
+        message: Result<Envelope, EnvelopeError>,
+    ) -> Result<(), BusError> {
+        // Only valid envelopes enter an in-process queue.
+        let Ok(command) = message else {
+            return Ok(());
+        };
         self.queue
-            .send(self.command)
+            .send(command)
             .await
             .map_err(|_| BusError::Unavailable("the domain queue is gone".to_owned()))
     }
@@ -166,10 +172,7 @@ impl Bus for InProcessBus {
             (tx, rx),
             |(tx, rx)| async move {
                 let command = rx.recv().await.ok()?;
-                let settle = Box::new(Settled {
-                    queue: tx.clone(),
-                    command: command.clone(),
-                });
+                let settle = Box::new(Settled { queue: tx.clone() });
                 Some((Delivery::new(Ok(command), settle), (tx, rx)))
             },
         )))

@@ -85,7 +85,12 @@ pub trait Settle: Send {
     async fn reject(self: Box<Self>) -> Result<(), BusError>;
     /// The command could not be finished for a passing reason (the store or
     /// the bus was unavailable): it goes back to its queue to be retried.
-    async fn requeue(self: Box<Self>) -> Result<(), BusError>;
+    /// `message` is the delivery's own, for buses that must send it again
+    /// themselves.
+    async fn requeue(
+        self: Box<Self>,
+        message: Result<Envelope, EnvelopeError>,
+    ) -> Result<(), BusError>;
 }
 
 /// One command taken from a queue, to be settled once handled.
@@ -113,7 +118,7 @@ impl Delivery {
 
     /// Puts the delivery back in its queue, to be delivered again.
     pub async fn requeue(self) -> Result<(), BusError> {
-        self.settle.requeue().await
+        self.settle.requeue(self.message).await
     }
 }
 

@@ -2,7 +2,12 @@
 //! (fresh instance per command, idempotency record, one event out) beside a
 //! raw `lapin` loop doing the least a host must: consume a command, publish
 //! one persistent event with a confirm, ack after the confirm, a task per
-//! delivery. Same broker, same prefetch, same message count, in one run.
+//! delivery. Same broker, same prefetch, same message count, the same
+//! message properties on the wire, in one run. Each side consumes on its own
+//! connection, apart from the observer that preloads the commands and counts
+//! the events, as a `pyou host` process would. Besides commands/s it prints
+//! the CPU time per command of this process and of the broker, which share
+//! the machine's cores.
 //!
 //! Run with `cargo bench --bench amqp` (needs `scripts/install-rabbitmq`;
 //! starts its own broker on free loopback ports and stops it). Prints a
@@ -14,7 +19,7 @@
 #[allow(dead_code, unreachable_pub)]
 mod rabbit;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,20 +35,24 @@ use parallel_you_host::envelope::Envelope;
 use parallel_you_host::{Bus, Host, HostConfig, MemoryStore};
 
 /// Commands per round; rounds per contender.
-const COMMANDS: usize = 5_000;
-const ROUNDS: usize = 3;
+const COMMANDS: usize = 20_000;
+const ROUNDS: usize = 5;
 const PREFETCH: u16 = 256;
-const ROUND_CAP: Duration = Duration::from_secs(120);
+const ROUND_CAP: Duration = Duration::from_secs(180);
 
-fn components() -> anyhow::Result<PathBuf> {
+/// A folder holding only the no-op component, so each round loads (and
+/// compiles) just that.
+fn components() -> anyhow::Result<tempfile::TempDir> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = root.join("target/test-handlers");
-    if !dir.join("noop.wasm").exists() {
+    let built = root.join("target/test-handlers/noop.wasm");
+    if !built.exists() {
         let ok = std::process::Command::new(root.join("scripts/build-handlers"))
             .status()?
             .success();
         anyhow::ensure!(ok, "scripts/build-handlers failed");
     }
+    let dir = tempfile::tempdir()?;
+    std::fs::copy(&built, dir.path().join("noop.wasm"))?;
     Ok(dir)
 }
 
@@ -92,35 +101,34 @@ async fn drain(
     Ok(started.elapsed())
 }
 
-async fn host_round(rabbit: &rabbit::Rabbit, dir: &Path) -> anyhow::Result<Duration> {
+async fn host_round(rabbit: &rabbit::Rabbit, dir: &Path) -> anyhow::Result<Round> {
+    let observer = connect(rabbit).await?;
+    observer.bind("noop", &["noop.ping".to_owned()]).await?;
+    let mut events = observer.subscribe("noop.ponged").await?;
+    preload(&observer).await?;
+    // The host has its own connection, as a `pyou host` process would.
     let bus = Arc::new(connect(rabbit).await?);
     let host = Arc::new(Host::new(
         HostConfig::default(),
         Arc::new(MemoryStore::new()),
     )?);
     host.load_dir(dir).await?;
-    let keys = host
-        .registry()
-        .handlers()
-        .find(|h| h.manifest.domain == "noop")
-        .map(|h| h.manifest.routing_keys())
-        .unwrap_or_default();
-    bus.bind("noop", &keys).await?;
-    let mut events = bus.subscribe("noop.ponged").await?;
-    preload(&bus).await?;
+    let cpu = Cpu::now(rabbit);
     let started = Instant::now();
     let serving = host.serve(bus.clone()).await?;
-    let took = drain(&mut events, started).await;
+    let took = drain(&mut events, started).await?;
+    let round = cpu.round(rabbit, took);
     serving.shutdown(Duration::from_secs(10)).await;
     bus.close().await;
-    took
+    observer.close().await;
+    Ok(round)
 }
 
-async fn raw_round(rabbit: &rabbit::Rabbit) -> anyhow::Result<Duration> {
-    let bus = connect(rabbit).await?;
-    bus.bind("noop", &["noop.ping".to_owned()]).await?;
-    let mut events = bus.subscribe("noop.ponged").await?;
-    preload(&bus).await?;
+async fn raw_round(rabbit: &rabbit::Rabbit) -> anyhow::Result<Round> {
+    let observer = connect(rabbit).await?;
+    observer.bind("noop", &["noop.ping".to_owned()]).await?;
+    let mut events = observer.subscribe("noop.ponged").await?;
+    preload(&observer).await?;
     let conn = lapin::Connection::connect(&rabbit.url(), Default::default()).await?;
     let consume = conn.create_channel().await?;
     consume
@@ -130,6 +138,7 @@ async fn raw_round(rabbit: &rabbit::Rabbit) -> anyhow::Result<Duration> {
     publish
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
+    let cpu = Cpu::now(rabbit);
     let started = Instant::now();
     let mut consumer = consume
         .basic_consume(
@@ -158,7 +167,13 @@ async fn raw_round(rabbit: &rabbit::Rabbit) -> anyhow::Result<Duration> {
                         event.topic().as_str().into(),
                         BasicPublishOptions::default(),
                         event.to_json().as_bytes(),
-                        BasicProperties::default().with_delivery_mode(2),
+                        // The properties the host's bus sets, so both
+                        // loops put the same bytes on the wire.
+                        BasicProperties::default()
+                            .with_delivery_mode(2)
+                            .with_content_type("application/json".into())
+                            .with_message_id(event.meta.message_id.as_str().into())
+                            .with_correlation_id(event.meta.correlation_id.as_str().into()),
                     )
                     .await;
                 if let Ok(confirm) = confirm {
@@ -169,18 +184,80 @@ async fn raw_round(rabbit: &rabbit::Rabbit) -> anyhow::Result<Duration> {
             });
         }
     });
-    let took = drain(&mut events, started).await;
+    let took = drain(&mut events, started).await?;
+    let round = cpu.round(rabbit, took);
     worker.abort();
     let _ = conn.close(200, "done".into()).await;
-    bus.close().await;
-    took
+    observer.close().await;
+    Ok(round)
 }
 
-fn rate(took: Duration) -> f64 {
-    COMMANDS as f64 / took.as_secs_f64()
+/// CPU time used so far by this process and by the broker's VM, from
+/// `/proc` (Linux), in clock ticks.
+struct Cpu {
+    this: u64,
+    broker: u64,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// One round's figures.
+struct Round {
+    /// Commands per second.
+    rate: f64,
+    /// CPU µs per command in this process (the consumer, plus the
+    /// observer that preloads and drains, alike in both loops).
+    this_us: f64,
+    /// CPU µs per command in the broker.
+    broker_us: f64,
+}
+
+fn ticks(pid: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+fn ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+impl Cpu {
+    fn now(rabbit: &rabbit::Rabbit) -> Cpu {
+        Cpu {
+            this: ticks("self"),
+            broker: rabbit.vm_pid().map_or(0, |pid| ticks(&pid.to_string())),
+        }
+    }
+
+    fn round(self, rabbit: &rabbit::Rabbit, took: Duration) -> Round {
+        let end = Cpu::now(rabbit);
+        let per_command = |ticks: u64| ticks as f64 / ticks_per_second() * 1e6 / COMMANDS as f64;
+        Round {
+            rate: COMMANDS as f64 / took.as_secs_f64(),
+            this_us: per_command(end.this.saturating_sub(self.this)),
+            broker_us: per_command(end.broker.saturating_sub(self.broker)),
+        }
+    }
+}
+
+fn median(rounds: &[Round], figure: impl Fn(&Round) -> f64) -> f64 {
+    let mut v: Vec<f64> = rounds.iter().map(figure).collect();
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
@@ -190,26 +267,54 @@ fn main() -> anyhow::Result<()> {
     let Some(rabbit) = rabbit::Rabbit::start() else {
         anyhow::bail!("rabbitmq-server is not installed: run scripts/install-rabbitmq");
     };
+    // `cargo bench --bench amqp -- host` (or `-- raw`) runs one side only.
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let runtime = tokio::runtime::Runtime::new()?;
     let (mut raw, mut host) = (Vec::new(), Vec::new());
     runtime.block_on(async {
         // Alternate, so drift in the machine's load hits both alike.
         for round in 0..ROUNDS {
-            let r = rate(raw_round(&rabbit).await?);
-            let h = rate(host_round(&rabbit, &dir).await?);
-            println!("round {round}: raw lapin {r:>8.0} cmd/s   host {h:>8.0} cmd/s");
+            // For profiling one side alone (`-- host` or `-- raw`).
+            if let Some(side) = only.as_deref() {
+                let r = match side {
+                    "host" => host_round(&rabbit, dir.path()).await?,
+                    _ => raw_round(&rabbit).await?,
+                };
+                println!("round {round}: {side} {:>6.0} cmd/s ({:>4.0} + {:>4.0} µs CPU)", r.rate, r.this_us, r.broker_us);
+                continue;
+            }
+            let r = raw_round(&rabbit).await?;
+            let h = host_round(&rabbit, dir.path()).await?;
+            println!(
+                "round {round}: raw lapin {:>6.0} cmd/s ({:>4.0} + {:>4.0} µs CPU)   host {:>6.0} cmd/s ({:>4.0} + {:>4.0} µs CPU)   {:>3.0} %",
+                r.rate, r.this_us, r.broker_us, h.rate, h.this_us, h.broker_us, 100.0 * h.rate / r.rate
+            );
             raw.push(r);
             host.push(h);
         }
         anyhow::Ok(())
     })?;
-    let (raw, host) = (median(raw), median(host));
+    if raw.is_empty() {
+        return Ok(());
+    }
     println!();
     println!("{COMMANDS} commands per round, prefetch {PREFETCH}, persistent, confirms, ack after confirm; medians of {ROUNDS}:");
-    println!("| loop | commands/s |");
-    println!("|---|---|");
-    println!("| raw lapin consume → publish → ack | {raw:.0} |");
-    println!("| host, no-op component, fresh instance | {host:.0} |");
-    println!("| host / raw | {:.0} % |", 100.0 * host / raw);
+    println!("| loop | commands/s | CPU µs/command, this process | CPU µs/command, broker |");
+    println!("|---|---:|---:|---:|");
+    for (name, rounds) in [
+        ("raw lapin consume → publish → ack", &raw),
+        ("host, no-op component, fresh instance", &host),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} |",
+            median(rounds, |r| r.rate),
+            median(rounds, |r| r.this_us),
+            median(rounds, |r| r.broker_us)
+        );
+    }
+    println!(
+        "| host / raw | {:.0} % | | |",
+        100.0 * median(&host, |r| r.rate) / median(&raw, |r| r.rate)
+    );
     Ok(())
 }

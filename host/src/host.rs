@@ -175,12 +175,12 @@ impl Host {
     /// again: its recorded events are published once more. Returns the
     /// events published.
     pub async fn dispatch(&self, cmd: Envelope, out: Arc<dyn Publisher>) -> Vec<Envelope> {
-        self.handle(cmd, out).await.events
+        self.handle(&cmd, out).await.events
     }
 
     /// [`Host::dispatch`], also saying whether the command should be
     /// retried.
-    async fn handle(&self, cmd: Envelope, out: Arc<dyn Publisher>) -> Handled {
+    async fn handle(&self, cmd: &Envelope, out: Arc<dyn Publisher>) -> Handled {
         let span = tracing::info_span!(
             "command",
             otel.kind = "consumer",
@@ -193,7 +193,7 @@ impl Host {
         self.dispatch_inner(cmd, out).instrument(span).await
     }
 
-    async fn dispatch_inner(&self, cmd: Envelope, out: Arc<dyn Publisher>) -> Handled {
+    async fn dispatch_inner(&self, cmd: &Envelope, out: Arc<dyn Publisher>) -> Handled {
         if let Err(err) = cmd.validate(self.max_body) {
             return Handled::done(self.reject(err, out.as_ref()).await);
         }
@@ -202,7 +202,7 @@ impl Host {
                 ErrorCode::InvalidEnvelope,
                 "meta.kind is \"event\": only commands can be dispatched",
             );
-            return self.fail(&cmd, err, out.as_ref()).await;
+            return self.fail(cmd, err, out.as_ref()).await;
         }
         match self.store.processed(&cmd.meta.message_id).await {
             Ok(Some(recorded)) => {
@@ -221,7 +221,7 @@ impl Host {
             Ok(None) => {}
             Err(err) => {
                 let err = ErrorBody::new(ErrorCode::Unavailable, err.to_string());
-                let mut handled = self.fail(&cmd, err, out.as_ref()).await;
+                let mut handled = self.fail(cmd, err, out.as_ref()).await;
                 handled.retry = true;
                 return handled;
             }
@@ -234,12 +234,12 @@ impl Host {
                     cmd.meta.routing_key
                 ),
             );
-            return self.fail(&cmd, err, out.as_ref()).await;
+            return self.fail(cmd, err, out.as_ref()).await;
         };
         let started = Instant::now();
         let outcome = self
             .runtime
-            .run(&handler, &cmd, self.store.clone(), out.clone())
+            .run(&handler, cmd, self.store.clone(), out.clone())
             .await;
         let (tail, transient) = match outcome.result {
             Ok(events) => (events, false),
@@ -410,7 +410,7 @@ impl Host {
                 let publisher: Arc<dyn Publisher> = bus;
                 let settled = match &delivery.message {
                     Ok(cmd) => {
-                        let handled = host.handle(cmd.clone(), publisher).await;
+                        let handled = host.handle(cmd, publisher).await;
                         if handled.retry {
                             // A passing failure (store or bus away): back to
                             // the queue after a pause, not in a hot loop.

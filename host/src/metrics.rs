@@ -62,12 +62,21 @@ impl Metrics {
     /// Records one command run to its end.
     pub fn command(&self, routing_key: &str, took: Duration, error_code: Option<&str>) {
         let mut inner = self.inner.lock();
-        *inner.commands.entry(routing_key.to_owned()).or_default() += 1;
-        inner
-            .latency
-            .entry(routing_key.to_owned())
-            .or_default()
-            .observe(took.as_secs_f64());
+        // Keys are allocated once per routing key, not once per command.
+        match inner.commands.get_mut(routing_key) {
+            Some(n) => *n += 1,
+            None => {
+                inner.commands.insert(routing_key.to_owned(), 1);
+            }
+        }
+        match inner.latency.get_mut(routing_key) {
+            Some(h) => h.observe(took.as_secs_f64()),
+            None => inner
+                .latency
+                .entry(routing_key.to_owned())
+                .or_default()
+                .observe(took.as_secs_f64()),
+        }
         if let Some(code) = error_code {
             *inner.errors.entry(code.to_owned()).or_default() += 1;
         }

@@ -55,6 +55,15 @@ impl Rabbit {
         Some(rabbit)
     }
 
+    /// The process id of the node's Erlang VM, once it wrote its pid file.
+    pub fn vm_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.path("rabbit.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// The broker URL (default vhost, guest user).
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)

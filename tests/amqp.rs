@@ -641,3 +641,87 @@ async fn next(events: &mut parallel_you_host::bus::Subscription) -> parallel_you
         .expect("an outcome")
         .expect("the subscription lives")
 }
+
+/// Unloading a domain gives the commands its consumer had prefetched back to
+/// the queue for whoever serves the domain next, once the ones already
+/// running are settled, so none of them runs twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unloaded_domain_gives_back_what_it_had_prefetched() {
+    let Some(rabbit) = Rabbit::start() else {
+        return;
+    };
+    // One instance at a time and a short deadline: a few commands run, the
+    // rest wait in the consumer's prefetch.
+    let config = parallel_you_host::HostConfig {
+        limits: parallel_you_host::Limits {
+            max_instances: 1,
+            deadline: Duration::from_millis(300),
+            ..common::test_limits()
+        },
+        max_body: 0,
+    };
+    let host = Arc::new(
+        parallel_you_host::Host::new(config, Arc::new(parallel_you_host::MemoryStore::new()))
+            .unwrap(),
+    );
+    let dir = common::handlers_dir(&["spin"]);
+    host.load_dir(dir.path()).await.unwrap();
+    let host_bus = Arc::new(bus(&rabbit).await);
+    let serving = host.serve(host_bus.clone()).await.unwrap();
+
+    const SENT: u64 = 20;
+    for _ in 0..SENT {
+        host_bus
+            .send(common::cmd("spin.forever", "{}"))
+            .await
+            .unwrap();
+    }
+    eventually(Duration::from_secs(10), "the first command to run", || {
+        let ran = host.metrics().commands_for("spin.forever");
+        async move { ran >= 1 }
+    })
+    .await;
+    let empty = common::handlers_dir(&[]);
+    host.load_dir(empty.path()).await.unwrap();
+
+    // Another consumer on the queue gets every command that did not run.
+    let conn = lapin::Connection::connect(&rabbit.url(), Default::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let mut consumer = channel
+        .basic_consume(
+            domain_queue("spin").as_str().into(),
+            "late".into(),
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    // Collect until all are accounted for and nothing more comes for 2 s:
+    // a command requeued while it was still running would come back too.
+    let mut given_back = 0;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline {
+        let ran = host.metrics().commands_for("spin.forever");
+        if given_back + ran >= SENT && quiet_since.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+        if let Ok(Some(Ok(delivery))) =
+            tokio::time::timeout(Duration::from_millis(200), consumer.next()).await
+        {
+            delivery.ack(Default::default()).await.unwrap();
+            given_back += 1;
+            quiet_since = Instant::now();
+        }
+    }
+    let ran = host.metrics().commands_for("spin.forever");
+    assert!(given_back > 0, "nothing came back to the queue ({ran} ran)");
+    // Every command either ran (and was acked) or came back unrun; none both.
+    assert_eq!(given_back + ran, SENT, "{ran} ran, {given_back} came back");
+
+    let _ = conn.close(200, "done".into()).await;
+    serving.shutdown(Duration::from_secs(5)).await;
+    host_bus.close().await;
+}

@@ -57,6 +57,9 @@ const SUBSCRIPTION_EXPIRY_MS: i64 = 10 * 60 * 1000;
 const SUBSCRIPTION_MAX_LENGTH: i64 = 100_000;
 /// First and longest wait between reconnection attempts.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+/// How long an unloaded domain's channel stays open for its running
+/// commands to settle before it is closed.
+const UNLOAD_GRACE: Duration = Duration::from_secs(10);
 /// How long a caller of [`AmqpBus::connect`] waits for the first connection.
 const FIRST_CONNECT: Duration = Duration::from_secs(30);
 
@@ -608,16 +611,29 @@ async fn consume_domain(shared: Arc<Shared>, domain: String, tx: mpsc::Sender<De
             }
         };
         tracing::debug!(domain = %domain, generation, "consuming");
+        // One clone per delivery not yet settled or dropped.
+        let outstanding = Arc::new(());
         loop {
             tokio::select! {
                 _ = shared.stop.cancelled() => return,
                 _ = tx.closed() => {
-                    // Unacked deliveries go back to the queue when the
-                    // channel closes; their commands are settled by whoever
-                    // holds them (acks then fail harmlessly).
+                    // The domain was unloaded. Stop deliveries and wait
+                    // (up to a grace) until every delivery handed out is
+                    // settled or dropped unrun, then close the channel, which
+                    // puts the unrun ones back in the queue. Closing at once
+                    // would also requeue the commands still running, and run
+                    // them twice.
                     let _ = channel
                         .basic_cancel(consumer.tag(), BasicCancelOptions::default())
                         .await;
+                    let deadline = tokio::time::Instant::now() + UNLOAD_GRACE;
+                    while Arc::strong_count(&outstanding) > 1
+                        && tokio::time::Instant::now() < deadline
+                        && !shared.stop.is_cancelled()
+                    {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    let _ = channel.close(200, "consumer stopped".into()).await;
                     return;
                 }
                 next = consumer.next() => match next {
@@ -632,7 +648,7 @@ async fn consume_domain(shared: Arc<Shared>, domain: String, tx: mpsc::Sender<De
                                 partial: Default::default(),
                             }),
                         };
-                        let settle = Box::new(AmqpSettle(delivery.acker));
+                        let settle = Box::new(AmqpSettle(delivery.acker, outstanding.clone()));
                         if tx.send(Delivery::new(message, settle)).await.is_err() {
                             return;
                         }
@@ -742,7 +758,13 @@ async fn declare_subscription(channel: &Channel, queue: &str, pattern: &str) -> 
 
 /// Settles a command delivery on its channel. If that channel is gone, the
 /// broker has already put the message back in its queue.
-struct AmqpSettle(lapin::Acker);
+struct AmqpSettle(
+    lapin::Acker,
+    /// Held until the delivery is settled or dropped, so an unloading
+    /// consumer knows when none is left running.
+    #[allow(dead_code)]
+    Arc<()>,
+);
 
 #[async_trait]
 impl Settle for AmqpSettle {

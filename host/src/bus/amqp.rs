@@ -333,13 +333,15 @@ impl Bus for AmqpBus {
     }
 
     async fn consume(&self, domain: &str) -> Result<Deliveries, BusError> {
-        // As deep as the prefetch: the broker already bounds what a host
-        // holds, and a shallow hop here made the consumer wait on the host.
-        let (tx, rx) = mpsc::channel(usize::from(self.shared.config.prefetch.max(1)));
-        tokio::spawn(consume_domain(self.shared.clone(), domain.to_owned(), tx));
+        let consumer = DomainConsumer {
+            shared: self.shared.clone(),
+            domain: domain.to_owned(),
+            generation: 0,
+            live: None,
+        };
         Ok(Deliveries::new(futures::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|d| (d, rx)) },
+            consumer,
+            |mut consumer| async move { consumer.next().await.map(|d| (d, consumer)) },
         )))
     }
 
@@ -584,84 +586,144 @@ async fn start_consumer(
         .await
 }
 
-/// Feeds one domain's commands to `tx`, across reconnections, until `tx`'s
-/// receiver is dropped or the bus stops.
-async fn consume_domain(shared: Arc<Shared>, domain: String, tx: mpsc::Sender<Delivery>) {
-    let queue = domain_queue(&domain);
-    let mut generation = 0;
-    while let Some(link) = next_link(&shared, generation, tx.closed()).await {
-        generation = link.generation;
-        let started = async {
-            let channel = link.conn.create_channel().await?;
-            let keys: Vec<String> = shared
-                .bound
-                .lock()
-                .get(&domain)
-                .map(|k| k.iter().cloned().collect())
-                .unwrap_or_default();
-            declare_domain(&channel, &domain, &keys).await?;
-            let consumer = start_consumer(&channel, &queue, shared.config.prefetch).await?;
-            Ok::<_, lapin::Error>((channel, consumer))
-        };
-        let (channel, mut consumer) = match started.await {
-            Ok(started) => started,
-            Err(err) => {
-                tracing::warn!(domain = %domain, error = %err, "cannot consume; retrying after the next reconnection");
-                continue;
-            }
-        };
-        tracing::debug!(domain = %domain, generation, "consuming");
-        // One clone per delivery not yet settled or dropped.
-        let outstanding = Arc::new(());
+/// One domain's commands, across reconnections, until it is dropped or the
+/// bus stops.
+///
+/// It is polled by the host's own serving task: a delivery goes from
+/// lapin's consumer straight to the host, with no task or channel in
+/// between (that hop cost a wake-up per command).
+struct DomainConsumer {
+    shared: Arc<Shared>,
+    domain: String,
+    /// The connection generation `live` belongs to (0: none yet).
+    generation: u64,
+    live: Option<LiveConsumer>,
+}
+
+/// A consumer on one connection's channel.
+struct LiveConsumer {
+    channel: Channel,
+    consumer: lapin::Consumer,
+    /// One clone per delivery not yet settled or dropped.
+    outstanding: Arc<()>,
+}
+
+impl DomainConsumer {
+    /// The next command; `None` once the bus stops.
+    async fn next(&mut self) -> Option<Delivery> {
         loop {
-            tokio::select! {
-                _ = shared.stop.cancelled() => return,
-                _ = tx.closed() => {
-                    // The domain was unloaded. Stop deliveries and wait
-                    // (up to a grace) until every delivery handed out is
-                    // settled or dropped unrun, then close the channel, which
-                    // puts the unrun ones back in the queue. Closing at once
-                    // would also requeue the commands still running, and run
-                    // them twice.
-                    let _ = channel
-                        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-                        .await;
-                    let deadline = tokio::time::Instant::now() + UNLOAD_GRACE;
-                    while Arc::strong_count(&outstanding) > 1
-                        && tokio::time::Instant::now() < deadline
-                        && !shared.stop.is_cancelled()
-                    {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    let _ = channel.close(200, "consumer stopped".into()).await;
-                    return;
-                }
-                next = consumer.next() => match next {
-                    Some(Ok(delivery)) => {
-                        let message = std::str::from_utf8(&delivery.data)
-                            .map_err(|_| "the message is not UTF-8 text".to_owned())
-                            .map(|text| Envelope::from_json(text, MAX_MESSAGE));
-                        let message = match message {
-                            Ok(parsed) => parsed,
-                            Err(reason) => Err(crate::envelope::EnvelopeError {
-                                reason,
-                                partial: Default::default(),
-                            }),
-                        };
-                        let settle = Box::new(AmqpSettle(delivery.acker, outstanding.clone()));
-                        if tx.send(Delivery::new(message, settle)).await.is_err() {
-                            return;
+            let live = match &mut self.live {
+                Some(live) => live,
+                None => {
+                    let link =
+                        next_link(&self.shared, self.generation, std::future::pending()).await?;
+                    self.generation = link.generation;
+                    match self.start(&link).await {
+                        Ok(live) => {
+                            tracing::debug!(domain = %self.domain, generation = link.generation, "consuming");
+                            self.live.insert(live)
+                        }
+                        Err(err) => {
+                            tracing::warn!(domain = %self.domain, error = %err, "cannot consume; retrying after the next reconnection");
+                            continue;
                         }
                     }
-                    Some(Err(err)) => {
-                        tracing::warn!(domain = %domain, error = %err, "consumer failed");
-                        break;
-                    }
-                    None => break,
-                },
+                }
+            };
+            let next = tokio::select! {
+                _ = self.shared.stop.cancelled() => return None,
+                next = live.consumer.next() => next,
+            };
+            match next {
+                Some(Ok(delivery)) => return Some(command_delivery(delivery, &live.outstanding)),
+                Some(Err(err)) => {
+                    tracing::warn!(domain = %self.domain, error = %err, "consumer failed");
+                    self.live = None;
+                }
+                // The connection is gone: wait for the next one.
+                None => self.live = None,
             }
         }
     }
+
+    /// Opens a channel on `link`, declares the domain's queue and bindings
+    /// again (the broker may have lost them) and consumes the queue.
+    async fn start(&self, link: &Link) -> lapin::Result<LiveConsumer> {
+        let channel = link.conn.create_channel().await?;
+        let keys: Vec<String> = self
+            .shared
+            .bound
+            .lock()
+            .get(&self.domain)
+            .map(|k| k.iter().cloned().collect())
+            .unwrap_or_default();
+        declare_domain(&channel, &self.domain, &keys).await?;
+        let queue = domain_queue(&self.domain);
+        let consumer = start_consumer(&channel, &queue, self.shared.config.prefetch).await?;
+        Ok(LiveConsumer {
+            channel,
+            consumer,
+            outstanding: Arc::new(()),
+        })
+    }
+}
+
+impl Drop for DomainConsumer {
+    fn drop(&mut self) {
+        // The domain was unloaded (or its host stopped serving). Its
+        // channel must close so the commands it prefetched go back to the
+        // queue, but not before the ones still running are settled: closing
+        // at once would requeue those too, and run them twice.
+        let Some(live) = self.live.take() else {
+            return;
+        };
+        if self.shared.stop.is_cancelled() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(live.close_when_settled(self.shared.stop.clone()));
+        }
+        // Outside a runtime the channel is dropped, which closes it.
+    }
+}
+
+impl LiveConsumer {
+    /// Stops deliveries, waits (up to [`UNLOAD_GRACE`]) until every
+    /// delivery handed out is settled or dropped unrun, then closes the
+    /// channel, which puts the unrun ones back in the queue.
+    async fn close_when_settled(self, stop: CancellationToken) {
+        let _ = self
+            .channel
+            .basic_cancel(self.consumer.tag(), BasicCancelOptions::default())
+            .await;
+        let deadline = tokio::time::Instant::now() + UNLOAD_GRACE;
+        while Arc::strong_count(&self.outstanding) > 1
+            && tokio::time::Instant::now() < deadline
+            && !stop.is_cancelled()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = self.channel.close(200, "consumer stopped".into()).await;
+    }
+}
+
+/// Parses a command delivery; it is settled through `outstanding`'s
+/// channel.
+fn command_delivery(delivery: lapin::message::Delivery, outstanding: &Arc<()>) -> Delivery {
+    let message = std::str::from_utf8(&delivery.data)
+        .map_err(|_| "the message is not UTF-8 text".to_owned())
+        .map(|text| Envelope::from_json(text, MAX_MESSAGE));
+    let message = match message {
+        Ok(parsed) => parsed,
+        Err(reason) => Err(crate::envelope::EnvelopeError {
+            reason,
+            partial: Default::default(),
+        }),
+    };
+    Delivery::new(
+        message,
+        Box::new(AmqpSettle(delivery.acker, outstanding.clone())),
+    )
 }
 
 /// Feeds the events matching `pattern` to `tx`, across reconnections, until

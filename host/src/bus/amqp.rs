@@ -99,7 +99,9 @@ impl AmqpConfig {
 #[derive(Clone)]
 struct Link {
     conn: Arc<Connection>,
-    publish: Channel,
+    /// In an `Arc` because every publish clones the link, and a lapin
+    /// `Channel` is some fifteen `Arc`s.
+    publish: Arc<Channel>,
     generation: u64,
 }
 
@@ -466,7 +468,7 @@ async fn open(shared: &Shared, generation: u64) -> Result<(Link, Events), String
         Ok(publish) => Ok((
             Link {
                 conn: Arc::new(conn),
-                publish,
+                publish: Arc::new(publish),
                 generation,
             },
             events,

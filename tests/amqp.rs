@@ -1,7 +1,8 @@
 //! The RabbitMQ bus end to end, against a real `rabbitmq-server` per test
 //! (see `common::rabbit`): gateway → broker → host → broker → WebSocket,
 //! bindings as the API, dead-lettering, two competing `pyou host`
-//! processes with one killed, and a broker restart mid-stream.
+//! processes with one killed, a broker restart mid-stream, an unloaded
+//! domain's prefetch given back, and a deleted domain queue declared again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -724,4 +725,73 @@ async fn an_unloaded_domain_gives_back_what_it_had_prefetched() {
     let _ = conn.close(200, "done".into()).await;
     serving.shutdown(Duration::from_secs(5)).await;
     host_bus.close().await;
+}
+
+/// A domain queue deleted under a serving host (by an operator, say) comes
+/// back: the broker cancels the host's consumer, and the host declares the
+/// queue and its bindings again and resumes on the same connection, instead
+/// of waiting for a reconnection that never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_domain_queue_is_declared_again_and_served() {
+    let Some(rabbit) = Rabbit::start() else {
+        return;
+    };
+    let host = Arc::new(
+        parallel_you_host::Host::new(
+            parallel_you_host::HostConfig {
+                limits: common::test_limits(),
+                max_body: 0,
+            },
+            Arc::new(parallel_you_host::MemoryStore::new()),
+        )
+        .unwrap(),
+    );
+    let dir = common::handlers_dir(&["noop"]);
+    host.load_dir(dir.path()).await.unwrap();
+    let host_bus = Arc::new(bus(&rabbit).await);
+    let serving = host.serve(host_bus.clone()).await.unwrap();
+    let observer = bus(&rabbit).await;
+    let mut events = observer.subscribe("noop.ponged").await.unwrap();
+    observer
+        .send(common::cmd("noop.ping", r#"{"n":1}"#))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut events).await.body.get(), r#"{"n":1}"#);
+
+    let conn = lapin::Connection::connect(&rabbit.url(), Default::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .queue_delete(domain_queue("noop").as_str().into(), Default::default())
+        .await
+        .unwrap();
+
+    // Until the host has declared the queue again, a command has no route.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match observer.send(common::cmd("noop.ping", r#"{"n":2}"#)).await {
+            Ok(()) => break,
+            Err(BusError::Unroutable { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("the queue was not declared again within 20 s: {err}"),
+        }
+    }
+    assert_eq!(next(&mut events).await.body.get(), r#"{"n":2}"#);
+    // The management API's figures lag by a few seconds.
+    eventually(
+        Duration::from_secs(15),
+        "one consumer on the new queue",
+        || {
+            let rabbit = &rabbit;
+            async move { queue_consumers(rabbit, &domain_queue("noop")).await == 1 }
+        },
+    )
+    .await;
+
+    let _ = conn.close(200, "done".into()).await;
+    serving.shutdown(Duration::from_secs(5)).await;
+    host_bus.close().await;
+    observer.close().await;
 }

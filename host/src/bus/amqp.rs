@@ -335,12 +335,7 @@ impl Bus for AmqpBus {
     }
 
     async fn consume(&self, domain: &str) -> Result<Deliveries, BusError> {
-        let consumer = DomainConsumer {
-            shared: self.shared.clone(),
-            domain: domain.to_owned(),
-            generation: 0,
-            live: None,
-        };
+        let consumer = DomainConsumer::new(self.shared.clone(), domain);
         Ok(Deliveries::new(futures::stream::unfold(
             consumer,
             |mut consumer| async move { consumer.next().await.map(|d| (d, consumer)) },
@@ -597,36 +592,51 @@ async fn start_consumer(
 struct DomainConsumer {
     shared: Arc<Shared>,
     domain: String,
-    /// The connection generation `live` belongs to (0: none yet).
-    generation: u64,
     live: Option<LiveConsumer>,
+    /// The connection generation on which the last consumer ended or could
+    /// not start, if it did.
+    failed: Option<u64>,
+    /// How long to wait before trying again on that same connection.
+    backoff: Duration,
 }
 
 /// A consumer on one connection's channel.
 struct LiveConsumer {
     channel: Channel,
     consumer: lapin::Consumer,
+    generation: u64,
     /// One clone per delivery not yet settled or dropped.
     outstanding: Arc<()>,
 }
 
 impl DomainConsumer {
+    fn new(shared: Arc<Shared>, domain: &str) -> Self {
+        DomainConsumer {
+            shared,
+            domain: domain.to_owned(),
+            live: None,
+            failed: None,
+            backoff: BACKOFF.0,
+        }
+    }
+
     /// The next command; `None` once the bus stops.
     async fn next(&mut self) -> Option<Delivery> {
         loop {
             let live = match &mut self.live {
                 Some(live) => live,
                 None => {
-                    let link =
-                        next_link(&self.shared, self.generation, std::future::pending()).await?;
-                    self.generation = link.generation;
+                    let link = self.link().await?;
                     match self.start(&link).await {
                         Ok(live) => {
                             tracing::debug!(domain = %self.domain, generation = link.generation, "consuming");
+                            self.failed = None;
+                            self.backoff = BACKOFF.0;
                             self.live.insert(live)
                         }
                         Err(err) => {
-                            tracing::warn!(domain = %self.domain, error = %err, "cannot consume; retrying after the next reconnection");
+                            tracing::warn!(domain = %self.domain, error = %err, retry_in = ?self.backoff, "cannot consume; retrying");
+                            self.failed = Some(link.generation);
                             continue;
                         }
                     }
@@ -639,11 +649,31 @@ impl DomainConsumer {
             match next {
                 Some(Ok(delivery)) => return Some(command_delivery(delivery, &live.outstanding)),
                 Some(Err(err)) => {
-                    tracing::warn!(domain = %self.domain, error = %err, "consumer failed");
-                    self.live = None;
+                    tracing::warn!(domain = %self.domain, error = %err, "consumer failed; consuming again");
                 }
-                // The connection is gone: wait for the next one.
-                None => self.live = None,
+                // The connection is gone, or the broker cancelled the
+                // consumer (its queue was deleted): start again, which
+                // declares the queue and its bindings anew.
+                None => tracing::info!(domain = %self.domain, "consumer ended; consuming again"),
+            }
+            self.failed = Some(live.generation);
+            self.live = None;
+        }
+    }
+
+    /// The connection to (re)start consuming on. After a failure: a newer
+    /// connection at once, or the same one after the backoff (it may be
+    /// fine, and the failure the queue's, e.g. deleted by an operator).
+    async fn link(&mut self) -> Option<Link> {
+        let Some(failed) = self.failed else {
+            return next_link(&self.shared, 0, std::future::pending()).await;
+        };
+        let backoff = self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF.1);
+        tokio::select! {
+            link = next_link(&self.shared, failed, std::future::pending()) => link,
+            _ = tokio::time::sleep(backoff) => {
+                next_link(&self.shared, 0, std::future::pending()).await
             }
         }
     }
@@ -665,6 +695,7 @@ impl DomainConsumer {
         Ok(LiveConsumer {
             channel,
             consumer,
+            generation: link.generation,
             outstanding: Arc::new(()),
         })
     }

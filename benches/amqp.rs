@@ -2,8 +2,8 @@
 //! (fresh instance per command, idempotency record, one event out) beside a
 //! raw `lapin` loop doing the least a host must: consume a command, publish
 //! one persistent event with a confirm, ack after the confirm, a task per
-//! delivery. Same broker, same prefetch, same message count, the same
-//! message properties on the wire, in one run. Each side consumes on its own
+//! delivery. Same broker version and settings, same prefetch, same message
+//! count, the same message properties on the wire, in one run. Each side consumes on its own
 //! connection, apart from the observer that preloads the commands and counts
 //! the events, as a `pyou host` process would. Besides commands/s it prints
 //! the CPU time per command of this process and of the broker, which share

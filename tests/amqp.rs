@@ -2,7 +2,7 @@
 //! (see `common::rabbit`): gateway → broker → host → broker → WebSocket,
 //! bindings as the API, dead-lettering, two competing `pyou host`
 //! processes with one killed, a broker restart mid-stream, an unloaded
-//! domain's prefetch given back, and a deleted domain queue declared again.
+//! domain's prefetch given back, and deleted queues declared again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -730,9 +730,10 @@ async fn an_unloaded_domain_gives_back_what_it_had_prefetched() {
 /// A domain queue deleted under a serving host (by an operator, say) comes
 /// back: the broker cancels the host's consumer, and the host declares the
 /// queue and its bindings again and resumes on the same connection, instead
-/// of waiting for a reconnection that never comes.
+/// of waiting for a reconnection that never comes. A subscription's queue
+/// comes back the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_domain_queue_is_declared_again_and_served() {
+async fn deleted_queues_are_declared_again_and_served() {
     let Some(rabbit) = Rabbit::start() else {
         return;
     };
@@ -790,8 +791,62 @@ async fn a_deleted_domain_queue_is_declared_again_and_served() {
     )
     .await;
 
+    // The same for a subscription's queue: the subscriber declares it anew
+    // and events reach it again.
+    let subscription = subscription_queue(&rabbit).await;
+    channel
+        .queue_delete(subscription.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut n = 3;
+    let event = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the subscription's queue was not declared again within 20 s"
+        );
+        observer
+            .send(common::cmd("noop.ping", &format!(r#"{{"n":{n}}}"#)))
+            .await
+            .unwrap();
+        n += 1;
+        if let Ok(Some(event)) =
+            tokio::time::timeout(Duration::from_millis(300), events.next()).await
+        {
+            break event;
+        }
+    };
+    assert_eq!(event.meta.routing_key, "noop.ponged");
+
     let _ = conn.close(200, "done".into()).await;
     serving.shutdown(Duration::from_secs(5)).await;
     host_bus.close().await;
     observer.close().await;
+}
+
+/// The name of the one subscription queue on the broker.
+async fn subscription_queue(rabbit: &Rabbit) -> String {
+    let url = format!("{}/api/queues/%2F?columns=name", rabbit.management_url());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let names: Vec<String> = reqwest::Client::new()
+            .get(&url)
+            .basic_auth("guest", Some("guest"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Vec<Value>>()
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|q| q["name"].as_str())
+            .filter(|name| name.starts_with("parallel_you.events.subscriber."))
+            .map(str::to_owned)
+            .collect();
+        if let [name] = names.as_slice() {
+            return name.clone();
+        }
+        assert!(Instant::now() < deadline, "subscription queues: {names:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

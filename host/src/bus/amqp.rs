@@ -563,6 +563,64 @@ async fn next_link(
     }
 }
 
+/// When a consumer (of a domain's commands or of a subscription) starts
+/// again: on the first live connection; after one ended or could not
+/// start, at once on a newer connection, or on the same one after a
+/// growing backoff. The connection may be fine and the failure the
+/// queue's (deleted by an operator, say); starting again declares it anew.
+struct Restart {
+    /// The connection generation on which the last consumer ended or could
+    /// not start, if it did.
+    failed: Option<u64>,
+    /// How long to wait before trying again on that same connection.
+    backoff: Duration,
+}
+
+impl Restart {
+    fn new() -> Self {
+        Restart {
+            failed: None,
+            backoff: BACKOFF.0,
+        }
+    }
+
+    /// The connection to start on; `None` when the bus stops or `gone`
+    /// completes first.
+    async fn link(
+        &mut self,
+        shared: &Shared,
+        gone: impl std::future::Future<Output = ()>,
+    ) -> Option<Link> {
+        tokio::pin!(gone);
+        let Some(failed) = self.failed else {
+            return next_link(shared, 0, gone).await;
+        };
+        let backoff = self.backoff;
+        self.backoff = (backoff * 2).min(BACKOFF.1);
+        tokio::select! {
+            link = next_link(shared, failed, gone.as_mut()) => return link,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        next_link(shared, 0, gone).await
+    }
+
+    /// A consumer started.
+    fn started(&mut self) {
+        self.failed = None;
+        self.backoff = BACKOFF.0;
+    }
+
+    /// The consumer on connection `generation` ended or could not start.
+    fn failed(&mut self, generation: u64) {
+        self.failed = Some(generation);
+    }
+
+    /// How long the next attempt on the same connection waits.
+    fn retry_in(&self) -> Duration {
+        self.backoff
+    }
+}
+
 /// Consumes `queue` on `channel` with manual acks and at most `prefetch`
 /// unacknowledged messages.
 async fn start_consumer(
@@ -593,11 +651,7 @@ struct DomainConsumer {
     shared: Arc<Shared>,
     domain: String,
     live: Option<LiveConsumer>,
-    /// The connection generation on which the last consumer ended or could
-    /// not start, if it did.
-    failed: Option<u64>,
-    /// How long to wait before trying again on that same connection.
-    backoff: Duration,
+    restart: Restart,
 }
 
 /// A consumer on one connection's channel.
@@ -615,8 +669,7 @@ impl DomainConsumer {
             shared,
             domain: domain.to_owned(),
             live: None,
-            failed: None,
-            backoff: BACKOFF.0,
+            restart: Restart::new(),
         }
     }
 
@@ -626,17 +679,19 @@ impl DomainConsumer {
             let live = match &mut self.live {
                 Some(live) => live,
                 None => {
-                    let link = self.link().await?;
+                    let link = self
+                        .restart
+                        .link(&self.shared, std::future::pending())
+                        .await?;
                     match self.start(&link).await {
                         Ok(live) => {
                             tracing::debug!(domain = %self.domain, generation = link.generation, "consuming");
-                            self.failed = None;
-                            self.backoff = BACKOFF.0;
+                            self.restart.started();
                             self.live.insert(live)
                         }
                         Err(err) => {
-                            tracing::warn!(domain = %self.domain, error = %err, retry_in = ?self.backoff, "cannot consume; retrying");
-                            self.failed = Some(link.generation);
+                            tracing::warn!(domain = %self.domain, error = %err, retry_in = ?self.restart.retry_in(), "cannot consume; retrying");
+                            self.restart.failed(link.generation);
                             continue;
                         }
                     }
@@ -656,25 +711,8 @@ impl DomainConsumer {
                 // declares the queue and its bindings anew.
                 None => tracing::info!(domain = %self.domain, "consumer ended; consuming again"),
             }
-            self.failed = Some(live.generation);
+            self.restart.failed(live.generation);
             self.live = None;
-        }
-    }
-
-    /// The connection to (re)start consuming on. After a failure: a newer
-    /// connection at once, or the same one after the backoff (it may be
-    /// fine, and the failure the queue's, e.g. deleted by an operator).
-    async fn link(&mut self) -> Option<Link> {
-        let Some(failed) = self.failed else {
-            return next_link(&self.shared, 0, std::future::pending()).await;
-        };
-        let backoff = self.backoff;
-        self.backoff = (self.backoff * 2).min(BACKOFF.1);
-        tokio::select! {
-            link = next_link(&self.shared, failed, std::future::pending()) => link,
-            _ = tokio::time::sleep(backoff) => {
-                next_link(&self.shared, 0, std::future::pending()).await
-            }
         }
     }
 
@@ -759,17 +797,17 @@ fn command_delivery(delivery: lapin::message::Delivery, outstanding: &Arc<()>) -
     )
 }
 
-/// Feeds the events matching `pattern` to `tx`, across reconnections, until
-/// `tx`'s receiver is dropped or the bus stops.
+/// Feeds the events matching `pattern` to `tx`, across reconnections (and
+/// a deletion of its queue), until `tx`'s receiver is dropped or the bus
+/// stops.
 async fn subscribe_events(
     shared: Arc<Shared>,
     queue: String,
     pattern: String,
     tx: mpsc::UnboundedSender<Envelope>,
 ) {
-    let mut generation = 0;
-    while let Some(link) = next_link(&shared, generation, tx.closed()).await {
-        generation = link.generation;
+    let mut restart = Restart::new();
+    while let Some(link) = restart.link(&shared, tx.closed()).await {
         let started = async {
             let channel = link.conn.create_channel().await?;
             declare_subscription(&channel, &queue, &pattern).await?;
@@ -777,9 +815,13 @@ async fn subscribe_events(
             Ok::<_, lapin::Error>((channel, consumer))
         };
         let (channel, mut consumer) = match started.await {
-            Ok(started) => started,
+            Ok(started) => {
+                restart.started();
+                started
+            }
             Err(err) => {
-                tracing::warn!(pattern = %pattern, error = %err, "cannot subscribe; retrying after the next reconnection");
+                tracing::warn!(pattern = %pattern, error = %err, retry_in = ?restart.retry_in(), "cannot subscribe; retrying");
+                restart.failed(link.generation);
                 continue;
             }
         };
@@ -815,13 +857,16 @@ async fn subscribe_events(
                         }
                     }
                     Some(Err(err)) => {
-                        tracing::warn!(pattern = %pattern, error = %err, "subscription failed");
+                        tracing::warn!(pattern = %pattern, error = %err, "subscription failed; subscribing again");
                         break;
                     }
+                    // The connection is gone, or the broker cancelled the
+                    // consumer (its queue was deleted).
                     None => break,
                 },
             }
         }
+        restart.failed(link.generation);
     }
 }
 

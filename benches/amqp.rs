@@ -21,7 +21,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/common/rabbit.rs"]
+#[path = "../tests/all/common/rabbit.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod rabbit;
 
@@ -36,9 +36,10 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
+use parallel_you_core::envelope::Envelope;
+use parallel_you_core::{Bus, MemoryStore};
 use parallel_you_host::bus::amqp::{domain_queue, AmqpBus, AmqpConfig, EVENTS_EXCHANGE};
-use parallel_you_host::envelope::Envelope;
-use parallel_you_host::{Bus, Host, HostConfig, MemoryStore};
+use parallel_you_host::{Host, HostConfig};
 
 /// Commands per round; rounds per contender.
 const COMMANDS: usize = 20_000;
@@ -91,7 +92,7 @@ async fn preload(bus: &AmqpBus) -> anyhow::Result<()> {
 
 /// Waits for `COMMANDS` events on `events`; returns how long it took.
 async fn drain(
-    events: &mut parallel_you_host::bus::Subscription,
+    events: &mut parallel_you_core::bus::Subscription,
     started: Instant,
 ) -> anyhow::Result<Duration> {
     let mut seen = 0;

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use parallel_you_core::{Bus, InProcessBus, MemoryStore};
 use parallel_you_gateway::{Gateway, GatewayConfig};
-use parallel_you_host::{Bus, Host, HostConfig, InProcessBus, MemoryStore};
+use parallel_you_host::{Host, HostConfig};
 use tokio_tungstenite::tungstenite::Message;
 
 const ROUND_TRIPS: usize = 2000;

@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parallel_you_host::bus::Collector;
-use parallel_you_host::envelope::Envelope;
-use parallel_you_host::{Bus, Host, HostConfig, InProcessBus, MemoryStore, WatchConfig};
+use parallel_you_core::bus::Collector;
+use parallel_you_core::envelope::Envelope;
+use parallel_you_core::{Bus, InProcessBus, MemoryStore};
+use parallel_you_host::{Host, HostConfig, WatchConfig};
 
 /// Commands per throughput run.
 const COMMANDS: usize = 3_000;
@@ -157,7 +158,7 @@ async fn throughput(swap: bool, cache: &Path) -> (f64, usize, usize) {
             .await
             .unwrap()
             .unwrap();
-        if parallel_you_host::error::error_code_of(&ev).is_some() {
+        if parallel_you_core::error::error_code_of(&ev).is_some() {
             failed += 1;
         } else {
             ok += 1;

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parallel_you_host::bus::Collector;
-use parallel_you_host::envelope::Envelope;
-use parallel_you_host::error::error_code_of;
-use parallel_you_host::store::{MemoryStore, Store};
+use parallel_you_core::bus::Collector;
+use parallel_you_core::envelope::Envelope;
+use parallel_you_core::error::error_code_of;
+use parallel_you_core::store::{MemoryStore, Store};
 use parallel_you_host::{Host, HostConfig, InstancePolicy};
 
 /// Commands per measured case, bounded in count and in time.

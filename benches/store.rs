@@ -15,10 +15,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parallel_you_host::bus::Collector;
-use parallel_you_host::envelope::Envelope;
-use parallel_you_host::error::error_code_of;
-use parallel_you_host::store::{MemoryStore, MongoStore, SqliteStore, Store};
+use parallel_you_core::bus::Collector;
+use parallel_you_core::envelope::Envelope;
+use parallel_you_core::error::error_code_of;
+use parallel_you_core::store::{MemoryStore, Store};
+use parallel_you_host::store::{MongoStore, SqliteStore};
 use parallel_you_host::{Host, HostConfig};
 
 /// Operations per measured case, bounded in count and in time.
@@ -220,7 +221,7 @@ async fn run() -> anyhow::Result<()> {
     let mongo = Mongo::find_or_start()?;
     let db = format!(
         "pyou_bench_{}",
-        parallel_you_host::envelope::new_id().to_lowercase()
+        parallel_you_core::envelope::new_id().to_lowercase()
     );
     let mongo_store = Arc::new(MongoStore::connect(&mongo.uri, Some(&db)).await?);
     let data = tempfile::tempdir()?;

@@ -9,40 +9,19 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use parallel_you_host::bus::BusError;
-use parallel_you_host::envelope::{check_routing_key, check_session_id, Envelope};
+use parallel_you_core::bus::BusError;
+use parallel_you_core::envelope::Envelope;
+use parallel_you_core::names::check_routing_key;
 use serde_json::json;
 use tracing::Instrument;
 
 use crate::catalog::routing_key_of;
 use crate::rejection::ApiError;
+use crate::session_param::session_param;
 use crate::Gateway;
 
 /// After the first event of a `?wait=` request, how long to wait for more.
 const SETTLE: Duration = Duration::from_millis(25);
-
-/// The session a request names: header `X-Session-Id`, or `?session=` /
-/// `?session_id=`.
-fn session_of(
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-) -> Result<Option<String>, ApiError> {
-    let from_header = headers
-        .get("x-session-id")
-        .map(|v| {
-            v.to_str()
-                .map(str::to_owned)
-                .map_err(|_| ApiError::BadRequest("X-Session-Id is not text".to_owned()))
-        })
-        .transpose()?;
-    let session = from_header
-        .or_else(|| query.get("session").cloned())
-        .or_else(|| query.get("session_id").cloned());
-    if let Some(s) = &session {
-        check_session_id(s).map_err(ApiError::BadRequest)?;
-    }
-    Ok(session)
-}
 
 /// Handles `POST /api/*path`.
 pub(crate) async fn post_command(
@@ -67,7 +46,7 @@ pub(crate) async fn post_command(
             return Err(unknown(&gw));
         }
     }
-    let session = session_of(&headers, &query)?;
+    let session = session_param(Some(&headers), &query)?;
     let wait = query
         .get("wait")
         .map(|w| {

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use parallel_you_host::{Bus, Host};
+use parallel_you_core::{Bus, HostInfo};
 use parking_lot::RwLock;
 use serde::Serialize;
 
@@ -43,12 +43,12 @@ pub fn routing_key_of(tail: &str) -> String {
 /// The current command list.
 pub(crate) struct Catalog {
     bus: Arc<dyn Bus>,
-    host: Option<Arc<Host>>,
+    host: Option<Arc<dyn HostInfo>>,
     entries: RwLock<Arc<Vec<CommandEntry>>>,
 }
 
 impl Catalog {
-    pub(crate) fn new(bus: Arc<dyn Bus>, host: Option<Arc<Host>>) -> Self {
+    pub(crate) fn new(bus: Arc<dyn Bus>, host: Option<Arc<dyn HostInfo>>) -> Self {
         Catalog {
             bus,
             host,
@@ -79,19 +79,10 @@ impl Catalog {
                 return;
             }
         };
-        let registry = self.host.as_ref().map(|h| h.registry());
         let entries = bindings
             .into_iter()
             .map(|b| {
-                let info = registry.as_ref().and_then(|r| {
-                    r.route(&b.routing_key).and_then(|h| {
-                        h.manifest
-                            .commands
-                            .iter()
-                            .find(|c| c.routing_key == b.routing_key)
-                            .cloned()
-                    })
-                });
+                let info = self.host.as_ref().and_then(|h| h.command(&b.routing_key));
                 CommandEntry {
                     path: path_of(&b.routing_key),
                     method: "POST",

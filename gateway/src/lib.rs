@@ -18,6 +18,7 @@ pub mod catalog;
 mod metrics;
 pub mod openapi;
 mod rejection;
+mod session_param;
 mod sessions;
 mod tls;
 mod ws;
@@ -33,7 +34,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use parallel_you_host::{Bus, Host};
+use parallel_you_core::{Bus, HostInfo};
 use tokio_util::sync::CancellationToken;
 
 pub use catalog::CommandEntry;
@@ -87,7 +88,7 @@ pub struct TlsFiles {
 pub enum GatewayError {
     /// The bus refused the event subscription.
     #[error("cannot subscribe to events: {0}")]
-    Bus(#[from] parallel_you_host::bus::BusError),
+    Bus(#[from] parallel_you_core::bus::BusError),
     /// The TLS files cannot be used.
     #[error("TLS: {0}")]
     Tls(String),
@@ -99,7 +100,7 @@ pub enum GatewayError {
 /// A running gateway's shared state.
 pub struct Gateway {
     bus: Arc<dyn Bus>,
-    host: Option<Arc<Host>>,
+    host: Option<Arc<dyn HostInfo>>,
     catalog: Catalog,
     sessions: Sessions,
     metrics: GatewayMetrics,
@@ -121,7 +122,7 @@ impl Gateway {
     /// manifests add summaries and schemas, and `/metrics` includes the host's.
     pub async fn start(
         bus: Arc<dyn Bus>,
-        host: Option<Arc<Host>>,
+        host: Option<Arc<dyn HostInfo>>,
         config: GatewayConfig,
     ) -> Result<Arc<Self>, GatewayError> {
         let mut events = bus.subscribe("#").await?;
@@ -270,7 +271,7 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     let mut out = String::new();
     gw.metrics.render(gw.sessions.live(), &mut out);
     if let Some(host) = &gw.host {
-        host.metrics().render(&mut out);
+        host.render_metrics(&mut out);
     }
     (
         [(

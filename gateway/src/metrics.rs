@@ -1,9 +1,9 @@
 //! The gateway's own counters, rendered with the host's for `GET /metrics`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use parallel_you_core::prometheus::TextWriter;
 use parking_lot::Mutex;
 
 /// What the gateway has done.
@@ -27,30 +27,34 @@ impl GatewayMetrics {
     }
 
     pub(crate) fn render(&self, live_sessions: usize, out: &mut String) {
-        // Writing to a String cannot fail.
-        let _ = writeln!(out, "# HELP pyou_gateway_commands_accepted_total Commands put on the bus by the gateway, by routing key.");
-        let _ = writeln!(out, "# TYPE pyou_gateway_commands_accepted_total counter");
+        let mut w = TextWriter::new(out);
+        w.family(
+            "pyou_gateway_commands_accepted_total",
+            "counter",
+            "Commands put on the bus by the gateway, by routing key.",
+        );
         for (key, n) in self.accepted.lock().iter() {
-            let _ = writeln!(
-                out,
-                "pyou_gateway_commands_accepted_total{{routing_key=\"{key}\"}} {n}"
+            w.sample(
+                "pyou_gateway_commands_accepted_total",
+                &[("routing_key", key)],
+                n,
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP pyou_gateway_events_delivered_total Events sent to WebSocket clients."
+        w.family(
+            "pyou_gateway_events_delivered_total",
+            "counter",
+            "Events sent to WebSocket clients.",
+        )
+        .sample(
+            "pyou_gateway_events_delivered_total",
+            &[],
+            self.delivered.load(Ordering::Relaxed),
         );
-        let _ = writeln!(out, "# TYPE pyou_gateway_events_delivered_total counter");
-        let _ = writeln!(
-            out,
-            "pyou_gateway_events_delivered_total {}",
-            self.delivered.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP pyou_gateway_websocket_sessions Sessions with a WebSocket client connected."
-        );
-        let _ = writeln!(out, "# TYPE pyou_gateway_websocket_sessions gauge");
-        let _ = writeln!(out, "pyou_gateway_websocket_sessions {live_sessions}");
+        w.family(
+            "pyou_gateway_websocket_sessions",
+            "gauge",
+            "Sessions with a WebSocket client connected.",
+        )
+        .sample("pyou_gateway_websocket_sessions", &[], live_sessions);
     }
 }

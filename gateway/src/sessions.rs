@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parallel_you_host::envelope::Envelope;
+use parallel_you_core::envelope::Envelope;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
-use parallel_you_host::bus::BusError;
-use parallel_you_host::envelope::{check_session_id, Envelope, Kind, PartialMeta};
-use parallel_you_host::error::{ErrorBody, ErrorCode};
+use parallel_you_core::bus::BusError;
+use parallel_you_core::envelope::{Envelope, Kind, PartialMeta};
+use parallel_you_core::error::{ErrorBody, ErrorCode};
 
 use crate::rejection::ApiError;
+use crate::session_param::session_param;
 use crate::Gateway;
 
 /// Handles the upgrade request.
@@ -20,12 +21,8 @@ pub(crate) async fn upgrade(
     Query(query): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let session = query
-        .get("session")
-        .or_else(|| query.get("session_id"))
-        .cloned()
+    let session = session_param(None, &query)?
         .ok_or_else(|| ApiError::BadRequest("name the session: /ws?session=<id>".to_owned()))?;
-    check_session_id(&session).map_err(ApiError::BadRequest)?;
     Ok(ws
         .max_message_size(gw.config.max_body + 4096)
         .on_upgrade(move |socket| run(gw, session, socket)))
@@ -41,11 +38,7 @@ async fn send_text(socket: &mut WebSocket, text: &str) -> bool {
 /// A notice that events were dropped from the session's buffer while the
 /// client was away: an event envelope `pyou.gap` with `{"missed": n}`.
 fn gap_notice(session: &str, missed: u64) -> String {
-    let cause = PartialMeta {
-        session_id: Some(session.to_owned()),
-        reply_channel: Some(format!("session.{session}")),
-        ..PartialMeta::default()
-    };
+    let cause = PartialMeta::default().in_session(session);
     let mut ev = ErrorBody::new(ErrorCode::Overloaded, "").event_for_partial(&cause);
     ev.meta.routing_key = "pyou.gap".to_owned();
     let body = serde_json::json!({
@@ -111,11 +104,10 @@ async fn run(gw: Arc<Gateway>, session: String, mut socket: WebSocket) {
 
 fn socket_meta(session: &str, correlation_id: Option<String>) -> PartialMeta {
     PartialMeta {
-        routing_key: None,
         correlation_id,
-        session_id: Some(session.to_owned()),
-        reply_channel: Some(format!("session.{session}")),
+        ..PartialMeta::default()
     }
+    .in_session(session)
 }
 
 /// Sends a command envelope written by the client. Returns an error event
@@ -124,9 +116,7 @@ async fn command_from_client(gw: &Gateway, session: &str, text: &str) -> Option<
     let cmd = match Envelope::from_json(text, gw.config.max_body) {
         Ok(cmd) => cmd,
         Err(err) => {
-            let mut partial = err.partial;
-            partial.session_id = Some(session.to_owned());
-            partial.reply_channel = Some(format!("session.{session}"));
+            let partial = err.partial.in_session(session);
             let ev =
                 ErrorBody::new(ErrorCode::InvalidEnvelope, err.reason).event_for_partial(&partial);
             return Some(ev.to_json());
@@ -134,8 +124,7 @@ async fn command_from_client(gw: &Gateway, session: &str, text: &str) -> Option<
     };
     let refuse = |code: ErrorCode, message: String| {
         let mut meta = cmd.meta.clone();
-        meta.session_id = Some(session.to_owned());
-        meta.reply_channel = Some(format!("session.{session}"));
+        meta.set_session(session);
         Some(ErrorBody::new(code, message).event_for(&meta).to_json())
     };
     if cmd.meta.kind != Kind::Command {

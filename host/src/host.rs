@@ -12,14 +12,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::bus::{Bus, BusError, Publisher};
-use crate::envelope::{Envelope, EnvelopeError, Kind};
-use crate::error::{error_code_of, ErrorBody, ErrorCode};
 use crate::metrics::Metrics;
-use crate::registry::{HandlerStatus, Registry};
+use crate::registry::Registry;
 use crate::runtime::{Limits, LoadError, Runtime, RuntimeError};
-use crate::store::Store;
 use crate::warm::InstancePolicy;
+use parallel_you_core::bus::{Bus, BusError, Publisher};
+use parallel_you_core::envelope::{Envelope, EnvelopeError, Kind};
+use parallel_you_core::error::{Code, ErrorBody, ErrorCode};
+use parallel_you_core::host_info::HandlerStatus;
+use parallel_you_core::host_info::{CommandInfo, HostInfo};
+use parallel_you_core::store::Store;
 
 /// How long a command that failed for a passing reason waits before it goes
 /// back to its queue.
@@ -70,7 +72,7 @@ impl Host {
         cache_dir: Option<&Path>,
     ) -> Result<Self, RuntimeError> {
         let max_body = if config.max_body == 0 {
-            crate::envelope::DEFAULT_MAX_BODY
+            parallel_you_core::envelope::DEFAULT_MAX_BODY
         } else {
             config.max_body
         };
@@ -241,17 +243,15 @@ impl Host {
             .runtime
             .run(&handler, cmd, self.store.clone(), out.clone())
             .await;
-        let (tail, transient) = match outcome.result {
-            Ok(events) => (events, false),
+        let (tail, code) = match outcome.result {
+            Ok(events) => (events, None),
             Err(err) => {
-                let transient = ErrorCode::Unavailable.as_str() == err.code
-                    || ErrorCode::Overloaded.as_str() == err.code;
-                (vec![err.event_for(&cmd.meta)], transient)
+                let code = err.code.clone();
+                tracing::warn!(code = %code, "command failed");
+                (vec![err.event_for(&cmd.meta)], Some(code))
             }
         };
-        if let Some(code) = tail.last().and_then(error_code_of) {
-            tracing::warn!(code = %code, "command failed");
-        }
+        let transient = code.as_ref().is_some_and(Code::is_transient);
         let mut retry = transient;
         if !transient {
             // Recorded before the returned events are published: a crash in
@@ -274,9 +274,11 @@ impl Host {
         // Emitted events went out while the handler ran; any that failed
         // are in the record, and the retry republishes them.
         let published = outcome.published && publish_all(out.as_ref(), &tail).await;
-        let code = tail.last().and_then(error_code_of);
-        self.metrics
-            .command(&cmd.meta.routing_key, started.elapsed(), code.as_deref());
+        self.metrics.command(
+            &cmd.meta.routing_key,
+            started.elapsed(),
+            code.as_ref().map(Code::as_str),
+        );
         let mut events = outcome.emitted;
         events.extend(tail);
         Handled {
@@ -286,9 +288,9 @@ impl Host {
     }
 
     async fn fail(&self, cmd: &Envelope, err: ErrorBody, out: &dyn Publisher) -> Handled {
-        self.metrics.refused(&err.code);
+        self.metrics.refused(err.code.as_str());
+        tracing::warn!(code = %err.code, "command refused");
         let event = err.event_for(&cmd.meta);
-        tracing::warn!(code = %err_code(&event), "command refused");
         let published = publish_all(out, std::slice::from_ref(&event)).await;
         Handled {
             events: vec![event],
@@ -388,7 +390,11 @@ impl Host {
         Ok(())
     }
 
-    async fn consume(self: Arc<Self>, mut deliveries: crate::bus::Deliveries, ctx: ConsumerCtx) {
+    async fn consume(
+        self: Arc<Self>,
+        mut deliveries: parallel_you_core::bus::Deliveries,
+        ctx: ConsumerCtx,
+    ) {
         loop {
             let permit = tokio::select! {
                 _ = ctx.stop.cancelled() => break,
@@ -440,7 +446,10 @@ impl Host {
     /// the timer. A timer whose command nobody serves any more gets an
     /// `unknown_routing_key` error event on its session. Returns how many
     /// fired.
-    pub async fn fire_due_timers(&self, bus: &dyn Bus) -> Result<usize, crate::store::StoreError> {
+    pub async fn fire_due_timers(
+        &self,
+        bus: &dyn Bus,
+    ) -> Result<usize, parallel_you_core::store::StoreError> {
         let due = crate::timers::due(self.store.as_ref(), crate::timers::now_ms()).await?;
         let mut fired = 0;
         for (id, timer) in due {
@@ -470,6 +479,27 @@ impl Host {
             fired += 1;
         }
         Ok(fired)
+    }
+}
+
+impl HostInfo for Host {
+    fn command(&self, routing_key: &str) -> Option<CommandInfo> {
+        let registry = self.registry();
+        let handler = registry.route(routing_key)?;
+        handler
+            .manifest
+            .commands
+            .iter()
+            .find(|c| c.routing_key == routing_key)
+            .cloned()
+    }
+
+    fn status(&self) -> Vec<HandlerStatus> {
+        Host::status(self)
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        self.metrics.render(out);
     }
 }
 
@@ -537,10 +567,6 @@ impl Serving {
             *serving = None;
         }
     }
-}
-
-fn err_code(event: &Envelope) -> String {
-    error_code_of(event).unwrap_or_default()
 }
 
 /// Publishes `events` in order; returns whether all of them went out.

@@ -33,9 +33,9 @@ use notify_debouncer_mini::{new_debouncer, DebounceEventResult, DebouncedEventKi
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::envelope::Envelope;
 use crate::host::Host;
 use crate::runtime::{LoadError, LoadedHandler};
+use parallel_you_core::envelope::Envelope;
 
 /// Routing key of the event published when a new file starts serving.
 pub const LOADED: &str = "handler.loaded";

@@ -2,16 +2,15 @@
 //! command in a fresh sandboxed instance, and moves commands and events over
 //! a bus, with documents kept in a store.
 //!
-//! Follow one command through the crate in this order: [`envelope`] (its
-//! shape), [`bus`] (how it arrives), [`host`] (dispatch and idempotency),
-//! [`runtime`] (the sandboxed call), [`sandbox`](crate::runtime) imports, and
-//! [`error`] (how failures become events).
+//! The shared parts (envelope, names, error codes, the bus and store
+//! contracts) live in `parallel-you-core`. Follow one command through this
+//! crate in this order: [`host`] (dispatch and idempotency), [`runtime`]
+//! (the sandboxed call) and the sandbox's imports, then [`bus`] and
+//! [`store`] for the backends beside the core's in-process ones.
 
 mod bindings;
 pub mod bus;
 pub mod cache;
-pub mod envelope;
-pub mod error;
 pub mod host;
 pub mod hot;
 pub mod metrics;
@@ -22,11 +21,8 @@ pub mod store;
 pub mod timers;
 pub mod warm;
 
-pub use bus::{Bus, InProcessBus, Publisher};
-pub use envelope::{Envelope, Meta};
-pub use error::{ErrorBody, ErrorCode};
 pub use host::{Host, HostConfig};
 pub use hot::{HotOutcome, WatchConfig, Watching};
 pub use runtime::{Limits, LoadError, Manifest};
-pub use store::{MemoryStore, SqliteStore, Store};
+pub use store::SqliteStore;
 pub use warm::InstancePolicy;

@@ -2,9 +2,9 @@
 //! text format.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::Duration;
 
+use parallel_you_core::prometheus::TextWriter;
 use parking_lot::Mutex;
 
 /// Upper bounds of the dispatch latency buckets, in seconds.
@@ -47,15 +47,6 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
-}
-
-/// Label values come from validated routing keys and error codes, but
-/// escape anyway: the text format breaks on a stray quote.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -115,57 +106,49 @@ impl Metrics {
     /// Appends the metrics in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
         let inner = self.inner.lock();
-        // Writing to a String cannot fail.
-        let _ = writeln!(
-            out,
-            "# HELP pyou_commands_total Commands run, by routing key."
+        let mut w = TextWriter::new(out);
+        w.family(
+            "pyou_commands_total",
+            "counter",
+            "Commands run, by routing key.",
         );
-        let _ = writeln!(out, "# TYPE pyou_commands_total counter");
         for (key, n) in &inner.commands {
-            let _ = writeln!(
-                out,
-                "pyou_commands_total{{routing_key=\"{}\"}} {n}",
-                label(key)
-            );
+            w.sample("pyou_commands_total", &[("routing_key", key)], n);
         }
-        let _ = writeln!(out, "# HELP pyou_errors_total Error events, by code.");
-        let _ = writeln!(out, "# TYPE pyou_errors_total counter");
+        w.family("pyou_errors_total", "counter", "Error events, by code.");
         for (code, n) in &inner.errors {
-            let _ = writeln!(out, "pyou_errors_total{{code=\"{}\"}} {n}", label(code));
+            w.sample("pyou_errors_total", &[("code", code)], n);
         }
-        let _ = writeln!(
-            out,
-            "# HELP pyou_replayed_total Redelivered commands answered from their record."
+        w.family(
+            "pyou_replayed_total",
+            "counter",
+            "Redelivered commands answered from their record.",
+        )
+        .sample("pyou_replayed_total", &[], inner.replays);
+        w.family(
+            "pyou_dispatch_seconds",
+            "histogram",
+            "Time from taking a command to its events being published.",
         );
-        let _ = writeln!(out, "# TYPE pyou_replayed_total counter");
-        let _ = writeln!(out, "pyou_replayed_total {}", inner.replays);
-        let _ = writeln!(
-            out,
-            "# HELP pyou_dispatch_seconds Time from taking a command to its events being published."
-        );
-        let _ = writeln!(out, "# TYPE pyou_dispatch_seconds histogram");
         for (key, h) in &inner.latency {
-            let key = label(key);
             for (bound, n) in LATENCY_BUCKETS.iter().zip(&h.buckets) {
-                let _ = writeln!(
-                    out,
-                    "pyou_dispatch_seconds_bucket{{routing_key=\"{key}\",le=\"{bound}\"}} {n}"
+                let le = bound.to_string();
+                w.sample(
+                    "pyou_dispatch_seconds_bucket",
+                    &[("routing_key", key), ("le", &le)],
+                    n,
                 );
             }
-            let _ = writeln!(
-                out,
-                "pyou_dispatch_seconds_bucket{{routing_key=\"{key}\",le=\"+Inf\"}} {}",
-                h.count
+            w.sample(
+                "pyou_dispatch_seconds_bucket",
+                &[("routing_key", key), ("le", "+Inf")],
+                h.count,
             );
-            let _ = writeln!(
-                out,
-                "pyou_dispatch_seconds_sum{{routing_key=\"{key}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "pyou_dispatch_seconds_count{{routing_key=\"{key}\"}} {}",
-                h.count
+            w.sample("pyou_dispatch_seconds_sum", &[("routing_key", key)], h.sum);
+            w.sample(
+                "pyou_dispatch_seconds_count",
+                &[("routing_key", key)],
+                h.count,
             );
         }
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use parallel_you_core::host_info::HandlerStatus;
 
 use crate::runtime::{LoadError, LoadedHandler, Runtime};
 
@@ -19,32 +19,6 @@ pub struct Registry {
     by_domain: BTreeMap<String, Arc<LoadedHandler>>,
     by_key: BTreeMap<String, Arc<LoadedHandler>>,
     failures: Vec<LoadError>,
-}
-
-/// One line of `pyou handlers`: a loaded component or a file that failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HandlerStatus {
-    /// The component file.
-    pub file: String,
-    /// Its domain, when loaded.
-    pub domain: Option<String>,
-    /// Its version, when loaded: the manifest's `version`.
-    pub version: Option<String>,
-    /// Hex SHA-256 of the loaded component's bytes: with `version`, what
-    /// tells two builds apart.
-    pub sha256: Option<String>,
-    /// When the serving version was loaded (RFC 3339, UTC).
-    pub loaded_at: Option<String>,
-    /// How long loading it took, in milliseconds (compile or cache fetch,
-    /// link, manifest).
-    pub load_ms: Option<u64>,
-    /// Whether its compiled code came from the on-disk cache.
-    pub from_cache: Option<bool>,
-    /// The routing keys it serves (empty when it failed).
-    pub routing_keys: Vec<String>,
-    /// Why it failed to load, if it did. A file that serves and has an
-    /// error is one whose newer content failed: the older version serves.
-    pub error: Option<String>,
 }
 
 impl Registry {
@@ -184,7 +158,7 @@ impl Registry {
                     domain: Some(h.manifest.domain.clone()),
                     version: Some(h.manifest.version.clone()),
                     sha256: Some(h.sha256.clone()),
-                    loaded_at: Some(crate::envelope::rfc3339(h.loaded_at)),
+                    loaded_at: Some(parallel_you_core::envelope::rfc3339(h.loaded_at)),
                     load_ms: Some(u64::try_from(h.load_time.as_millis()).unwrap_or(u64::MAX)),
                     from_cache: Some(h.from_cache),
                     routing_keys: h.manifest.routing_keys(),

@@ -17,13 +17,15 @@ use wasmtime::{
 };
 
 use crate::bindings::{self, HandlerPre};
-use crate::bus::Publisher;
 use crate::cache::{sha256_hex, CacheError, CompileCache};
-use crate::envelope::{check_routing_key, parse_timestamp_ms, Envelope};
-use crate::error::{ErrorBody, ErrorCode};
 use crate::sandbox::{OutputLimits, Sandbox};
-use crate::store::{MemoryStore, Store as DocumentStore};
 use crate::warm::{InstancePolicy, WarmInstance, WarmPool, WARM_SLOTS};
+use parallel_you_core::bus::Publisher;
+use parallel_you_core::envelope::{parse_timestamp_ms, Envelope};
+use parallel_you_core::error::{Code, ErrorBody, ErrorCode};
+use parallel_you_core::host_info::CommandInfo;
+use parallel_you_core::names::{check_domain, check_routing_key, error_key};
+use parallel_you_core::store::{MemoryStore, Store as DocumentStore};
 
 /// How often the epoch advances: deadlines are checked, and busy guests
 /// yield to the executor, at this granularity. Short slices keep a looping
@@ -89,18 +91,6 @@ impl From<CacheError> for RuntimeError {
     fn from(err: CacheError) -> Self {
         RuntimeError(err.to_string())
     }
-}
-
-/// One command a handler accepts, as its manifest declares it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CommandInfo {
-    /// Full routing key.
-    pub routing_key: String,
-    /// One line for API listings.
-    pub summary: String,
-    /// JSON Schema of the body, if declared.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub body_schema: Option<serde_json::Value>,
 }
 
 /// What a handler declares about itself.
@@ -647,17 +637,7 @@ fn classify(err: &wasmtime::Error, sandbox: &Sandbox, deadline: Duration) -> Err
 }
 
 fn handler_error(he: bindings::parallel_you::handler::types::HandlerError) -> ErrorBody {
-    let code_ok = !he.code.is_empty()
-        && he.code.len() <= 64
-        && he
-            .code
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    let code = if code_ok {
-        he.code
-    } else {
-        ErrorCode::HandlerError.as_str().to_owned()
-    };
+    let code = Code::from_handler(he.code);
     let context = he
         .context
         .map(|c| serde_json::from_str(&c).unwrap_or(serde_json::Value::String(c)))
@@ -687,26 +667,10 @@ fn to_wit_command(cmd: &Envelope) -> bindings::parallel_you::handler::types::Com
     }
 }
 
-/// Domains the host keeps for itself.
-pub const RESERVED_DOMAINS: &[&str] = &["pyou", "session", "handler", "system"];
-
 fn validate_manifest(
     m: bindings::parallel_you::handler::types::Manifest,
 ) -> Result<Manifest, String> {
-    let domain_ok = !m.domain.is_empty()
-        && m.domain.len() <= 48
-        && m.domain
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if !domain_ok {
-        return Err(format!(
-            "its domain {:?} must be 1 to 48 characters of [a-z0-9_-]",
-            m.domain
-        ));
-    }
-    if RESERVED_DOMAINS.contains(&m.domain.as_str()) {
-        return Err(format!("the domain {:?} is reserved by the host", m.domain));
-    }
+    check_domain(&m.domain).map_err(|e| e.0)?;
     if m.version.trim().is_empty() {
         return Err("its manifest has an empty version".to_owned());
     }
@@ -723,7 +687,7 @@ fn validate_manifest(
                 c.routing_key, m.domain
             ));
         }
-        if c.routing_key == format!("{}.error", m.domain) {
+        if c.routing_key == error_key(&m.domain) {
             return Err(format!(
                 "it claims {:?}, which is the domain's error event",
                 c.routing_key

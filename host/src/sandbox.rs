@@ -13,10 +13,11 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::parallel_you::handler::{emitter, log, scheduler, store as wit_store, types};
-use crate::bus::Publisher;
-use crate::envelope::{check_routing_key, domain_of, Envelope, Meta};
-use crate::error::{ErrorBody, ErrorCode};
-use crate::store::{Filter, Store, StoreError};
+use parallel_you_core::bus::Publisher;
+use parallel_you_core::envelope::{Envelope, Meta};
+use parallel_you_core::error::{ErrorBody, ErrorCode};
+use parallel_you_core::names::{check_routing_key, domain_of};
+use parallel_you_core::store::{Filter, Store, StoreError};
 
 /// Bytes of a guest's stderr kept to explain a trap (a Rust panic message).
 const STDERR_CAPTURE: usize = 4096;
@@ -129,7 +130,7 @@ impl Sandbox {
                 self.limits.max_events
             )));
         }
-        check_routing_key(&event.routing_key).map_err(invalid)?;
+        check_routing_key(&event.routing_key).map_err(|e| invalid(e.0))?;
         if domain_of(&event.routing_key) != &*self.domain {
             return Err(invalid(format!(
                 "event {:?} is outside the handler's domain {:?}",
@@ -201,7 +202,7 @@ fn to_wit_error(err: StoreError) -> wit_store::StoreError {
     }
 }
 
-fn to_wit_document(doc: crate::store::Document) -> wit_store::Document {
+fn to_wit_document(doc: parallel_you_core::store::Document) -> wit_store::Document {
     wit_store::Document {
         id: doc.id,
         version: doc.version,

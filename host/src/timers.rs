@@ -11,8 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::{self, check_routing_key, domain_of, Envelope, Kind, Meta};
-use crate::store::{Filter, Store, StoreError};
+use parallel_you_core::envelope::{self, Envelope, Kind, Meta};
+use parallel_you_core::names::{check_routing_key, domain_of};
+use parallel_you_core::store::{Filter, Store, StoreError};
 
 /// The reserved domain timers are stored under; no handler can claim it.
 pub const DOMAIN: &str = "pyou";
@@ -60,7 +61,7 @@ pub async fn schedule(
     routing_key: &str,
     body: &str,
 ) -> Result<String, StoreError> {
-    check_routing_key(routing_key).map_err(StoreError::Invalid)?;
+    check_routing_key(routing_key)?;
     if domain_of(routing_key) != domain {
         return Err(StoreError::Invalid(format!(
             "a handler may only schedule commands of its own domain {domain:?}, not {routing_key:?}"
@@ -133,13 +134,11 @@ impl Timer {
         Ok(Envelope {
             meta: Meta {
                 message_id: format!("timer-{id}"),
-                kind: Kind::Command,
-                routing_key: self.routing_key.clone(),
-                reply_channel: self.reply_channel.clone(),
-                correlation_id: envelope::new_id(),
-                causation_id: Some(self.causation_id.clone()),
-                session_id: self.session_id.clone(),
-                timestamp: envelope::now_rfc3339(),
+                ..Meta::new(Kind::Command, &self.routing_key).caused_by(
+                    Some(self.causation_id.clone()),
+                    self.session_id.clone(),
+                    self.reply_channel.clone(),
+                )
             },
             body,
         })

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use parallel_you_core::{Bus, InProcessBus};
 use parallel_you_host::bus::amqp::{AmqpBus, AmqpConfig};
-use parallel_you_host::{Bus, InProcessBus};
 
 /// Bus selection, shared by `serve`, `host` and `gateway`.
 #[derive(Debug, Clone, clap::Args)]

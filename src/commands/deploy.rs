@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use parallel_you_host::{Host, MemoryStore};
+use parallel_you_core::MemoryStore;
+use parallel_you_host::Host;
 
 use super::{CacheArgs, LimitArgs, EXIT_FAILURE};
 

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use parallel_you_host::registry::HandlerStatus;
-use parallel_you_host::{Host, MemoryStore};
+use parallel_you_core::HandlerStatus;
+use parallel_you_core::MemoryStore;
+use parallel_you_host::Host;
 
 use super::{CacheArgs, HandlersDir, LimitArgs, EXIT_FAILURE};
 

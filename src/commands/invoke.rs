@@ -3,9 +3,9 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use parallel_you_host::bus::Collector;
-use parallel_you_host::envelope::Envelope;
-use parallel_you_host::error::error_code_of;
+use parallel_you_core::bus::Collector;
+use parallel_you_core::envelope::Envelope;
+use parallel_you_core::error::error_code_of;
 
 use super::{HostArgs, EXIT_FAILURE, EXIT_USAGE};
 
@@ -73,7 +73,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
                 }
             };
             if let Some(session) = &args.session {
-                if let Err(err) = parallel_you_host::envelope::check_session_id(session) {
+                if let Err(err) = parallel_you_core::names::check_session_id(session) {
                     eprintln!("error: {err}");
                     return Ok(EXIT_USAGE);
                 }

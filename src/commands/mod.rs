@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use parallel_you_host::store::{MongoStore, SqliteStore, Store};
+use parallel_you_core::store::Store;
+use parallel_you_host::store::{MongoStore, SqliteStore};
 
 /// Exit status: a command produced an error event, or `pyou` itself failed.
 pub(crate) const EXIT_FAILURE: u8 = 1;

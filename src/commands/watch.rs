@@ -20,7 +20,7 @@ pub(crate) struct Args {
 
 /// Connects and prints events until the socket closes or `--count` is reached.
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
-    parallel_you_host::envelope::check_session_id(&args.session).map_err(anyhow::Error::msg)?;
+    parallel_you_core::names::check_session_id(&args.session)?;
     let url = format!(
         "{}/ws?session={}",
         args.url.trim_end_matches('/'),

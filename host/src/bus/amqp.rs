@@ -38,10 +38,11 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{
-    check_pattern, Binding, Bus, BusError, Deliveries, Delivery, Publisher, Settle, Subscription,
+use parallel_you_core::bus::{
+    Binding, Bus, BusError, Deliveries, Delivery, Publisher, Settle, Subscription,
 };
-use crate::envelope::{check_routing_key, Envelope};
+use parallel_you_core::envelope::Envelope;
+use parallel_you_core::names::{check_pattern, check_routing_key};
 
 /// The topic exchange commands are published to.
 pub const COMMANDS_EXCHANGE: &str = "parallel_you.commands";
@@ -279,14 +280,14 @@ impl Publisher for AmqpBus {
 #[async_trait]
 impl Bus for AmqpBus {
     async fn send(&self, command: Envelope) -> Result<(), BusError> {
-        check_routing_key(&command.meta.routing_key).map_err(BusError::Invalid)?;
+        check_routing_key(&command.meta.routing_key)?;
         self.publish_to(COMMANDS_EXCHANGE, &command.meta.routing_key, &command, true)
             .await
     }
 
     async fn bind(&self, domain: &str, keys: &[String]) -> Result<(), BusError> {
         for key in keys {
-            check_routing_key(key).map_err(BusError::Invalid)?;
+            check_routing_key(key)?;
         }
         self.shared
             .bound
@@ -345,7 +346,10 @@ impl Bus for AmqpBus {
     async fn subscribe(&self, pattern: &str) -> Result<Subscription, BusError> {
         check_pattern(pattern)?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let queue = format!("{EVENTS_EXCHANGE}.subscriber.{}", crate::envelope::new_id());
+        let queue = format!(
+            "{EVENTS_EXCHANGE}.subscriber.{}",
+            parallel_you_core::envelope::new_id()
+        );
         // Declared and bound before returning, so no event published after
         // `subscribe` returns is missed.
         let link = self.link()?;
@@ -786,7 +790,7 @@ fn command_delivery(delivery: lapin::message::Delivery, outstanding: &Arc<()>) -
         .map(|text| Envelope::from_json(text, MAX_MESSAGE));
     let message = match message {
         Ok(parsed) => parsed,
-        Err(reason) => Err(crate::envelope::EnvelopeError {
+        Err(reason) => Err(parallel_you_core::envelope::EnvelopeError {
             reason,
             partial: Default::default(),
         }),
@@ -926,7 +930,7 @@ impl Settle for AmqpSettle {
 
     async fn requeue(
         self: Box<Self>,
-        _message: Result<Envelope, crate::envelope::EnvelopeError>,
+        _message: Result<Envelope, parallel_you_core::envelope::EnvelopeError>,
     ) -> Result<(), BusError> {
         self.0
             .nack(BasicNackOptions {

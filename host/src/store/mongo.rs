@@ -39,8 +39,10 @@ use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde_json::{Map, Number, Value};
 
-use super::filter::Condition;
-use super::{check_collection, check_id, check_json, Document, Filter, Store, StoreError};
+use parallel_you_core::store::filter::Condition;
+use parallel_you_core::store::{
+    check_collection, check_id, check_json, Document, Filter, Store, StoreError,
+};
 
 /// The database used when the URI names none.
 pub const DEFAULT_DATABASE: &str = "pyou";

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{
+use parallel_you_core::store::{
     check_collection, check_id, check_json, next_version, Document, Filter, Store, StoreError,
 };
 

@@ -1,15 +1,13 @@
 //! Commands through the host: meta, events, idempotency, concurrency.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
 use common::{body, call, cmd, host_with, host_with_store, last_error};
-use parallel_you_host::bus::Collector;
-use parallel_you_host::envelope::Kind;
-use parallel_you_host::{MemoryStore, Store};
+use parallel_you_core::bus::Collector;
+use parallel_you_core::envelope::Kind;
+use parallel_you_core::{MemoryStore, Store};
 
 #[tokio::test]
 async fn events_carry_the_commands_correlation_and_session() {
@@ -35,7 +33,7 @@ async fn redelivered_message_id_does_not_run_twice() {
     let first = call(&host, c.clone()).await;
     let again = call(&host, c.clone()).await;
     assert_eq!(last_error(&first), None);
-    let ids = |v: &[parallel_you_host::Envelope]| {
+    let ids = |v: &[parallel_you_core::Envelope]| {
         v.iter()
             .map(|e| e.meta.message_id.clone())
             .collect::<Vec<_>>()

@@ -9,13 +9,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-/// Largest accepted `message_id`, `correlation_id`, `causation_id` or `session_id`.
-pub const MAX_ID_LEN: usize = 128;
-/// Largest routing key (AMQP's own limit for a routing key is 255 bytes, and a
-/// reply channel is prepended to event keys).
-pub const MAX_ROUTING_KEY_LEN: usize = 128;
-/// Largest reply channel.
-pub const MAX_REPLY_CHANNEL_LEN: usize = 120;
+use crate::names::{
+    check_message_id, check_reply_channel, check_routing_key, check_session_id, domain_of,
+    session_channel, MAX_ROUTING_KEY_LEN,
+};
+
 /// Default largest body, in bytes of JSON text.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 
@@ -52,6 +50,45 @@ pub struct Meta {
     pub session_id: Option<String>,
     /// RFC 3339 UTC time with milliseconds, e.g. `2026-11-23T15:41:09.123Z`.
     pub timestamp: String,
+}
+
+impl Meta {
+    /// The meta of a new message: fresh message and correlation ids, the
+    /// current time, no cause, session or reply channel. Every meta the
+    /// host makes starts here.
+    pub fn new(kind: Kind, routing_key: &str) -> Self {
+        Meta {
+            message_id: new_id(),
+            kind,
+            routing_key: routing_key.to_owned(),
+            reply_channel: None,
+            correlation_id: new_id(),
+            causation_id: None,
+            session_id: None,
+            timestamp: now_rfc3339(),
+        }
+    }
+
+    /// Puts this message in a session: its `session_id`, and the reply
+    /// channel `session.<id>` that goes with it.
+    pub fn set_session(&mut self, session_id: &str) {
+        self.session_id = Some(session_id.to_owned());
+        self.reply_channel = Some(session_channel(session_id));
+    }
+
+    /// This meta as caused by a message with correlation id `causation_id`,
+    /// answering on `session_id` and `reply_channel`.
+    pub fn caused_by(
+        mut self,
+        causation_id: Option<String>,
+        session_id: Option<String>,
+        reply_channel: Option<String>,
+    ) -> Self {
+        self.causation_id = causation_id;
+        self.session_id = session_id;
+        self.reply_channel = reply_channel;
+        self
+    }
 }
 
 /// One message: routing facts plus a JSON body passed through untouched.
@@ -92,24 +129,15 @@ impl Envelope {
     /// A new command with fresh ids and the current time.
     ///
     /// ```
-    /// use parallel_you_host::envelope::Envelope;
+    /// use parallel_you_core::envelope::Envelope;
     /// let cmd = Envelope::command("counter.increment", r#"{"name":"a"}"#)?;
     /// assert_eq!(cmd.meta.routing_key, "counter.increment");
-    /// # Ok::<(), parallel_you_host::envelope::EnvelopeError>(())
+    /// # Ok::<(), parallel_you_core::envelope::EnvelopeError>(())
     /// ```
     pub fn command(routing_key: &str, body_json: &str) -> Result<Self, EnvelopeError> {
         let body = parse_body(body_json, DEFAULT_MAX_BODY, &PartialMeta::default())?;
         let env = Envelope {
-            meta: Meta {
-                message_id: new_id(),
-                kind: Kind::Command,
-                routing_key: routing_key.to_owned(),
-                reply_channel: None,
-                correlation_id: new_id(),
-                causation_id: None,
-                session_id: None,
-                timestamp: now_rfc3339(),
-            },
+            meta: Meta::new(Kind::Command, routing_key),
             body,
         };
         env.validate(DEFAULT_MAX_BODY)?;
@@ -118,8 +146,7 @@ impl Envelope {
 
     /// Sets the session, and the reply channel `session.<id>` that goes with it.
     pub fn with_session(mut self, session_id: &str) -> Self {
-        self.meta.session_id = Some(session_id.to_owned());
-        self.meta.reply_channel = Some(format!("session.{session_id}"));
+        self.meta.set_session(session_id);
         self
     }
 
@@ -143,18 +170,19 @@ impl Envelope {
             reason,
             partial: PartialMeta::of(&self.meta),
         };
+        let name = |e: crate::names::NameError| fail(e.0);
         let m = &self.meta;
-        check_id("message_id", &m.message_id).map_err(fail)?;
-        check_id("correlation_id", &m.correlation_id).map_err(fail)?;
+        check_message_id("message_id", &m.message_id).map_err(name)?;
+        check_message_id("correlation_id", &m.correlation_id).map_err(name)?;
         if let Some(c) = &m.causation_id {
-            check_id("causation_id", c).map_err(fail)?;
+            check_message_id("causation_id", c).map_err(name)?;
         }
         if let Some(s) = &m.session_id {
-            check_session_id(s).map_err(fail)?;
+            check_session_id(s).map_err(name)?;
         }
-        check_routing_key(&m.routing_key).map_err(fail)?;
+        check_routing_key(&m.routing_key).map_err(name)?;
         if let Some(r) = &m.reply_channel {
-            check_reply_channel(r).map_err(fail)?;
+            check_reply_channel(r).map_err(name)?;
         }
         parse_timestamp_ms(&m.timestamp).map_err(fail)?;
         if self.body.get().len() > max_body {
@@ -170,16 +198,7 @@ impl Envelope {
     /// `handler.loaded`): fresh ids, no session, no reply channel.
     pub fn event(routing_key: &str, body: Box<RawValue>) -> Self {
         Envelope {
-            meta: Meta {
-                message_id: new_id(),
-                kind: Kind::Event,
-                routing_key: routing_key.to_owned(),
-                reply_channel: None,
-                correlation_id: new_id(),
-                causation_id: None,
-                session_id: None,
-                timestamp: now_rfc3339(),
-            },
+            meta: Meta::new(Kind::Event, routing_key),
             body,
         }
     }
@@ -188,16 +207,11 @@ impl Envelope {
     /// correlation id as causation id, and its session and reply channel.
     pub fn event_for(cause: &Meta, routing_key: &str, body: Box<RawValue>) -> Self {
         Envelope {
-            meta: Meta {
-                message_id: new_id(),
-                kind: Kind::Event,
-                routing_key: routing_key.to_owned(),
-                reply_channel: cause.reply_channel.clone(),
-                correlation_id: new_id(),
-                causation_id: Some(cause.correlation_id.clone()),
-                session_id: cause.session_id.clone(),
-                timestamp: now_rfc3339(),
-            },
+            meta: Meta::new(Kind::Event, routing_key).caused_by(
+                Some(cause.correlation_id.clone()),
+                cause.session_id.clone(),
+                cause.reply_channel.clone(),
+            ),
             body,
         }
     }
@@ -243,10 +257,18 @@ impl PartialMeta {
         };
         PartialMeta {
             routing_key: field("routing_key").filter(|k| k.len() <= MAX_ROUTING_KEY_LEN),
-            correlation_id: field("correlation_id").filter(|c| check_id("", c).is_ok()),
+            correlation_id: field("correlation_id")
+                .filter(|c| check_message_id("correlation_id", c).is_ok()),
             session_id: field("session_id").filter(|s| check_session_id(s).is_ok()),
             reply_channel: field("reply_channel").filter(|r| check_reply_channel(r).is_ok()),
         }
+    }
+
+    /// These routing facts moved into a session (see [`Meta::set_session`]).
+    pub fn in_session(mut self, session_id: &str) -> Self {
+        self.session_id = Some(session_id.to_owned());
+        self.reply_channel = Some(session_channel(session_id));
+        self
     }
 
     /// The routing facts of a whole meta.
@@ -304,98 +326,9 @@ pub fn parse_timestamp_ms(ts: &str) -> Result<u64, String> {
     Ok(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The first segment of a routing key.
-pub fn domain_of(routing_key: &str) -> &str {
-    routing_key.split('.').next().unwrap_or(routing_key)
-}
-
-fn is_key_segment(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// Checks the routing key grammar `[a-z0-9_-]+(\.[a-z0-9_-]+)+`.
-pub fn check_routing_key(key: &str) -> Result<(), String> {
-    if key.len() > MAX_ROUTING_KEY_LEN {
-        return Err(format!(
-            "routing key is {} bytes, over the limit of {MAX_ROUTING_KEY_LEN}",
-            key.len()
-        ));
-    }
-    let mut segments = 0;
-    for seg in key.split('.') {
-        if !is_key_segment(seg) {
-            return Err(format!(
-                "routing key {key:?} must be dot-separated lowercase segments of [a-z0-9_-], like `thread.start`"
-            ));
-        }
-        segments += 1;
-    }
-    if segments < 2 {
-        return Err(format!(
-            "routing key {key:?} needs a domain and a name, like `thread.start`"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a reply channel: dot-separated segments of `[A-Za-z0-9_-]`.
-pub fn check_reply_channel(channel: &str) -> Result<(), String> {
-    if channel.len() > MAX_REPLY_CHANNEL_LEN || !channel.split('.').all(is_token) {
-        return Err(format!(
-            "reply_channel {channel:?} must be at most {MAX_REPLY_CHANNEL_LEN} bytes of dot-separated [A-Za-z0-9_-] segments, like `session.abc123`"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a session id: 1 to 128 characters of `[A-Za-z0-9_-]`.
-pub fn check_session_id(id: &str) -> Result<(), String> {
-    if id.len() > MAX_ID_LEN || !is_token(id) {
-        return Err(format!(
-            "session_id {id:?} must be 1 to {MAX_ID_LEN} characters of [A-Za-z0-9_-]"
-        ));
-    }
-    Ok(())
-}
-
-fn check_id(field: &str, id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
-        return Err(format!(
-            "{field} must be 1 to {MAX_ID_LEN} printable characters"
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routing_key_grammar() {
-        assert!(check_routing_key("thread.start").is_ok());
-        assert!(check_routing_key("thread.saga.create").is_ok());
-        assert!(check_routing_key("a-b_c.d9").is_ok());
-        for bad in [
-            "thread",
-            "Thread.start",
-            "thread..start",
-            ".a",
-            "a.",
-            "a.b c",
-            "",
-        ] {
-            assert!(check_routing_key(bad).is_err(), "{bad:?} accepted");
-        }
-    }
 
     #[test]
     fn parses_and_round_trips_body_untouched() {

@@ -1,18 +1,9 @@
 //! The conformance suite every [`Store`] implementation must pass.
 //!
-//! Call [`run`] from a test with a fresh, empty store:
-//!
-//! ```
-//! # tokio::runtime::Builder::new_current_thread().build().map(|rt| rt.block_on(async {
-//! use parallel_you_host::store::{conformance, MemoryStore};
-//! conformance::run(&MemoryStore::new()).await;
-//! # })).ok();
-//! ```
-//!
-//! It panics with a message naming the broken rule.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Call [`run`] from a test with a fresh, empty store; it panics with a
+//! message naming the broken rule.
 
-use super::{Filter, Store, StoreError};
+use parallel_you_core::store::{Filter, Store, StoreError};
 
 fn filter(json: &str) -> Filter {
     Filter::parse(json).expect("test filter parses")
@@ -97,7 +88,9 @@ async fn list_filters_and_order(s: &dyn Store) {
     for (id, json) in docs {
         s.upsert("d", "threads", id, json, Some(0)).await.unwrap();
     }
-    let ids = |v: Vec<super::Document>| v.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    let ids = |v: Vec<parallel_you_core::store::Document>| {
+        v.into_iter().map(|d| d.id).collect::<Vec<_>>()
+    };
     let all = s.list("d", "threads", &filter("{}")).await.unwrap();
     assert_eq!(ids(all), ["t1", "t2", "t3"], "list is ordered by id");
     let cases = [

@@ -13,10 +13,10 @@ use parking_lot::RwLock;
 use tokio::sync::mpsc;
 
 use super::{
-    check_pattern, topic_matches, Binding, Bus, BusError, Deliveries, Delivery, Publisher, Settle,
-    Subscription,
+    topic_matches, Binding, Bus, BusError, Deliveries, Delivery, Publisher, Settle, Subscription,
 };
-use crate::envelope::{check_routing_key, Envelope, EnvelopeError};
+use crate::envelope::{Envelope, EnvelopeError};
+use crate::names::{check_pattern, check_routing_key};
 
 /// How many commands a domain queue holds before senders wait.
 pub const QUEUE_CAPACITY: usize = 10_000;
@@ -146,7 +146,7 @@ impl Bus for InProcessBus {
 
     async fn bind(&self, domain: &str, keys: &[String]) -> Result<(), BusError> {
         for key in keys {
-            check_routing_key(key).map_err(BusError::Invalid)?;
+            check_routing_key(key)?;
         }
         let mut state = self.state.write();
         Self::queue(&mut state, domain);

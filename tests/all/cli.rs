@@ -1,8 +1,6 @@
 //! `pyou` as a user runs it: separate processes, the embedded store on disk.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;

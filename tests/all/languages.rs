@@ -7,18 +7,17 @@
 //! tests of this file share one host, loaded once, on one runtime; each test
 //! uses its own thread ids, sessions and documents.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{body, call, cmd, last_error};
-use parallel_you_host::envelope::{Envelope, Kind};
+use parallel_you_core::envelope::{Envelope, Kind};
+use parallel_you_core::{MemoryStore, Store};
 use parallel_you_host::timers;
-use parallel_you_host::{Host, HostConfig, InstancePolicy, Limits, MemoryStore, Store};
+use parallel_you_host::{Host, HostConfig, InstancePolicy, Limits};
 use serde_json::json;
 
 const COMPONENTS: &[&str] = &["notes", "stats", "pyfail", "jsfail", "counter"];

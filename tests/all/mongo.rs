@@ -5,21 +5,19 @@
 //! a command's writes and its processed marker, and `pyou` processes
 //! sharing one database.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::conformance;
 use async_trait::async_trait;
 use common::mongo::{drop_db, fresh_db, fresh_store, server_uri, uri_with_db, OwnServer};
 use common::{call, cmd, handlers_dir, host_with_store, last_error};
-use parallel_you_host::store::{
-    conformance, Document, Filter, MemoryStore, MongoStore, Store, StoreError,
-};
+use parallel_you_core::store::{Document, Filter, MemoryStore, Store, StoreError};
+use parallel_you_host::store::MongoStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_store_conforms() {
@@ -304,10 +302,10 @@ async fn outage_is_unavailable_and_the_store_reconnects_after_a_restart() {
     server.stop();
 }
 
-fn texts(events: &[parallel_you_host::Envelope]) -> Vec<String> {
+fn texts(events: &[parallel_you_core::Envelope]) -> Vec<String> {
     events
         .iter()
-        .map(parallel_you_host::Envelope::to_json)
+        .map(parallel_you_core::Envelope::to_json)
         .collect()
 }
 

@@ -4,9 +4,7 @@
 //! processes with one killed, a broker restart mid-stream, an unloaded
 //! domain's prefetch given back, and deleted queues declared again.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::BufRead;
@@ -16,11 +14,12 @@ use std::time::{Duration, Instant};
 
 use common::rabbit::Rabbit;
 use futures::StreamExt;
+use parallel_you_core::bus::BusError;
+use parallel_you_core::store::Filter;
+use parallel_you_core::{Bus, Store};
 use parallel_you_gateway::{Gateway, GatewayConfig};
 use parallel_you_host::bus::amqp::{domain_queue, AmqpBus, AmqpConfig, DEAD_LETTER};
-use parallel_you_host::bus::BusError;
-use parallel_you_host::store::Filter;
-use parallel_you_host::{Bus, SqliteStore, Store};
+use parallel_you_host::SqliteStore;
 use serde_json::Value;
 
 async fn bus(rabbit: &Rabbit) -> AmqpBus {
@@ -444,7 +443,7 @@ async fn a_broker_restart_loses_nothing_the_gateway_accepted() {
     };
     let mut rabbit = Some(rabbit);
     let mut restarted_rabbit = None;
-    let store: Arc<dyn Store> = Arc::new(parallel_you_host::MemoryStore::new());
+    let store: Arc<dyn Store> = Arc::new(parallel_you_core::MemoryStore::new());
     let (host, _handlers) = common::host_with_store(&["noop"], store.clone()).await;
     let host_bus = Arc::new(bus(rabbit.as_ref().unwrap()).await);
     let serving = host.serve(host_bus.clone()).await.unwrap();
@@ -608,7 +607,7 @@ async fn two_hosts_on_rabbitmq_and_mongodb_race_on_one_document() {
             .await
             .unwrap();
         let outcomes = [next(&mut events).await, next(&mut events).await];
-        let won: Vec<&parallel_you_host::Envelope> = outcomes
+        let won: Vec<&parallel_you_core::Envelope> = outcomes
             .iter()
             .filter(|e| e.meta.routing_key == "counter.incremented")
             .collect();
@@ -636,7 +635,7 @@ async fn two_hosts_on_rabbitmq_and_mongodb_race_on_one_document() {
 }
 
 /// The next event of a subscription, within 30 s.
-async fn next(events: &mut parallel_you_host::bus::Subscription) -> parallel_you_host::Envelope {
+async fn next(events: &mut parallel_you_core::bus::Subscription) -> parallel_you_core::Envelope {
     tokio::time::timeout(Duration::from_secs(30), events.next())
         .await
         .expect("an outcome")
@@ -662,7 +661,7 @@ async fn an_unloaded_domain_gives_back_what_it_had_prefetched() {
         max_body: 0,
     };
     let host = Arc::new(
-        parallel_you_host::Host::new(config, Arc::new(parallel_you_host::MemoryStore::new()))
+        parallel_you_host::Host::new(config, Arc::new(parallel_you_core::MemoryStore::new()))
             .unwrap(),
     );
     let dir = common::handlers_dir(&["spin"]);
@@ -743,7 +742,7 @@ async fn deleted_queues_are_declared_again_and_served() {
                 limits: common::test_limits(),
                 max_body: 0,
             },
-            Arc::new(parallel_you_host::MemoryStore::new()),
+            Arc::new(parallel_you_core::MemoryStore::new()),
         )
         .unwrap(),
     );

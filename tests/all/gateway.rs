@@ -1,17 +1,16 @@
 //! The gateway end to end: real HTTP and WebSocket clients on loopback,
 //! against the host running real components.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use parallel_you_core::{Bus, InProcessBus};
 use parallel_you_gateway::{Gateway, GatewayConfig, TlsFiles};
-use parallel_you_host::{Bus, Host, InProcessBus};
+use parallel_you_host::Host;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;

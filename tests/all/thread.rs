@@ -2,9 +2,7 @@
 //! real host, over the in-memory store, the in-process bus, and the SQLite
 //! store across a restart.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use common::{body, call, cmd, components, host_with, host_with_store};
-use parallel_you_host::bus::{Bus, InProcessBus, Subscription};
-use parallel_you_host::envelope::Envelope;
-use parallel_you_host::error::error_code_of;
-use parallel_you_host::store::{Document, Filter, MemoryStore, SqliteStore, Store, StoreError};
+use parallel_you_core::bus::{Bus, InProcessBus, Subscription};
+use parallel_you_core::envelope::Envelope;
+use parallel_you_core::error::error_code_of;
+use parallel_you_core::store::{Document, Filter, MemoryStore, Store, StoreError};
+use parallel_you_host::store::SqliteStore;
 use parallel_you_host::{timers, Host};
 use serde_json::{json, Value};
 

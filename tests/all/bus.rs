@@ -1,14 +1,12 @@
 //! The host serving over the in-process bus.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{body, cmd, host_with, last_error};
-use parallel_you_host::bus::{Bus, BusError, InProcessBus};
+use parallel_you_core::bus::{Bus, BusError, InProcessBus};
 
 #[tokio::test]
 async fn commands_in_events_out_to_the_right_session() {

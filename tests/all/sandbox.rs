@@ -1,8 +1,6 @@
 //! A guest that traps, loops or eats memory harms only its own command.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::time::Instant;
 

@@ -45,7 +45,7 @@ pub fn server_uri(test: &str) -> Option<String> {
 pub fn fresh_db() -> String {
     format!(
         "pyou_test_{}",
-        parallel_you_host::envelope::new_id().to_lowercase()
+        parallel_you_core::envelope::new_id().to_lowercase()
     )
 }
 

@@ -1,8 +1,9 @@
 //! Shared by the end-to-end tests: real components, built once by
 //! `scripts/build-handlers` (the same script the setup command runs), and
 //! throwaway handler folders holding just the components a test wants.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unreachable_pub)]
 
+pub mod conformance;
 pub mod mongo;
 pub mod rabbit;
 
@@ -11,10 +12,11 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use parallel_you_host::bus::Collector;
-use parallel_you_host::envelope::Envelope;
-use parallel_you_host::error::error_code_of;
-use parallel_you_host::{Host, HostConfig, Limits, MemoryStore, Store};
+use parallel_you_core::bus::Collector;
+use parallel_you_core::envelope::Envelope;
+use parallel_you_core::error::error_code_of;
+use parallel_you_core::{MemoryStore, Store};
+use parallel_you_host::{Host, HostConfig, Limits};
 
 /// The folder holding every built component (bundled and test-only).
 pub fn components() -> &'static Path {

@@ -1,11 +1,10 @@
 //! Which components load, and clear errors for those that do not.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use common::{call, cmd, handlers_dir, host_with, last_error, test_limits};
-use parallel_you_host::{Host, HostConfig, MemoryStore};
+use parallel_you_core::MemoryStore;
+use parallel_you_host::{Host, HostConfig};
 use std::sync::Arc;
 
 async fn load(dir: &std::path::Path) -> Arc<Host> {

@@ -7,7 +7,8 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::envelope::{self, Envelope, Kind, Meta, PartialMeta};
+use crate::envelope::{Envelope, Kind, Meta, PartialMeta};
+use crate::names::{check_routing_key, error_key, is_error_code};
 
 /// Machine-readable reasons a command produced no ordinary outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,6 +37,25 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every host-defined code.
+    pub const ALL: [ErrorCode; 10] = [
+        ErrorCode::Trap,
+        ErrorCode::Timeout,
+        ErrorCode::MemoryLimit,
+        ErrorCode::InvalidEnvelope,
+        ErrorCode::UnknownRoutingKey,
+        ErrorCode::HandlerError,
+        ErrorCode::Conflict,
+        ErrorCode::InvalidEvent,
+        ErrorCode::Unavailable,
+        ErrorCode::Overloaded,
+    ];
+
+    /// The host-defined code spelled `text`, if there is one.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+
     /// The code as it appears in error event bodies.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -65,11 +85,64 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// The code of an error event: one of the host's, or a handler's own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// A code the host defines and acts on.
+    Host(ErrorCode),
+    /// A handler's own code (`validation`, `not_found`, …).
+    Handler(String),
+}
+
+impl Code {
+    /// The code a handler returned: one of the host's when it spells one,
+    /// its own when it follows the grammar ([`is_error_code`]), and
+    /// `handler_error` otherwise.
+    pub fn from_handler(code: String) -> Self {
+        match ErrorCode::parse(&code) {
+            Some(host) => Code::Host(host),
+            None if is_error_code(&code) => Code::Handler(code),
+            None => Code::Host(ErrorCode::HandlerError),
+        }
+    }
+
+    /// The code as it appears in error event bodies.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Code::Host(c) => c.as_str(),
+            Code::Handler(c) => c,
+        }
+    }
+
+    /// Whether the same command may succeed if delivered again later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Code::Host(c) if c.is_transient())
+    }
+}
+
+impl From<ErrorCode> for Code {
+    fn from(code: ErrorCode) -> Self {
+        Code::Host(code)
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// The body of an error event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ErrorBody {
     /// `trap`, `timeout`, `conflict`, or a handler's own code.
-    pub code: String,
+    pub code: Code,
     /// For humans.
     pub message: String,
     /// Details, e.g. `{"current_version": 3}`; `null` when none.
@@ -83,7 +156,7 @@ impl ErrorBody {
     /// An error body with a host-defined code.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ErrorBody {
-            code: code.as_str().to_owned(),
+            code: Code::Host(code),
             message: message.into(),
             context: serde_json::Value::Null,
             command: None,
@@ -111,20 +184,15 @@ impl ErrorBody {
         let key = partial
             .routing_key
             .as_deref()
-            .filter(|k| envelope::check_routing_key(k).is_ok())
+            .filter(|k| check_routing_key(k).is_ok())
             .map(error_key)
             .unwrap_or_else(|| "pyou.error".to_owned());
         Envelope {
-            meta: Meta {
-                message_id: envelope::new_id(),
-                kind: Kind::Event,
-                routing_key: key,
-                reply_channel: partial.reply_channel.clone(),
-                correlation_id: envelope::new_id(),
-                causation_id: partial.correlation_id.clone(),
-                session_id: partial.session_id.clone(),
-                timestamp: envelope::now_rfc3339(),
-            },
+            meta: Meta::new(Kind::Event, &key).caused_by(
+                partial.correlation_id.clone(),
+                partial.session_id.clone(),
+                partial.reply_channel.clone(),
+            ),
             body: self.to_raw(),
         }
     }
@@ -136,12 +204,8 @@ impl ErrorBody {
     }
 }
 
-/// `<domain>.error` for a routing key.
-pub fn error_key(routing_key: &str) -> String {
-    format!("{}.error", envelope::domain_of(routing_key))
-}
-
-/// Whether an envelope is an error event, and its code if so.
+/// Whether an envelope is an error event, and its code if so: for clients
+/// that only have the event (the host carries the [`Code`] it made).
 pub fn error_code_of(event: &Envelope) -> Option<String> {
     if event.meta.kind != Kind::Event || !event.meta.routing_key.ends_with(".error") {
         return None;
@@ -168,6 +232,25 @@ mod tests {
             Some(&cmd.meta.correlation_id)
         );
         assert_eq!(error_code_of(&ev).as_deref(), Some("trap"));
+    }
+
+    #[test]
+    fn handler_codes_are_typed() {
+        assert_eq!(
+            Code::from_handler("not_found".into()),
+            Code::Handler("not_found".into())
+        );
+        assert_eq!(
+            Code::from_handler("conflict".into()),
+            Code::Host(ErrorCode::Conflict)
+        );
+        assert_eq!(
+            Code::from_handler("Bad Code".into()),
+            Code::Host(ErrorCode::HandlerError)
+        );
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+        }
     }
 
     #[test]

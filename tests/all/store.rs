@@ -1,8 +1,8 @@
 //! The store conformance suite against every embedded store.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use parallel_you_host::store::{conformance, MemoryStore, SqliteStore, Store};
+use crate::common::conformance;
+use parallel_you_core::store::{MemoryStore, Store};
+use parallel_you_host::store::SqliteStore;
 
 #[tokio::test]
 async fn memory_store_conforms() {
@@ -48,6 +48,6 @@ async fn sqlite_versions_hold_across_two_connections() {
     assert_eq!(a.upsert("d", "c", "x", "{}", Some(0)).await, Ok(1));
     assert_eq!(
         b.upsert("d", "c", "x", "{}", Some(0)).await,
-        Err(parallel_you_host::store::StoreError::Conflict { current: 1 })
+        Err(parallel_you_core::store::StoreError::Conflict { current: 1 })
     );
 }

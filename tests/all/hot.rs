@@ -2,9 +2,7 @@
 //! are added, replaced, broken, half-written and removed, and the on-disk
 //! compilation cache. Every wait is bounded; none asserts a duration.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,10 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{body, cmd, components, handlers_dir, last_error, test_limits};
-use parallel_you_host::bus::{BusError, Collector, Subscription};
-use parallel_you_host::envelope::Envelope;
+use parallel_you_core::bus::{BusError, Collector, Subscription};
+use parallel_you_core::envelope::Envelope;
+use parallel_you_core::{Bus, InProcessBus, MemoryStore};
 use parallel_you_host::host::Serving;
-use parallel_you_host::{Bus, Host, HostConfig, InProcessBus, MemoryStore, WatchConfig, Watching};
+use parallel_you_host::{Host, HostConfig, WatchConfig, Watching};
 
 /// How long any one thing may take before the test fails: compiling a
 /// component in a debug build on a busy machine is the slow part.

@@ -1,16 +1,15 @@
 //! Durable timers: scheduled commands fire later, survive restarts, cancel.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{body, call, cmd, host_with_store, last_error};
-use parallel_you_host::bus::{Bus, InProcessBus, Subscription};
-use parallel_you_host::envelope::Envelope;
-use parallel_you_host::store::{Filter, MemoryStore, SqliteStore, Store, StoreError};
+use parallel_you_core::bus::{Bus, InProcessBus, Subscription};
+use parallel_you_core::envelope::Envelope;
+use parallel_you_core::store::{Filter, MemoryStore, Store, StoreError};
+use parallel_you_host::store::SqliteStore;
 use parallel_you_host::timers;
 
 async fn next(sub: &mut Subscription, within: Duration) -> Option<Envelope> {

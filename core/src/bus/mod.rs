@@ -1,0 +1,246 @@
+//! Buses: commands in, events out.
+//!
+//! A command goes to exactly one consumer of the queue its routing key is
+//! bound to; an event goes to every subscriber whose topic pattern matches
+//! its topic (`<reply_channel>.<routing_key>`, or the routing key alone).
+//! Patterns follow AMQP topic exchanges: `*` is one segment, `#` zero or
+//! more. The in-process bus and the RabbitMQ bus have these same semantics.
+
+pub mod in_process;
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use futures::{Stream, StreamExt};
+
+use crate::envelope::{Envelope, EnvelopeError};
+use crate::names::NameError;
+
+pub use in_process::InProcessBus;
+
+/// Why a bus operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BusError {
+    /// No queue is bound to the command's routing key.
+    #[error("no handler is bound to routing key {routing_key:?}")]
+    Unroutable {
+        /// The routing key nobody handles.
+        routing_key: String,
+    },
+    /// The pattern or key is not valid.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The bus cannot be reached; retrying later may work.
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<NameError> for BusError {
+    fn from(err: NameError) -> Self {
+        BusError::Invalid(err.0)
+    }
+}
+
+/// Something events can be published to: a bus, or a collector in tests and
+/// `pyou invoke`.
+#[async_trait]
+pub trait Publisher: Send + Sync {
+    /// Publishes one event.
+    async fn publish(&self, event: Envelope) -> Result<(), BusError>;
+}
+
+/// A bound command routing key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Binding {
+    /// The routing key, e.g. `thread.start`.
+    pub routing_key: String,
+    /// The domain whose queue it is bound to.
+    pub domain: String,
+}
+
+/// A message bus. See the module docs for the semantics.
+#[async_trait]
+pub trait Bus: Publisher + 'static {
+    /// Sends a command to the queue bound to its routing key, or fails with
+    /// [`BusError::Unroutable`] when there is none.
+    async fn send(&self, command: Envelope) -> Result<(), BusError>;
+
+    /// Creates the domain's command queue if needed and binds `keys` to it.
+    async fn bind(&self, domain: &str, keys: &[String]) -> Result<(), BusError>;
+
+    /// Removes bindings; commands already queued stay queued.
+    async fn unbind(&self, domain: &str, keys: &[String]) -> Result<(), BusError>;
+
+    /// Consumes the domain's command queue. Several consumers of one domain
+    /// compete: each command goes to one of them.
+    async fn consume(&self, domain: &str) -> Result<Deliveries, BusError>;
+
+    /// Subscribes to the events whose topic matches `pattern`.
+    async fn subscribe(&self, pattern: &str) -> Result<Subscription, BusError>;
+
+    /// The command routing keys currently bound, ordered by key.
+    async fn bindings(&self) -> Result<Vec<Binding>, BusError>;
+}
+
+/// Settles a delivery with the bus that made it.
+#[async_trait]
+pub trait Settle: Send {
+    /// The command is done: its events are published and its effects stored.
+    async fn ack(self: Box<Self>) -> Result<(), BusError>;
+    /// The message cannot be processed; it goes to the dead-letter queue.
+    async fn reject(self: Box<Self>) -> Result<(), BusError>;
+    /// The command could not be finished for a passing reason (the store or
+    /// the bus was unavailable): it goes back to its queue to be retried.
+    /// `message` is the delivery's own, for buses that must send it again
+    /// themselves.
+    async fn requeue(
+        self: Box<Self>,
+        message: Result<Envelope, EnvelopeError>,
+    ) -> Result<(), BusError>;
+}
+
+/// One command taken from a queue, to be settled once handled.
+pub struct Delivery {
+    /// The command, or why the message is not a valid envelope.
+    pub message: Result<Envelope, EnvelopeError>,
+    settle: Box<dyn Settle>,
+}
+
+impl Delivery {
+    /// A delivery settled through `settle`.
+    pub fn new(message: Result<Envelope, EnvelopeError>, settle: Box<dyn Settle>) -> Self {
+        Delivery { message, settle }
+    }
+
+    /// Acknowledges the delivery.
+    pub async fn ack(self) -> Result<(), BusError> {
+        self.settle.ack().await
+    }
+
+    /// Rejects the delivery (dead-letters it).
+    pub async fn reject(self) -> Result<(), BusError> {
+        self.settle.reject().await
+    }
+
+    /// Puts the delivery back in its queue, to be delivered again.
+    pub async fn requeue(self) -> Result<(), BusError> {
+        self.settle.requeue(self.message).await
+    }
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("message", &self.message)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stream of command deliveries from one domain queue.
+pub struct Deliveries(Pin<Box<dyn Stream<Item = Delivery> + Send>>);
+
+impl Deliveries {
+    /// Wraps a stream.
+    pub fn new(stream: impl Stream<Item = Delivery> + Send + 'static) -> Self {
+        Deliveries(Box::pin(stream))
+    }
+
+    /// The next delivery; `None` when the queue is gone.
+    pub async fn next(&mut self) -> Option<Delivery> {
+        self.0.next().await
+    }
+}
+
+/// A stream of events matching one pattern.
+pub struct Subscription(Pin<Box<dyn Stream<Item = Envelope> + Send>>);
+
+impl Subscription {
+    /// Wraps a stream.
+    pub fn new(stream: impl Stream<Item = Envelope> + Send + 'static) -> Self {
+        Subscription(Box::pin(stream))
+    }
+
+    /// The next event; `None` when the subscription ended.
+    pub async fn next(&mut self) -> Option<Envelope> {
+        self.0.next().await
+    }
+}
+
+/// Whether an AMQP-style topic pattern matches a topic.
+///
+/// ```
+/// use parallel_you_core::bus::topic_matches;
+/// assert!(topic_matches("session.s1.#", "session.s1.thread.started"));
+/// assert!(topic_matches("#.thread.started", "thread.started"));
+/// assert!(topic_matches("*.error", "thread.error"));
+/// assert!(!topic_matches("*.error", "session.s1.thread.error"));
+/// ```
+pub fn topic_matches(pattern: &str, topic: &str) -> bool {
+    let pat: Vec<&str> = pattern.split('.').collect();
+    let top: Vec<&str> = topic.split('.').collect();
+    matches_from(&pat, &top)
+}
+
+fn matches_from(pat: &[&str], top: &[&str]) -> bool {
+    match pat.split_first() {
+        None => top.is_empty(),
+        Some((&"#", rest)) => (0..=top.len()).any(|skip| matches_from(rest, &top[skip..])),
+        Some((&p, rest)) => match top.split_first() {
+            Some((&t, trest)) => (p == "*" || p == t) && matches_from(rest, trest),
+            None => false,
+        },
+    }
+}
+
+/// A publisher that keeps what it is given, in order: for `pyou invoke` and
+/// tests.
+#[derive(Debug, Default)]
+pub struct Collector {
+    events: parking_lot::Mutex<Vec<Envelope>>,
+}
+
+impl Collector {
+    /// An empty collector.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes everything collected so far.
+    pub fn take(&self) -> Vec<Envelope> {
+        std::mem::take(&mut *self.events.lock())
+    }
+}
+
+#[async_trait]
+impl Publisher for Collector {
+    async fn publish(&self, event: Envelope) -> Result<(), BusError> {
+        self.events.lock().push(event);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_patterns() {
+        let cases = [
+            ("#", "a.b.c", true),
+            ("a.#", "a", true),
+            ("a.#", "a.b.c", true),
+            ("a.*", "a.b", true),
+            ("a.*", "a.b.c", false),
+            ("a.*.c", "a.b.c", true),
+            ("#.c", "a.b.c", true),
+            ("#.c", "c", true),
+            ("#.b.#", "a.b.c", true),
+            ("a.b", "a.b", true),
+            ("a.b", "a.bc", false),
+            ("session.s1.#", "session.s2.x.y", false),
+        ];
+        for (p, t, want) in cases {
+            assert_eq!(topic_matches(p, t), want, "{p} vs {t}");
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! What a host tells about itself to the parts that run beside it (the
+//! gateway): the commands it serves, its handlers' status, its metrics.
+//!
+//! The gateway depends on this trait, not on the host, so a gateway-only
+//! build links no WebAssembly runtime, broker client or database driver.
+
+use serde::{Deserialize, Serialize};
+
+/// One command a handler accepts, as its manifest declares it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommandInfo {
+    /// Full routing key.
+    pub routing_key: String,
+    /// One line for API listings.
+    pub summary: String,
+    /// JSON Schema of the body, if declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_schema: Option<serde_json::Value>,
+}
+
+/// One line of `pyou handlers`: a loaded component or a file that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandlerStatus {
+    /// The component file.
+    pub file: String,
+    /// Its domain, when loaded.
+    pub domain: Option<String>,
+    /// Its version, when loaded: the manifest's `version`.
+    pub version: Option<String>,
+    /// Hex SHA-256 of the loaded component's bytes: with `version`, what
+    /// tells two builds apart.
+    pub sha256: Option<String>,
+    /// When the serving version was loaded (RFC 3339, UTC).
+    pub loaded_at: Option<String>,
+    /// How long loading it took, in milliseconds (compile or cache fetch,
+    /// link, manifest).
+    pub load_ms: Option<u64>,
+    /// Whether its compiled code came from the on-disk cache.
+    pub from_cache: Option<bool>,
+    /// The routing keys it serves (empty when it failed).
+    pub routing_keys: Vec<String>,
+    /// Why it failed to load, if it did. A file that serves and has an
+    /// error is one whose newer content failed: the older version serves.
+    pub error: Option<String>,
+}
+
+/// A host, as the gateway sees it.
+pub trait HostInfo: Send + Sync {
+    /// The manifest entry of the command a loaded handler serves under
+    /// `routing_key`, if any.
+    fn command(&self, routing_key: &str) -> Option<CommandInfo>;
+
+    /// Every loaded component and every file that failed, by file.
+    fn status(&self) -> Vec<HandlerStatus>;
+
+    /// Appends the host's metrics in the Prometheus text format.
+    fn render_metrics(&self, out: &mut String);
+}

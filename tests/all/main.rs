@@ -1,0 +1,22 @@
+//! Every end-to-end test in one binary (as wasmtime's `tests/all` does):
+//! one link of the host instead of one per file, one build of the guest
+//! components per run (`common::components`), and shared helpers in
+//! `common`. Each module is named for what it tests; run one with
+//! `cargo test --test all thread::`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod amqp;
+mod bus;
+mod cli;
+mod common;
+mod dispatch;
+mod gateway;
+mod hot;
+mod languages;
+mod loading;
+mod mongo;
+mod sandbox;
+mod store;
+mod thread;
+mod timers;

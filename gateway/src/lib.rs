@@ -10,8 +10,8 @@
 //! | `GET /handlers` | the host's handlers: file, domain, version, SHA-256, load time, routing keys, last error (404 without a host in this process) |
 //! | `GET /healthz`, `GET /metrics` | liveness; Prometheus text |
 //!
-//! Follow a command from [`api`](crate::api) to the bus, and its events
-//! back through [`sessions`](crate::sessions) to [`ws`](crate::ws).
+//! Follow a command from `api.rs` to the bus, and its events back through
+//! `sessions.rs` to `ws.rs`.
 
 mod api;
 pub mod catalog;

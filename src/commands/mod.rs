@@ -22,7 +22,7 @@ pub(crate) use args::host::HostArgs;
 pub(crate) use args::limits::LimitArgs;
 pub(crate) use args::listen::ListenArgs;
 pub(crate) use logging::init_tracing;
-pub(crate) use shutdown::{shutdown_signal, stop_host, GRACE};
+pub(crate) use shutdown::{shutdown_signal, stop_host};
 
 /// Exit status: a command produced an error event, or `pyou` itself failed.
 pub(crate) const EXIT_FAILURE: u8 = 1;

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::commands::shutdown::{shutdown_signal, GRACE};
+
 /// Where the gateway listens, and its TLS files.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ListenArgs {
@@ -18,7 +20,7 @@ pub(crate) struct ListenArgs {
 
 impl ListenArgs {
     /// Binds the listener; returns it with the TLS files, if any.
-    pub(crate) fn bind(
+    fn bind(
         &self,
     ) -> anyhow::Result<(
         std::net::TcpListener,
@@ -35,5 +37,24 @@ impl ListenArgs {
             _ => None,
         };
         Ok((listener, tls))
+    }
+
+    /// Binds, prints one line on stdout (so scripts and tests can find the
+    /// port), then serves `gateway` until SIGINT or SIGTERM. `serving` starts
+    /// the line: it says which process this is.
+    pub(crate) async fn serve(
+        &self,
+        gateway: &std::sync::Arc<parallel_you_gateway::Gateway>,
+        serving: &str,
+    ) -> anyhow::Result<()> {
+        let (listener, tls) = self.bind()?;
+        let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let commands = gateway.commands().len();
+        println!("{serving} {commands} commands on {scheme}://{addr} (GET /api lists them)");
+        gateway
+            .serve(listener, tls, shutdown_signal(), GRACE)
+            .await?;
+        Ok(())
     }
 }

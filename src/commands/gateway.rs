@@ -5,7 +5,7 @@
 use parallel_you_gateway::{Gateway, GatewayConfig};
 
 use super::bus::BusArgs;
-use super::{shutdown_signal, ListenArgs, GRACE};
+use super::ListenArgs;
 
 /// Arguments of `pyou gateway`.
 #[derive(Debug, clap::Args)]
@@ -20,15 +20,7 @@ pub(crate) struct Args {
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     let bus = args.bus.connect_broker("gateway").await?;
     let gateway = Gateway::start(bus, None, GatewayConfig::default()).await?;
-    let (listener, tls) = args.listen.bind()?;
-    let addr = listener.local_addr()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let commands = gateway.commands().len();
-    // One line on stdout, so scripts and tests can find the port.
-    println!("pyou gateway serving {commands} commands on {scheme}://{addr} (GET /api lists them)");
-    gateway
-        .serve(listener, tls, shutdown_signal(), GRACE)
-        .await?;
+    args.listen.serve(&gateway, "pyou gateway serving").await?;
     eprintln!("pyou stopped");
     Ok(0)
 }

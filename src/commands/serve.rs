@@ -5,7 +5,7 @@
 use parallel_you_gateway::{Gateway, GatewayConfig};
 
 use super::bus::BusArgs;
-use super::{shutdown_signal, stop_host, HostArgs, ListenArgs, WatchArgs, GRACE};
+use super::{stop_host, HostArgs, ListenArgs, WatchArgs};
 
 /// Arguments of `pyou serve`.
 #[derive(Debug, clap::Args)]
@@ -27,15 +27,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     let serving = host.serve(bus.clone()).await?;
     let watching = args.watch.start(&host, &args.host)?;
     let gateway = Gateway::start(bus, Some(host.clone()), GatewayConfig::default()).await?;
-    let (listener, tls) = args.listen.bind()?;
-    let addr = listener.local_addr()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let commands = gateway.commands().len();
-    // One line on stdout, so scripts and tests can find the port.
-    println!("pyou serving {commands} commands on {scheme}://{addr} (GET /api lists them)");
-    gateway
-        .serve(listener, tls, shutdown_signal(), GRACE)
-        .await?;
+    args.listen.serve(&gateway, "pyou serving").await?;
     stop_host(serving, watching).await;
     Ok(0)
 }

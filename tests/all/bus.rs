@@ -2,52 +2,33 @@
 
 use crate::common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{body, cmd, host_with, last_error};
-use parallel_you_core::bus::{Bus, BusError, InProcessBus};
+use common::{body, cmd, last_error, next_within, serve_on_bus, subscribe};
+use parallel_you_core::bus::{Bus, BusError};
 
 #[tokio::test]
 async fn commands_in_events_out_to_the_right_session() {
-    let (host, _dir) = host_with(&["counter"]).await;
-    let bus = Arc::new(InProcessBus::new());
-    let serving = host
-        .serve(bus.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let on = serve_on_bus(&["counter"]).await;
+    let bus = &on.bus;
     let bindings = bus.bindings().await.unwrap_or_default();
     assert!(bindings
         .iter()
         .any(|b| b.routing_key == "counter.increment" && b.domain == "counter"));
 
-    let mut mine = bus
-        .subscribe("session.me.#")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut projection = bus
-        .subscribe("#.counter.incremented")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut theirs = bus
-        .subscribe("session.them.#")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut mine = subscribe(&**bus, "session.me.#").await;
+    let mut projection = subscribe(&**bus, "#.counter.incremented").await;
+    let mut theirs = subscribe(&**bus, "session.them.#").await;
 
     let c = cmd("counter.increment", r#"{"name":"bus"}"#).with_session("me");
     bus.send(c.clone()).await.unwrap_or_else(|e| panic!("{e}"));
-    let ev = tokio::time::timeout(Duration::from_secs(5), mine.next())
+    let ev = next_within(&mut mine, Duration::from_secs(5))
         .await
-        .ok()
-        .flatten();
-    let ev = ev.unwrap_or_else(|| panic!("no event for the session"));
+        .unwrap_or_else(|| panic!("no event for the session"));
     assert_eq!(ev.meta.causation_id.as_ref(), Some(&c.meta.correlation_id));
     assert_eq!(ev.topic(), "session.me.counter.incremented");
     assert_eq!(body(&ev)["value"], 1);
-    let seen = tokio::time::timeout(Duration::from_secs(5), projection.next())
-        .await
-        .ok()
-        .flatten();
+    let seen = next_within(&mut projection, Duration::from_secs(5)).await;
     assert_eq!(seen.map(|e| e.meta.message_id), Some(ev.meta.message_id));
     assert!(
         tokio::time::timeout(Duration::from_millis(50), theirs.next())
@@ -57,21 +38,14 @@ async fn commands_in_events_out_to_the_right_session() {
 
     let err = bus.send(cmd("nobody.home", "{}")).await.err();
     assert!(matches!(err, Some(BusError::Unroutable { .. })), "{err:?}");
-    serving.stop();
+    on.serving.stop();
 }
 
 #[tokio::test]
 async fn many_commands_each_get_one_outcome() {
-    let (host, _dir) = host_with(&["counter"]).await;
-    let bus = Arc::new(InProcessBus::new());
-    let serving = host
-        .serve(bus.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut events = bus
-        .subscribe("session.load.#")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let on = serve_on_bus(&["counter"]).await;
+    let bus = &on.bus;
+    let mut events = subscribe(&**bus, "session.load.#").await;
     const N: usize = 200;
     for i in 0..N {
         let c =
@@ -84,11 +58,7 @@ async fn many_commands_each_get_one_outcome() {
     // after its write landed: such a timeout may or may not have counted.
     let mut timeouts = 0;
     for _ in 0..N {
-        let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .ok()
-            .flatten();
-        match ev {
+        match next_within(&mut events, Duration::from_secs(10)).await {
             Some(e) if e.meta.routing_key == "counter.incremented" => ok += 1,
             Some(e) if e.meta.routing_key == "counter.error" => {
                 failed += 1;
@@ -102,7 +72,7 @@ async fn many_commands_each_get_one_outcome() {
     assert_eq!(ok + failed, N);
     // Concurrent increments of one name conflict rather than lose updates:
     // the stored totals equal the successful increments.
-    let store = host.store();
+    let store = on.host.store();
     let mut total = 0;
     for i in 0..10 {
         let doc = store
@@ -119,5 +89,5 @@ async fn many_commands_each_get_one_outcome() {
         (ok as i64..=(ok + timeouts) as i64).contains(&total),
         "stored total {total}, {ok} increments, {timeouts} timeouts"
     );
-    serving.stop();
+    on.serving.stop();
 }

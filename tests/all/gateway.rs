@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use parallel_you_core::{Bus, InProcessBus};
+use parallel_you_core::Bus;
 use parallel_you_gateway::{Gateway, GatewayConfig, TlsFiles};
 use parallel_you_host::Host;
 use serde_json::{json, Value};
@@ -29,9 +29,13 @@ struct Server {
 
 impl Server {
     async fn start(names: &[&str], config: GatewayConfig, tls: Option<TlsFiles>) -> Server {
-        let (host, handlers) = common::host_with(names).await;
-        let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
-        let serving = host.serve(bus.clone()).await.unwrap();
+        let common::OnBus {
+            host,
+            bus,
+            serving,
+            handlers,
+        } = common::serve_on_bus(names).await;
+        let bus: Arc<dyn Bus> = bus;
         let gateway = Gateway::start(bus.clone(), Some(host.clone()), config)
             .await
             .unwrap();
@@ -68,6 +72,16 @@ impl Server {
                 .await
                 .unwrap();
         ws
+    }
+
+    /// Posts `counter.increment` for `name` in `session`.
+    async fn increment(&self, session: &str, name: &str) -> (u16, Value) {
+        post(
+            &self.url("/api/counter/increment"),
+            Some(session),
+            &json!({ "name": name }).to_string(),
+        )
+        .await
     }
 
     async fn stop(mut self) {
@@ -115,12 +129,7 @@ async fn events_reach_their_session_only() {
     let server = Server::start(&["counter"], GatewayConfig::default(), None).await;
     let mut mine = server.ws("alice").await;
     let mut other = server.ws("bob").await;
-    let (status, accepted) = post(
-        &server.url("/api/counter/increment"),
-        Some("alice"),
-        r#"{"name":"gw"}"#,
-    )
-    .await;
+    let (status, accepted) = server.increment("alice", "gw").await;
     assert_eq!(status, 202, "{accepted}");
     let correlation_id = accepted["correlation_id"].as_str().unwrap();
     assert!(accepted["message_id"].is_string());
@@ -154,9 +163,8 @@ async fn events_reach_their_session_only() {
     let mut on_bus = Vec::new();
     let mut on_socket = Vec::new();
     for _ in 0..20 {
-        let ev = tokio::time::timeout(Duration::from_secs(5), published.next())
+        let ev = common::next_within(&mut published, Duration::from_secs(5))
             .await
-            .unwrap()
             .unwrap();
         on_bus.push(ev.meta.message_id);
         let ev = next_json(&mut mine, Duration::from_secs(5)).await.unwrap();
@@ -218,12 +226,7 @@ async fn refusals_are_json_and_publish_nothing() {
 async fn reconnecting_client_gets_what_it_missed() {
     let server = Server::start(&["counter"], GatewayConfig::default(), None).await;
     let mut ws = server.ws("carol").await;
-    post(
-        &server.url("/api/counter/increment"),
-        Some("carol"),
-        r#"{"name":"r0"}"#,
-    )
-    .await;
+    server.increment("carol", "r0").await;
     assert_eq!(
         next_json(&mut ws, Duration::from_secs(5)).await.unwrap()["body"]["name"],
         "r0"
@@ -231,12 +234,7 @@ async fn reconnecting_client_gets_what_it_missed() {
     ws.close(None).await.unwrap();
     drop(ws);
     for name in ["r1", "r2"] {
-        let (status, _) = post(
-            &server.url("/api/counter/increment"),
-            Some("carol"),
-            &format!(r#"{{"name":"{name}"}}"#),
-        )
-        .await;
+        let (status, _) = server.increment("carol", name).await;
         assert_eq!(status, 202);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -268,18 +266,12 @@ async fn overflowing_buffer_sends_a_gap_notice() {
     let server = Server::start(&["counter"], config, None).await;
     let mut published = server.bus.subscribe("session.dave.#").await.unwrap();
     for i in 0..5 {
-        post(
-            &server.url("/api/counter/increment"),
-            Some("dave"),
-            &format!(r#"{{"name":"g{i}"}}"#),
-        )
-        .await;
+        server.increment("dave", &format!("g{i}")).await;
     }
     let mut order = Vec::new();
     for _ in 0..5 {
-        let ev = tokio::time::timeout(Duration::from_secs(5), published.next())
+        let ev = common::next_within(&mut published, Duration::from_secs(5))
             .await
-            .unwrap()
             .unwrap();
         order.push(ev.meta.message_id);
     }

@@ -17,7 +17,7 @@ use common::{body, call, cmd, last_error};
 use parallel_you_core::envelope::{Envelope, Kind};
 use parallel_you_core::{MemoryStore, Store};
 use parallel_you_host::timers;
-use parallel_you_host::{Host, HostConfig, InstancePolicy, Limits};
+use parallel_you_host::{Host, InstancePolicy, Limits};
 use serde_json::json;
 
 const COMPONENTS: &[&str] = &["notes", "stats", "pyfail", "jsfail", "counter"];
@@ -32,16 +32,9 @@ fn limits() -> Limits {
     }
 }
 
-/// A host over an in-memory store with the named components loaded.
+/// A host over `store` with the named components loaded, under [`limits`].
 async fn host_with(names: &[&str], store: Arc<dyn Store>) -> (Arc<Host>, tempfile::TempDir) {
-    let dir = common::handlers_dir(names);
-    let config = HostConfig {
-        limits: limits(),
-        max_body: 0,
-    };
-    let host = Arc::new(Host::new(config, store).expect("host starts"));
-    host.load_dir(dir.path()).await.expect("folder loads");
-    (host, dir)
+    common::host_with_limits(names, store, limits()).await
 }
 
 struct Shared {
@@ -384,18 +377,28 @@ fn javascript_totals_survive_concurrent_records() {
     });
 }
 
+/// Runs `<domain>.<command>`, whose handler raises `exception`; checks the
+/// one `<domain>.error` event it answers with (a `handler_error` caused by
+/// the command, naming the exception) and returns its body.
+async fn raised(host: &Host, domain: &str, command: &str, exception: &str) -> serde_json::Value {
+    let key = format!("{domain}.{command}");
+    let error_key = format!("{domain}.error");
+    let c = cmd(&key, "{}").with_session(&format!("{domain}-crash"));
+    let events = call(host, c.clone()).await;
+    assert_eq!(keys(&events), [error_key.as_str()], "{events:?}");
+    assert_caused_by(&events[0], &c, &error_key);
+    assert_eq!(last_error(&events).as_deref(), Some("handler_error"));
+    let b = body(&events[0]);
+    assert_eq!(b["command"], key.as_str());
+    assert!(b["message"].as_str().unwrap().contains(exception), "{b}");
+    assert_eq!(b["context"]["exception"], exception);
+    b
+}
+
 #[test]
 fn a_python_exception_becomes_a_handler_error_event() {
     with_host(|host, _| async move {
-        let c = cmd("pyfail.raise", "{}").with_session("py-crash");
-        let events = call(&host, c.clone()).await;
-        assert_eq!(keys(&events), ["pyfail.error"], "{events:?}");
-        assert_caused_by(&events[0], &c, "pyfail.error");
-        assert_eq!(last_error(&events).as_deref(), Some("handler_error"));
-        let b = body(&events[0]);
-        assert_eq!(b["command"], "pyfail.raise");
-        assert!(b["message"].as_str().unwrap().contains("KeyError"), "{b}");
-        assert_eq!(b["context"]["exception"], "KeyError");
+        let b = raised(&host, "pyfail", "raise", "KeyError").await;
         let traceback = b["context"]["traceback"].to_string();
         assert!(traceback.contains("app.py"), "{traceback}");
         // An exception the helper does not catch still traps, as a Rust
@@ -412,15 +415,7 @@ fn a_python_exception_becomes_a_handler_error_event() {
 #[test]
 fn a_javascript_throw_becomes_a_handler_error_event() {
     with_host(|host, _| async move {
-        let c = cmd("jsfail.throw", "{}").with_session("js-crash");
-        let events = call(&host, c.clone()).await;
-        assert_eq!(keys(&events), ["jsfail.error"], "{events:?}");
-        assert_caused_by(&events[0], &c, "jsfail.error");
-        assert_eq!(last_error(&events).as_deref(), Some("handler_error"));
-        let b = body(&events[0]);
-        assert_eq!(b["command"], "jsfail.throw");
-        assert!(b["message"].as_str().unwrap().contains("TypeError"), "{b}");
-        assert_eq!(b["context"]["exception"], "TypeError");
+        raised(&host, "jsfail", "throw", "TypeError").await;
         assert_eq!(
             keys(&call(&host, cmd("jsfail.ok", "{}")).await),
             ["jsfail.fine"]

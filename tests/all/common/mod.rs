@@ -12,10 +12,11 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use parallel_you_core::bus::Collector;
+use parallel_you_core::bus::{Bus, Collector, InProcessBus, Subscription};
 use parallel_you_core::envelope::Envelope;
 use parallel_you_core::error::error_code_of;
 use parallel_you_core::{MemoryStore, Store};
+use parallel_you_host::host::Serving;
 use parallel_you_host::{Host, HostConfig, Limits};
 
 /// The folder holding every built component (bundled and test-only).
@@ -61,14 +62,64 @@ pub async fn host_with_store(
     names: &[&str],
     store: Arc<dyn Store>,
 ) -> (Arc<Host>, tempfile::TempDir) {
+    host_with_limits(names, store, test_limits()).await
+}
+
+/// A host over `store`, under `limits`, with the named components loaded.
+pub async fn host_with_limits(
+    names: &[&str],
+    store: Arc<dyn Store>,
+    limits: Limits,
+) -> (Arc<Host>, tempfile::TempDir) {
     let dir = handlers_dir(names);
     let config = HostConfig {
-        limits: test_limits(),
+        limits,
         max_body: 0,
     };
     let host = Arc::new(Host::new(config, store).expect("host starts"));
     host.load_dir(dir.path()).await.expect("folder loads");
     (host, dir)
+}
+
+/// A host with the named components loaded, serving them on a fresh
+/// in-process bus.
+pub struct OnBus {
+    pub host: Arc<Host>,
+    pub bus: Arc<InProcessBus>,
+    pub serving: Serving,
+    /// The handlers folder, removed when dropped.
+    pub handlers: tempfile::TempDir,
+}
+
+/// Starts an [`OnBus`] host.
+pub async fn serve_on_bus(names: &[&str]) -> OnBus {
+    let (host, handlers) = host_with(names).await;
+    let bus = Arc::new(InProcessBus::new());
+    let serving = host
+        .serve(bus.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    OnBus {
+        host,
+        bus,
+        serving,
+        handlers,
+    }
+}
+
+/// Subscribes to `pattern`, panicking if the bus refuses.
+pub async fn subscribe(bus: &dyn Bus, pattern: &str) -> Subscription {
+    bus.subscribe(pattern)
+        .await
+        .unwrap_or_else(|e| panic!("subscribe {pattern}: {e}"))
+}
+
+/// The next event of `events` if one comes `within`.
+pub async fn next_within(events: &mut Subscription, within: Duration) -> Option<Envelope> {
+    tokio::time::timeout(within, events.next())
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Dispatches a command and returns its events.

@@ -1,0 +1,9 @@
+//! Argument groups shared by several subcommands, one file per group.
+
+pub(crate) mod bus;
+pub(crate) mod cache;
+pub(crate) mod handlers;
+pub(crate) mod host;
+pub(crate) mod limits;
+pub(crate) mod listen;
+pub(crate) mod store;

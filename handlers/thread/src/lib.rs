@@ -45,105 +45,106 @@ struct ThreadDomain;
 
 impl Handler for ThreadDomain {
     fn router() -> Router {
+        let s = schema::all();
         Router::new("thread", env!("CARGO_PKG_VERSION"))
             .command("thread.saga.create", "Create a saga", create_saga)
-            .schema(schema::SAGA_CREATE)
+            .schema(&s.saga_create)
             .command(
                 "thread.story.create",
                 "Create a story under a saga",
                 create_story,
             )
-            .schema(schema::STORY_CREATE)
+            .schema(&s.story_create)
             .command(
                 "thread.task.create",
                 "Create a task, top-level or under a saga",
                 create_task,
             )
-            .schema(schema::TASK_CREATE)
+            .schema(&s.task_create)
             .command(
                 "thread.update",
                 "Change a thread's title, notes, priority, quantum or energy band",
                 update,
             )
-            .schema(schema::UPDATE)
+            .schema(&s.update)
             .command(
                 "thread.start",
                 "Start (or resume) a story or task: ready|parked → running",
                 start,
             )
-            .schema(schema::TARGET)
+            .schema(&s.target)
             .command(
                 "thread.park",
                 "Put a story or task aside: ready|running → parked",
                 park,
             )
-            .schema(schema::TARGET)
+            .schema(&s.target)
             .command(
                 "thread.block",
                 "Mark a story or task blocked, with a reason: ready|running → blocked",
                 block,
             )
-            .schema(schema::BLOCK)
+            .schema(&s.block)
             .command(
                 "thread.unblock",
                 "Unblock a story or task: blocked → ready",
                 unblock,
             )
-            .schema(schema::TARGET)
+            .schema(&s.target)
             .command(
                 "thread.complete",
                 "Finish a story or task (running → done) or a saga whose children are all done",
                 complete,
             )
-            .schema(schema::TARGET)
+            .schema(&s.target)
             .command(
                 "thread.archive",
                 "Archive a done thread (hidden from default listings)",
                 archive,
             )
-            .schema(schema::TARGET)
+            .schema(&s.target)
             .command(
                 "thread.delete",
                 "Delete a thread; a saga with children only with `cascade`",
                 delete,
             )
-            .schema(schema::DELETE)
+            .schema(&s.delete)
             .command("thread.get", "Read one thread", get)
-            .schema(schema::GET)
+            .schema(&s.get)
             .command(
                 "thread.list",
                 "List threads by text, kind, state, saga, sprint (archived hidden unless asked)",
                 list,
             )
-            .schema(schema::LIST)
+            .schema(&s.list)
             .command(
                 EXPIRE,
                 "Internal: delivered by a started thread's quantum timer",
                 expire,
             )
-            .schema(schema::EXPIRE)
+            .schema(&s.expire)
             .command("thread.sprint.create", "Create a sprint", create_sprint)
-            .schema(schema::SPRINT_CREATE)
+            .schema(&s.sprint_create)
             .command(
                 "thread.sprint.add_story",
                 "Plan a story in a sprint (moving it from any other)",
                 add_story,
             )
-            .schema(schema::SPRINT_STORY)
+            .schema(&s.sprint_story)
             .command(
                 "thread.sprint.remove_story",
                 "Take a story out of a sprint",
                 remove_story,
             )
-            .schema(schema::SPRINT_STORY)
+            .schema(&s.sprint_story)
             .command(
                 "thread.sprint.get",
                 "A sprint with its stories and the quantum planned vs. done",
                 get_sprint,
             )
-            .schema(schema::GET)
+            .schema(&s.get)
             .command("thread.sprint.list", "List every sprint", list_sprints)
-            .schema(schema::EMPTY)
+            .schema(&s.empty)
             .emits(&[
                 "thread.saga.created",
                 "thread.story.created",

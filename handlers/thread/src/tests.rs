@@ -1,6 +1,6 @@
 //! Native tests of what the handler decides before it calls the host:
 //! routing, body validation, ids, list filters. (The host imports panic
-//! outside wasm; the end-to-end tests in `tests/thread.rs` cover the rest.)
+//! outside wasm; the end-to-end tests in `tests/all/thread.rs` cover the rest.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use parallel_you_sdk::{Ctx, Error, Handler, Meta};

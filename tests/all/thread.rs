@@ -10,93 +10,181 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use common::{body, call, cmd, components, host_with, host_with_store};
+use common::{body, call, cmd, components, host_with_store};
 use parallel_you_core::bus::{Bus, InProcessBus, Subscription};
 use parallel_you_core::envelope::Envelope;
 use parallel_you_core::error::error_code_of;
 use parallel_you_core::store::{Document, Filter, MemoryStore, Store, StoreError};
+use parallel_you_host::host::Serving;
 use parallel_you_host::store::SqliteStore;
 use parallel_you_host::{timers, Host};
 use serde_json::{json, Value};
+use tempfile::TempDir;
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// Sends a command that must succeed; returns its events as (key, body).
-async fn run(host: &Host, key: &str, b: Value) -> Vec<(String, Value)> {
-    run_env(host, cmd(key, &b.to_string())).await
+/// The thread domain loaded in a host of its own, driven as a client
+/// drives it: commands in, events out.
+struct App {
+    host: Arc<Host>,
+    store: Arc<dyn Store>,
+    _dir: TempDir,
 }
 
-async fn run_env(host: &Host, c: Envelope) -> Vec<(String, Value)> {
-    let key = c.meta.routing_key.clone();
-    let events = call(host, c).await;
-    assert!(!events.is_empty(), "{key}: no event");
-    for e in &events {
-        assert_eq!(error_code_of(e), None, "{key} failed: {}", e.body.get());
+impl App {
+    /// Over a fresh in-memory store.
+    async fn start() -> Self {
+        Self::over(Arc::new(MemoryStore::new())).await
     }
-    events
-        .iter()
-        .map(|e| (e.meta.routing_key.clone(), body(e)))
-        .collect()
+
+    async fn over(store: Arc<dyn Store>) -> Self {
+        let (host, _dir) = host_with_store(&["thread"], store.clone()).await;
+        Self { host, store, _dir }
+    }
+
+    /// Sends a command that must succeed; returns its events as (key, body).
+    async fn run(&self, key: &str, b: Value) -> Vec<(String, Value)> {
+        self.run_env(cmd(key, &b.to_string())).await
+    }
+
+    async fn run_env(&self, c: Envelope) -> Vec<(String, Value)> {
+        let key = c.meta.routing_key.clone();
+        let events = call(&self.host, c).await;
+        assert!(!events.is_empty(), "{key}: no event");
+        for e in &events {
+            assert_eq!(error_code_of(e), None, "{key} failed: {}", e.body.get());
+        }
+        events
+            .iter()
+            .map(|e| (e.meta.routing_key.clone(), body(e)))
+            .collect()
+    }
+
+    /// Sends a command that must answer exactly one event `expect`; returns
+    /// its body.
+    async fn one(&self, key: &str, b: Value, expect: &str) -> Value {
+        let mut events = self.run(key, b).await;
+        assert_eq!(events.len(), 1, "{key}: {events:?}");
+        let (got, body) = events.remove(0);
+        assert_eq!(got, expect, "{key}");
+        body
+    }
+
+    /// Sends a command that must be refused with `code`; returns the error
+    /// body.
+    async fn refused(&self, key: &str, b: Value, code: &str) -> Value {
+        let events = call(&self.host, cmd(key, &b.to_string())).await;
+        assert_eq!(events.len(), 1, "{key} {b}: {events:?}");
+        let e = &events[0];
+        assert_eq!(
+            e.meta.routing_key,
+            "thread.error",
+            "{key} {b}: {}",
+            e.body.get()
+        );
+        let err = body(e);
+        assert_eq!(err["code"], code, "{key} {b}: {err}");
+        err
+    }
+
+    /// `thread.<command>` on the thread `id` (with a reason for `block`),
+    /// answered by its past-tense event; returns the thread it shows.
+    async fn act(&self, command: &str, id: &Value) -> Value {
+        let event = format!("thread.{}", past(command));
+        self.one(&format!("thread.{command}"), body_for(command, id), &event)
+            .await
+    }
+
+    /// `thread.<command>` on the thread `id`, refused with `code`.
+    async fn refuse(&self, command: &str, id: &Value, code: &str) -> Value {
+        self.refused(&format!("thread.{command}"), body_for(command, id), code)
+            .await
+    }
+
+    async fn saga(&self, b: Value) -> Value {
+        self.one("thread.saga.create", b, "thread.saga.created")
+            .await
+    }
+
+    async fn story(&self, b: Value) -> Value {
+        self.one("thread.story.create", b, "thread.story.created")
+            .await
+    }
+
+    async fn task(&self, b: Value) -> Value {
+        self.one("thread.task.create", b, "thread.task.created")
+            .await
+    }
+
+    async fn get(&self, id: &Value) -> Value {
+        self.one("thread.get", json!({ "id": id }), "thread.got")
+            .await
+    }
+
+    /// Ids of the threads a `thread.list` returns, in its order.
+    async fn listed(&self, filter: Value) -> Vec<String> {
+        let b = self.one("thread.list", filter, "thread.listed").await;
+        let threads = b["threads"].as_array().unwrap();
+        assert_eq!(b["count"], threads.len());
+        threads
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// `thread.sprint.<command>` with `b`, answered by `event`.
+    async fn sprint(&self, command: &str, b: Value, event: &str) -> Value {
+        let key = format!("thread.sprint.{command}");
+        self.one(&key, b, &format!("thread.sprint.{event}")).await
+    }
+
+    async fn pending_timers(&self) -> usize {
+        self.store
+            .list(timers::DOMAIN, timers::COLLECTION, &Filter::all())
+            .await
+            .unwrap()
+            .len()
+    }
+
+    /// Serves the host on an in-process bus and watches session `session`
+    /// (subscribed before serving, so nothing the start fires is missed).
+    async fn serve(&self, session: &str) -> Watch {
+        let bus = Arc::new(InProcessBus::new());
+        let sub = bus
+            .subscribe(&format!("session.{session}.#"))
+            .await
+            .unwrap();
+        let serving = self.host.serve(bus.clone()).await.unwrap();
+        Watch { sub, serving }
+    }
 }
 
-/// Sends a command that must answer exactly one event `expect`; returns
-/// its body.
-async fn one(host: &Host, key: &str, b: Value, expect: &str) -> Value {
-    let mut events = run(host, key, b).await;
-    assert_eq!(events.len(), 1, "{key}: {events:?}");
-    let (got, body) = events.remove(0);
-    assert_eq!(got, expect, "{key}");
-    body
+/// The past tense a transition's event is named with.
+fn past(command: &str) -> &str {
+    match command {
+        "start" => "started",
+        "park" => "parked",
+        "block" => "blocked",
+        "unblock" => "unblocked",
+        "complete" => "completed",
+        "archive" => "archived",
+        other => panic!("no transition `{other}`"),
+    }
 }
 
-/// Sends a command that must be refused; returns the error body.
-async fn refused(host: &Host, key: &str, b: Value) -> Value {
-    let events = call(host, cmd(key, &b.to_string())).await;
-    assert_eq!(events.len(), 1, "{key} {b}: {events:?}");
-    let e = &events[0];
-    assert_eq!(
-        e.meta.routing_key,
-        "thread.error",
-        "{key} {b}: {}",
-        e.body.get()
-    );
-    body(e)
+fn body_for(command: &str, id: &Value) -> Value {
+    if command == "block" {
+        json!({"id": id, "reason": "waiting"})
+    } else {
+        json!({"id": id})
+    }
 }
 
-/// Sends a command that must be refused with `code`; returns the error body.
-async fn refused_with(host: &Host, key: &str, b: Value, code: &str) -> Value {
-    let err = refused(host, key, b.clone()).await;
-    assert_eq!(err["code"], code, "{key} {b}: {err}");
-    err
-}
-
-async fn saga(host: &Host, b: Value) -> Value {
-    one(host, "thread.saga.create", b, "thread.saga.created").await
-}
-
-async fn story(host: &Host, b: Value) -> Value {
-    one(host, "thread.story.create", b, "thread.story.created").await
-}
-
-async fn task(host: &Host, b: Value) -> Value {
-    one(host, "thread.task.create", b, "thread.task.created").await
-}
-
-async fn get(host: &Host, id: &Value) -> Value {
-    one(host, "thread.get", json!({ "id": id }), "thread.got").await
-}
-
-/// Ids of the threads a `thread.list` returns.
-async fn listed(host: &Host, filter: Value) -> Vec<String> {
-    let b = one(host, "thread.list", filter, "thread.listed").await;
-    let threads = b["threads"].as_array().unwrap();
-    assert_eq!(b["count"], threads.len());
-    threads
-        .iter()
-        .map(|t| t["id"].as_str().unwrap().to_owned())
-        .collect()
+/// A command on the thread `id`, sent in session `session`.
+fn in_session(key: &str, id: &Value, session: &str) -> Envelope {
+    cmd(key, &json!({ "id": id }).to_string()).with_session(session)
 }
 
 /// Sorted ids of threads, or of ids given as JSON strings.
@@ -109,30 +197,53 @@ fn ids(items: &[&Value]) -> Vec<String> {
     v
 }
 
-async fn pending_timers(store: &dyn Store) -> usize {
-    store
-        .list(timers::DOMAIN, timers::COLLECTION, &Filter::all())
-        .await
-        .unwrap()
-        .len()
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
 }
 
-async fn next(sub: &mut Subscription, within: Duration) -> Option<Envelope> {
-    tokio::time::timeout(within, sub.next())
-        .await
-        .ok()
-        .flatten()
+/// A serving host and the events of one session.
+struct Watch {
+    sub: Subscription,
+    serving: Serving,
 }
 
-/// The next event on `sub` with routing key `key`, skipping others.
-async fn next_keyed(sub: &mut Subscription, key: &str, within: Duration) -> Option<Envelope> {
-    let until = Instant::now() + within;
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        let e = next(sub, left).await?;
-        if e.meta.routing_key == key {
-            return Some(e);
+impl Watch {
+    async fn next(&mut self, within: Duration) -> Option<Envelope> {
+        tokio::time::timeout(within, self.sub.next())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The next event with routing key `key`; the events skipped on the
+    /// way are pushed to `skipped`.
+    async fn next_keyed(
+        &mut self,
+        key: &str,
+        within: Duration,
+        skipped: &mut Vec<Envelope>,
+    ) -> Option<Envelope> {
+        let until = Instant::now() + within;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let e = self.next(left).await?;
+            if e.meta.routing_key == key {
+                return Some(e);
+            }
+            skipped.push(e);
         }
+    }
+
+    /// Asserts that nothing more arrives within `quiet`.
+    async fn assert_quiet(&mut self, quiet: Duration, what: &str) {
+        if let Some(e) = self.next(quiet).await {
+            panic!("{what}: {} {}", e.meta.routing_key, e.body.get());
+        }
+    }
+
+    fn stop(self) {
+        self.serving.stop();
     }
 }
 
@@ -142,13 +253,13 @@ async fn next_keyed(sub: &mut Subscription, key: &str, within: Duration) -> Opti
 
 #[tokio::test]
 async fn the_life_of_a_saga_with_two_stories() {
-    let (host, _dir) = host_with(&["thread"]).await;
+    let app = App::start().await;
     let c = cmd(
         "thread.saga.create",
         r#"{"title":"Ship v1","quantum":"1h"}"#,
     )
     .with_session("me");
-    let created = call(&host, c.clone()).await;
+    let created = call(&app.host, c.clone()).await;
     assert_eq!(created.len(), 1);
     assert_eq!(created[0].meta.routing_key, "thread.saga.created");
     assert_eq!(
@@ -164,117 +275,71 @@ async fn the_life_of_a_saga_with_two_stories() {
     assert_eq!(s["archived"], false);
     let saga_id = s["id"].clone();
 
-    let a = story(
-        &host,
-        json!({"saga_id": saga_id, "title": "Write the README", "notes": "Cover install and the CLI", "energy": "deep"}),
-    )
-    .await;
+    let a = app
+        .story(json!({"saga_id": saga_id, "title": "Write the README", "notes": "Cover install and the CLI", "energy": "deep"}))
+        .await;
     assert_eq!(a["state"], "ready");
     assert_eq!(a["energy"], "deep");
     assert_eq!(a["saga_id"], saga_id);
-    let b = story(
-        &host,
-        json!({"saga_id": saga_id, "title": "Tag the release", "priority": 2}),
-    )
-    .await;
+    let b = app
+        .story(json!({"saga_id": saga_id, "title": "Tag the release", "priority": 2}))
+        .await;
     assert_eq!(b["energy"], "moderate");
     assert_eq!(b["priority"], 2);
     let (a_id, b_id) = (a["id"].clone(), b["id"].clone());
 
     // Start, park, restart.
-    let started = one(&host, "thread.start", json!({"id": a_id}), "thread.started").await;
+    let started = app.act("start", &a_id).await;
     assert_eq!(started["state"], "running");
     assert_eq!(started["run"], 1);
     assert_eq!(started["version"], 2);
     assert!(started["timer_id"].is_string());
     assert!(started["quantum_ends_at"].is_string());
-    let parked = one(&host, "thread.park", json!({"id": a_id}), "thread.parked").await;
+    let parked = app.act("park", &a_id).await;
     assert_eq!(parked["state"], "parked");
     assert_eq!(parked["timer_id"], Value::Null);
-    let restarted = one(&host, "thread.start", json!({"id": a_id}), "thread.started").await;
+    let restarted = app.act("start", &a_id).await;
     assert_eq!(restarted["run"], 2);
     assert_ne!(restarted["timer_id"], started["timer_id"]);
 
     // Block (from running) and unblock.
-    let blocked = one(
-        &host,
-        "thread.block",
-        json!({"id": a_id, "reason": "waiting for the logo"}),
-        "thread.blocked",
-    )
-    .await;
+    let blocked = app
+        .one(
+            "thread.block",
+            json!({"id": a_id, "reason": "waiting for the logo"}),
+            "thread.blocked",
+        )
+        .await;
     assert_eq!(blocked["state"], "blocked");
     assert_eq!(blocked["blocked_reason"], "waiting for the logo");
-    let unblocked = one(
-        &host,
-        "thread.unblock",
-        json!({"id": a_id}),
-        "thread.unblocked",
-    )
-    .await;
+    let unblocked = app.act("unblock", &a_id).await;
     assert_eq!(unblocked["state"], "ready");
     assert_eq!(unblocked["blocked_reason"], Value::Null);
 
     // The saga cannot be completed while a story is open.
-    let err = refused_with(
-        &host,
-        "thread.complete",
-        json!({"id": saga_id}),
-        "invalid_transition",
-    )
-    .await;
+    let err = app.refuse("complete", &saga_id, "invalid_transition").await;
     assert_eq!(err["context"]["current_state"], "active");
     let open = err["context"]["open_children"].as_array().unwrap();
     assert_eq!(open.len(), 2, "{err}");
 
     // Complete both stories, then the saga.
-    one(&host, "thread.start", json!({"id": a_id}), "thread.started").await;
-    let done = one(
-        &host,
-        "thread.complete",
-        json!({"id": a_id}),
-        "thread.completed",
-    )
-    .await;
+    app.act("start", &a_id).await;
+    let done = app.act("complete", &a_id).await;
     assert_eq!(done["state"], "done");
     assert_eq!(done["run"], 3);
     assert!(done["completed_at"].is_string());
-    one(&host, "thread.start", json!({"id": b_id}), "thread.started").await;
-    one(
-        &host,
-        "thread.complete",
-        json!({"id": b_id}),
-        "thread.completed",
-    )
-    .await;
-    let saga_done = one(
-        &host,
-        "thread.complete",
-        json!({"id": saga_id}),
-        "thread.completed",
-    )
-    .await;
+    app.act("start", &b_id).await;
+    app.act("complete", &b_id).await;
+    let saga_done = app.act("complete", &saga_id).await;
     assert_eq!(saga_done["state"], "done");
 
     // Archive one story and the saga.
-    let archived = one(
-        &host,
-        "thread.archive",
-        json!({"id": a_id}),
-        "thread.archived",
-    )
-    .await;
+    let archived = app.act("archive", &a_id).await;
     assert_eq!(archived["archived"], true);
     assert!(archived["archived_at"].is_string());
     assert_eq!(archived["state"], "done");
-    one(
-        &host,
-        "thread.archive",
-        json!({"id": saga_id}),
-        "thread.archived",
-    )
-    .await;
-    let got = get(&host, &a_id).await;
+    app.act("archive", &saga_id).await;
+    let got = app.get(&a_id).await;
     assert_eq!(
         got, archived,
         "thread.got shows the state the last event showed"
@@ -282,63 +347,55 @@ async fn the_life_of_a_saga_with_two_stories() {
 
     // Listings: archived hidden by default, the archive on demand.
     let all = ids(&[&saga_id, &a_id, &b_id]);
-    assert_eq!(listed(&host, json!({})).await, vec![b_id.as_str().unwrap()]);
-    let mut archive = listed(&host, json!({"archived": true})).await;
-    archive.sort();
+    assert_eq!(app.listed(json!({})).await, vec![b_id.as_str().unwrap()]);
+    let archive = sorted(app.listed(json!({"archived": true})).await);
     assert_eq!(archive, ids(&[&saga_id, &a_id]));
-    let mut any = listed(&host, json!({"archived": "any"})).await;
-    any.sort();
+    let any = sorted(app.listed(json!({"archived": "any"})).await);
     assert_eq!(any, all);
     assert_eq!(
-        listed(
-            &host,
-            json!({"saga_id": saga_id, "archived": "any", "kind": "story"})
-        )
-        .await,
+        app.listed(json!({"saga_id": saga_id, "archived": "any", "kind": "story"}))
+            .await,
         ids(&[&a_id, &b_id]),
     );
     assert_eq!(
-        listed(
-            &host,
-            json!({"state": "done", "kind": "saga", "archived": "any"})
-        )
-        .await,
+        app.listed(json!({"state": "done", "kind": "saga", "archived": "any"}))
+            .await,
         vec![saga_id.as_str().unwrap()]
     );
 
     // Free text, case-insensitive, over titles and notes.
     assert_eq!(
-        listed(&host, json!({"text": "readme", "archived": "any"})).await,
+        app.listed(json!({"text": "readme", "archived": "any"}))
+            .await,
         vec![a_id.as_str().unwrap()],
         "a title match"
     );
     assert_eq!(
-        listed(&host, json!({"text": "THE CLI", "archived": "any"})).await,
+        app.listed(json!({"text": "THE CLI", "archived": "any"}))
+            .await,
         vec![a_id.as_str().unwrap()],
         "a notes match"
     );
     assert!(
-        listed(&host, json!({"text": "readme"})).await.is_empty(),
+        app.listed(json!({"text": "readme"})).await.is_empty(),
         "the archived match stays hidden"
     );
-    let mut both = listed(
-        &host,
-        json!({"text": "e", "archived": "any", "kind": "story"}),
-    )
-    .await;
-    both.sort();
+    let both = sorted(
+        app.listed(json!({"text": "e", "archived": "any", "kind": "story"}))
+            .await,
+    );
     assert_eq!(
         both,
         ids(&[&a_id, &b_id]),
         "a thread matching twice is listed once"
     );
-    let page = one(
-        &host,
-        "thread.list",
-        json!({"archived": "any", "limit": 2}),
-        "thread.listed",
-    )
-    .await;
+    let page = app
+        .one(
+            "thread.list",
+            json!({"archived": "any", "limit": 2}),
+            "thread.listed",
+        )
+        .await;
     assert_eq!(page["count"], 2);
     assert_eq!(page["more"], true);
 }
@@ -350,8 +407,8 @@ async fn the_life_of_a_saga_with_two_stories() {
 const COMMANDS: [&str; 6] = ["start", "park", "block", "unblock", "complete", "archive"];
 
 /// Drives a fresh task to `state` (plus `archived`) with real commands.
-async fn task_in(host: &Host, state: &str) -> Value {
-    let t = task(host, json!({"title": format!("a {state} task")})).await;
+async fn task_in(app: &App, state: &str) -> Value {
+    let t = app.task(json!({"title": format!("a {state} task")})).await;
     let id = t["id"].clone();
     let path: &[&str] = match state {
         "ready" => &[],
@@ -363,22 +420,14 @@ async fn task_in(host: &Host, state: &str) -> Value {
         _ => unreachable!(),
     };
     for step in path {
-        run(host, &format!("thread.{step}"), body_for(step, &id)).await;
+        app.act(step, &id).await;
     }
     id
 }
 
-fn body_for(command: &str, id: &Value) -> Value {
-    if command == "block" {
-        json!({"id": id, "reason": "waiting"})
-    } else {
-        json!({"id": id})
-    }
-}
-
 #[tokio::test]
 async fn every_refused_transition_is_invalid_transition() {
-    let (host, _dir) = host_with(&["thread"]).await;
+    let app = App::start().await;
     let allowed = |state: &str, command: &str| {
         matches!(
             (state, command),
@@ -392,14 +441,13 @@ async fn every_refused_transition_is_invalid_transition() {
     let mut refusals = 0;
     for state in ["ready", "running", "parked", "blocked", "done", "archived"] {
         for command in COMMANDS {
-            let id = task_in(&host, state).await;
-            let before = get(&host, &id).await;
-            let key = format!("thread.{command}");
+            let id = task_in(&app, state).await;
+            let before = app.get(&id).await;
             if allowed(state, command) {
-                run(&host, &key, body_for(command, &id)).await;
+                app.act(command, &id).await;
                 continue;
             }
-            let err = refused_with(&host, &key, body_for(command, &id), "invalid_transition").await;
+            let err = app.refuse(command, &id, "invalid_transition").await;
             let current = if state == "archived" { "done" } else { state };
             assert_eq!(
                 err["context"]["current_state"], current,
@@ -408,149 +456,110 @@ async fn every_refused_transition_is_invalid_transition() {
             assert_eq!(err["context"]["command"], command);
             let message = err["message"].as_str().unwrap();
             assert!(message.contains(&format!("it is {current}")), "{message}");
-            assert_eq!(get(&host, &id).await, before, "a refusal changes nothing");
+            assert_eq!(app.get(&id).await, before, "a refusal changes nothing");
             refusals += 1;
         }
     }
     assert_eq!(refusals, 36 - 9, "every pair but the nine allowed ones");
 
     // Sagas are not worked on directly, and archive only when done.
-    let s = saga(&host, json!({"title": "s"})).await;
+    let s = app.saga(json!({"title": "s"})).await;
     for command in ["start", "park", "block", "unblock", "archive"] {
-        let err = refused_with(
-            &host,
-            &format!("thread.{command}"),
-            body_for(command, &s["id"]),
+        let err = app.refuse(command, &s["id"], "invalid_transition").await;
+        assert_eq!(err["context"]["current_state"], "active", "{command}");
+    }
+    app.act("complete", &s["id"]).await;
+    let err = app.refuse("complete", &s["id"], "invalid_transition").await;
+    assert_eq!(err["context"]["current_state"], "done");
+    // A done saga takes no new stories.
+    let err = app
+        .refused(
+            "thread.story.create",
+            json!({"saga_id": s["id"], "title": "late"}),
             "invalid_transition",
         )
         .await;
-        assert_eq!(err["context"]["current_state"], "active", "{command}");
-    }
-    one(
-        &host,
-        "thread.complete",
-        json!({"id": s["id"]}),
-        "thread.completed",
-    )
-    .await;
-    let err = refused_with(
-        &host,
-        "thread.complete",
-        json!({"id": s["id"]}),
-        "invalid_transition",
-    )
-    .await;
-    assert_eq!(err["context"]["current_state"], "done");
-    // A done saga takes no new stories.
-    let err = refused_with(
-        &host,
-        "thread.story.create",
-        json!({"saga_id": s["id"], "title": "late"}),
-        "invalid_transition",
-    )
-    .await;
     assert_eq!(err["context"]["current_state"], "done");
 }
 
 #[tokio::test]
 async fn missing_and_malformed_things_are_refused() {
-    let (host, _dir) = host_with(&["thread"]).await;
+    let app = App::start().await;
+    let nope = json!("nope");
     for command in COMMANDS {
-        let err = refused_with(
-            &host,
-            &format!("thread.{command}"),
-            body_for(command, &json!("nope")),
-            "not_found",
-        )
-        .await;
+        let err = app.refuse(command, &nope, "not_found").await;
         assert_eq!(err["context"]["id"], "nope");
     }
-    refused_with(&host, "thread.get", json!({"id": "nope"}), "not_found").await;
-    refused_with(&host, "thread.delete", json!({"id": "nope"}), "not_found").await;
-    refused_with(
-        &host,
-        "thread.update",
-        json!({"id": "nope", "title": "x"}),
-        "not_found",
-    )
-    .await;
-    refused_with(
-        &host,
-        "thread.story.create",
-        json!({"saga_id": "nope", "title": "x"}),
-        "not_found",
-    )
-    .await;
-    let t = task(&host, json!({"title": "a task"})).await;
-    refused_with(
-        &host,
-        "thread.story.create",
-        json!({"saga_id": t["id"], "title": "under a task"}),
-        "validation",
-    )
-    .await;
-    refused_with(
-        &host,
-        "thread.story.create",
-        json!({"title": "orphan"}),
-        "validation",
-    )
-    .await;
-    refused_with(
-        &host,
-        "thread.saga.create",
-        json!({"title": "x", "quantum": "soon"}),
-        "validation",
-    )
-    .await;
-    refused_with(
-        &host,
-        "thread.block",
-        json!({"id": t["id"], "reason": " "}),
-        "validation",
-    )
-    .await;
-    refused_with(&host, "thread.update", json!({"id": t["id"]}), "validation").await;
-    refused_with(
-        &host,
-        "thread.list",
-        json!({"archived": "maybe"}),
-        "validation",
-    )
-    .await;
-    let s = saga(&host, json!({"title": "s"})).await;
-    refused_with(
-        &host,
-        "thread.update",
-        json!({"id": s["id"], "energy": "deep"}),
-        "validation",
-    )
-    .await;
+    let t = app.task(json!({"title": "a task"})).await;
+    let s = app.saga(json!({"title": "s"})).await;
+    for (key, b, code) in [
+        ("thread.get", json!({"id": "nope"}), "not_found"),
+        ("thread.delete", json!({"id": "nope"}), "not_found"),
+        (
+            "thread.update",
+            json!({"id": "nope", "title": "x"}),
+            "not_found",
+        ),
+        (
+            "thread.story.create",
+            json!({"saga_id": "nope", "title": "x"}),
+            "not_found",
+        ),
+        (
+            "thread.story.create",
+            json!({"saga_id": t["id"], "title": "under a task"}),
+            "validation",
+        ),
+        (
+            "thread.story.create",
+            json!({"title": "orphan"}),
+            "validation",
+        ),
+        (
+            "thread.saga.create",
+            json!({"title": "x", "quantum": "soon"}),
+            "validation",
+        ),
+        (
+            "thread.block",
+            json!({"id": t["id"], "reason": " "}),
+            "validation",
+        ),
+        ("thread.update", json!({"id": t["id"]}), "validation"),
+        ("thread.list", json!({"archived": "maybe"}), "validation"),
+        (
+            "thread.update",
+            json!({"id": s["id"], "energy": "deep"}),
+            "validation",
+        ),
+    ] {
+        app.refused(key, b, code).await;
+    }
 }
 
 #[tokio::test]
 async fn ids_come_from_the_message_id_or_the_client() {
-    let (host, _dir) = host_with(&["thread"]).await;
+    let app = App::start().await;
     let c = cmd("thread.saga.create", r#"{"title":"Ship v1"}"#);
-    let events = run_env(&host, c.clone()).await;
+    let events = app.run_env(c.clone()).await;
     let id = events[0].1["id"].as_str().unwrap().to_owned();
     assert_eq!(id, format!("saga_{}", c.meta.message_id.to_lowercase()));
     assert_eq!(events[0].1["quantum"], "50m", "the default quantum");
     // A redelivered command is not run again: still one saga.
-    run_env(&host, c).await;
-    assert_eq!(listed(&host, json!({"kind": "saga"})).await, vec![id]);
+    app.run_env(c).await;
+    assert_eq!(app.listed(json!({"kind": "saga"})).await, vec![id]);
 
-    let mine = saga(&host, json!({"id": "ship-v2", "title": "Ship v2"})).await;
+    let mine = app.saga(json!({"id": "ship-v2", "title": "Ship v2"})).await;
     assert_eq!(mine["id"], "ship-v2");
-    let err = refused_with(
-        &host,
-        "thread.task.create",
-        json!({"id": "ship-v2", "title": "taken"}),
-        "conflict",
-    )
-    .await;
+    let err = app
+        .refused(
+            "thread.task.create",
+            json!({"id": "ship-v2", "title": "taken"}),
+            "conflict",
+        )
+        .await;
     assert_eq!(err["context"]["current_version"], 1);
-    let t = task(&host, json!({"title": "t"})).await;
+    let t = app.task(json!({"title": "t"})).await;
     assert!(t["id"].as_str().unwrap().starts_with("task_"));
 }
 
@@ -558,47 +567,38 @@ async fn ids_come_from_the_message_id_or_the_client() {
 // Quantum inheritance
 // ---------------------------------------------------------------------------
 
+/// The quantum a thread shows and whether it is the thread's own.
+fn quantum_of(t: &Value) -> (&Value, &Value) {
+    (&t["quantum"], &t["quantum_overridden"])
+}
+
 #[tokio::test]
 async fn quantum_is_inherited_unless_overridden() {
-    let (host, _dir) = host_with(&["thread"]).await;
-    let s = saga(&host, json!({"title": "s", "quantum": "1h"})).await;
+    let app = App::start().await;
+    let s = app.saga(json!({"title": "s", "quantum": "1h"})).await;
     let sid = s["id"].clone();
-    let follows = story(&host, json!({"saga_id": sid, "title": "follows"})).await;
-    assert_eq!(
-        (&follows["quantum"], &follows["quantum_overridden"]),
-        (&json!("1h"), &json!(false))
-    );
+    let follows = app.story(json!({"saga_id": sid, "title": "follows"})).await;
+    assert_eq!(quantum_of(&follows), (&json!("1h"), &json!(false)));
     assert_eq!(follows["quantum_ms"], 3_600_000);
-    let own = story(
-        &host,
-        json!({"saga_id": sid, "title": "own", "quantum": "25m"}),
-    )
-    .await;
-    assert_eq!(
-        (&own["quantum"], &own["quantum_overridden"]),
-        (&json!("25m"), &json!(true))
-    );
-    let sub_task = task(
-        &host,
-        json!({"saga_id": sid, "title": "a task under the saga"}),
-    )
-    .await;
+    let own = app
+        .story(json!({"saga_id": sid, "title": "own", "quantum": "25m"}))
+        .await;
+    assert_eq!(quantum_of(&own), (&json!("25m"), &json!(true)));
+    let sub_task = app
+        .task(json!({"saga_id": sid, "title": "a task under the saga"}))
+        .await;
     assert_eq!(sub_task["quantum"], "1h");
-    let lone = task(&host, json!({"title": "top-level"})).await;
-    assert_eq!(
-        (&lone["quantum"], &lone["quantum_overridden"]),
-        (&json!("50m"), &json!(false))
-    );
-    let canonical = task(&host, json!({"title": "canonical", "quantum": "90m"})).await;
+    let lone = app.task(json!({"title": "top-level"})).await;
+    assert_eq!(quantum_of(&lone), (&json!("50m"), &json!(false)));
+    let canonical = app
+        .task(json!({"title": "canonical", "quantum": "90m"}))
+        .await;
     assert_eq!(canonical["quantum"], "1h30m");
 
     // Changing the saga's quantum changes its followers, not the others.
-    let events = run(
-        &host,
-        "thread.update",
-        json!({"id": sid, "quantum": "1h30m"}),
-    )
-    .await;
+    let events = app
+        .run("thread.update", json!({"id": sid, "quantum": "1h30m"}))
+        .await;
     assert!(
         events.iter().all(|(k, _)| k == "thread.updated"),
         "{events:?}"
@@ -613,67 +613,57 @@ async fn quantum_is_inherited_unless_overridden() {
         assert_eq!(child["quantum_overridden"], false);
         assert_eq!(child["version"], 2);
     }
-    assert_eq!(get(&host, &own["id"]).await["quantum"], "25m");
-    assert_eq!(get(&host, &own["id"]).await["version"], 1, "untouched");
-    assert_eq!(get(&host, &lone["id"]).await["quantum"], "50m");
+    assert_eq!(app.get(&own["id"]).await["quantum"], "25m");
+    assert_eq!(app.get(&own["id"]).await["version"], 1, "untouched");
+    assert_eq!(app.get(&lone["id"]).await["quantum"], "50m");
 
     // `null` goes back to following the saga; a quantum of its own overrides.
-    let back = one(
-        &host,
-        "thread.update",
-        json!({"id": own["id"], "quantum": null}),
-        "thread.updated",
-    )
-    .await;
-    assert_eq!(
-        (&back["quantum"], &back["quantum_overridden"]),
-        (&json!("1h30m"), &json!(false))
-    );
-    let over = one(
-        &host,
-        "thread.update",
-        json!({"id": follows["id"], "quantum": "45m"}),
-        "thread.updated",
-    )
-    .await;
-    assert_eq!(
-        (&over["quantum"], &over["quantum_overridden"]),
-        (&json!("45m"), &json!(true))
-    );
-    let events = run(&host, "thread.update", json!({"id": sid, "quantum": "2h"})).await;
+    let update = |id: &Value, quantum: Value| json!({"id": id, "quantum": quantum});
+    let back = app
+        .one(
+            "thread.update",
+            update(&own["id"], Value::Null),
+            "thread.updated",
+        )
+        .await;
+    assert_eq!(quantum_of(&back), (&json!("1h30m"), &json!(false)));
+    let over = app
+        .one(
+            "thread.update",
+            update(&follows["id"], json!("45m")),
+            "thread.updated",
+        )
+        .await;
+    assert_eq!(quantum_of(&over), (&json!("45m"), &json!(true)));
+    let events = app.run("thread.update", update(&sid, json!("2h"))).await;
     let mut followers: Vec<&Value> = events.iter().skip(1).map(|(_, b)| b).collect();
     followers.sort_by_key(|b| b["id"].as_str().unwrap().to_owned());
     assert_eq!(ids(&followers), ids(&[&own["id"], &sub_task["id"]]));
-    assert_eq!(get(&host, &follows["id"]).await["quantum"], "45m");
+    assert_eq!(app.get(&follows["id"]).await["quantum"], "45m");
 
     // Bad quanta are validation errors, and change nothing.
     for bad in ["", "1x", "30m1h", "0m", "25h", "1h 30m"] {
-        let err = refused_with(
-            &host,
-            "thread.update",
-            json!({"id": sid, "quantum": bad}),
-            "validation",
-        )
-        .await;
+        let err = app
+            .refused("thread.update", update(&sid, json!(bad)), "validation")
+            .await;
         assert_eq!(err["context"]["quantum"], bad);
     }
-    refused_with(
-        &host,
+    app.refused(
         "thread.story.create",
         json!({"saga_id": sid, "title": "x", "quantum": "fast"}),
         "validation",
     )
     .await;
-    assert_eq!(get(&host, &sid).await["quantum"], "2h");
+    assert_eq!(app.get(&sid).await["quantum"], "2h");
 
     // Other fields.
-    let upd = one(
-        &host,
-        "thread.update",
-        json!({"id": lone["id"], "title": "renamed", "notes": "n", "priority": 3, "energy": "light"}),
-        "thread.updated",
-    )
-    .await;
+    let upd = app
+        .one(
+            "thread.update",
+            json!({"id": lone["id"], "title": "renamed", "notes": "n", "priority": 3, "energy": "light"}),
+            "thread.updated",
+        )
+        .await;
     assert_eq!(
         (
             &upd["title"],
@@ -691,17 +681,17 @@ async fn quantum_is_inherited_unless_overridden() {
 
 #[tokio::test]
 async fn a_stale_expected_version_is_a_conflict() {
-    let (host, _dir) = host_with(&["thread"]).await;
-    let t = task(&host, json!({"title": "t"})).await;
+    let app = App::start().await;
+    let t = app.task(json!({"title": "t"})).await;
     let id = t["id"].clone();
     assert_eq!(t["version"], 1);
-    let v2 = one(
-        &host,
-        "thread.update",
-        json!({"id": id, "notes": "x", "expected_version": 1}),
-        "thread.updated",
-    )
-    .await;
+    let v2 = app
+        .one(
+            "thread.update",
+            json!({"id": id, "notes": "x", "expected_version": 1}),
+            "thread.updated",
+        )
+        .await;
     assert_eq!(v2["version"], 2);
     for (key, b) in [
         (
@@ -715,18 +705,18 @@ async fn a_stale_expected_version_is_a_conflict() {
         ),
         ("thread.delete", json!({"id": id, "expected_version": 1})),
     ] {
-        let err = refused_with(&host, key, b, "conflict").await;
+        let err = app.refused(key, b, "conflict").await;
         assert_eq!(err["context"]["current_version"], 2, "{key}");
     }
-    let started = one(
-        &host,
-        "thread.start",
-        json!({"id": id, "expected_version": 2}),
-        "thread.started",
-    )
-    .await;
+    let started = app
+        .one(
+            "thread.start",
+            json!({"id": id, "expected_version": 2}),
+            "thread.started",
+        )
+        .await;
     assert_eq!(started["version"], 3);
-    assert_eq!(get(&host, &id).await["notes"], "x");
+    assert_eq!(app.get(&id).await["notes"], "x");
 }
 
 /// A store that makes the next two reads of one document wait for each
@@ -804,17 +794,14 @@ async fn two_concurrent_starts_do_not_both_succeed() {
         armed: AtomicUsize::new(0),
         barrier: tokio::sync::Barrier::new(2),
     });
-    let (host, _dir) = host_with_store(&["thread"], store.clone()).await;
-    let s = saga(&host, json!({"title": "s"})).await;
-    story(
-        &host,
-        json!({"id": "race", "saga_id": s["id"], "title": "raced"}),
-    )
-    .await;
+    let app = App::over(store.clone()).await;
+    let s = app.saga(json!({"title": "s"})).await;
+    app.story(json!({"id": "race", "saga_id": s["id"], "title": "raced"}))
+        .await;
     store.armed.store(2, Ordering::SeqCst);
     let starts: Vec<_> = (0..2)
         .map(|_| {
-            let host = host.clone();
+            let host = app.host.clone();
             tokio::spawn(async move { call(&host, cmd("thread.start", r#"{"id":"race"}"#)).await })
         })
         .collect();
@@ -831,13 +818,13 @@ async fn two_concurrent_starts_do_not_both_succeed() {
         ["conflict", "thread.started"],
         "both read version 1; one write must lose"
     );
-    let got = get(&host, &json!("race")).await;
+    let got = app.get(&json!("race")).await;
     assert_eq!(
         (got["run"].as_u64(), got["version"].as_u64()),
         (Some(1), Some(2))
     );
     assert_eq!(
-        pending_timers(store.as_ref()).await,
+        app.pending_timers().await,
         1,
         "the loser cancelled its timer"
     );
@@ -849,28 +836,26 @@ async fn two_concurrent_starts_do_not_both_succeed() {
 
 #[tokio::test]
 async fn a_short_quantum_expires_once() {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let (host, _dir) = host_with_store(&["thread"], store.clone()).await;
-    let bus = Arc::new(InProcessBus::new());
-    let serving = host.serve(bus.clone()).await.unwrap();
-    let mut session = bus.subscribe("session.q1.#").await.unwrap();
-    let s = saga(&host, json!({"title": "s", "quantum": "300ms"})).await;
-    let st = story(&host, json!({"saga_id": s["id"], "title": "quick"})).await;
+    let app = App::start().await;
+    let mut session = app.serve("q1").await;
+    let s = app.saga(json!({"title": "s", "quantum": "300ms"})).await;
+    let st = app
+        .story(json!({"saga_id": s["id"], "title": "quick"}))
+        .await;
     assert_eq!(st["quantum"], "300ms");
     let began = Instant::now();
-    let started = run_env(
-        &host,
-        cmd("thread.start", &json!({"id": st["id"]}).to_string()).with_session("q1"),
-    )
-    .await;
-    assert_eq!(pending_timers(store.as_ref()).await, 1);
-    let expired = next_keyed(
-        &mut session,
-        "thread.quantum.expired",
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("the quantum expires");
+    let started = app
+        .run_env(in_session("thread.start", &st["id"], "q1"))
+        .await;
+    assert_eq!(app.pending_timers().await, 1);
+    let expired = session
+        .next_keyed(
+            "thread.quantum.expired",
+            Duration::from_secs(5),
+            &mut Vec::new(),
+        )
+        .await
+        .expect("the quantum expires");
     assert!(
         began.elapsed() >= Duration::from_millis(300),
         "early: {:?}",
@@ -887,151 +872,122 @@ async fn a_short_quantum_expires_once() {
     assert_eq!(b["timer_id"], Value::Null);
     assert!(b["quantum_expired_at"].is_string());
     assert_eq!(b["version"], started[0].1["version"].as_u64().unwrap() + 1);
-    assert!(
-        next(&mut session, Duration::from_millis(700))
-            .await
-            .is_none(),
-        "expired twice"
-    );
-    assert_eq!(pending_timers(store.as_ref()).await, 0);
+    session
+        .assert_quiet(Duration::from_millis(700), "expired twice")
+        .await;
+    assert_eq!(app.pending_timers().await, 0);
     // Completing after the expiry is fine.
-    one(
-        &host,
-        "thread.complete",
-        json!({"id": st["id"]}),
-        "thread.completed",
-    )
-    .await;
-    serving.stop();
+    app.act("complete", &st["id"]).await;
+    session.stop();
 }
 
 #[tokio::test]
 async fn completing_parking_or_restarting_cancels_the_quantum() {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let (host, _dir) = host_with_store(&["thread"], store.clone()).await;
-    let bus = Arc::new(InProcessBus::new());
-    let serving = host.serve(bus.clone()).await.unwrap();
-    let mut session = bus.subscribe("session.q2.#").await.unwrap();
-    let on_session =
-        |key: &str, id: &Value| cmd(key, &json!({"id": id}).to_string()).with_session("q2");
-    let s = saga(&host, json!({"title": "s"})).await;
-    let done = story(
-        &host,
-        json!({"saga_id": s["id"], "title": "done fast", "quantum": "300ms"}),
-    )
-    .await;
-    let parked = task(&host, json!({"title": "parked", "quantum": "300ms"})).await;
-    let again = task(&host, json!({"title": "restarted", "quantum": "400ms"})).await;
+    let app = App::start().await;
+    let mut session = app.serve("q2").await;
+    let s = app.saga(json!({"title": "s"})).await;
+    let done = app
+        .story(json!({"saga_id": s["id"], "title": "done fast", "quantum": "300ms"}))
+        .await;
+    let parked = app
+        .task(json!({"title": "parked", "quantum": "300ms"}))
+        .await;
+    let again = app
+        .task(json!({"title": "restarted", "quantum": "400ms"}))
+        .await;
 
-    run_env(&host, on_session("thread.start", &done["id"])).await;
-    run_env(&host, on_session("thread.complete", &done["id"])).await;
-    run_env(&host, on_session("thread.start", &parked["id"])).await;
-    run_env(&host, on_session("thread.park", &parked["id"])).await;
-    run_env(&host, on_session("thread.start", &again["id"])).await;
-    run_env(&host, on_session("thread.park", &again["id"])).await;
-    run_env(&host, on_session("thread.start", &again["id"])).await;
+    for (command, t) in [
+        ("start", &done),
+        ("complete", &done),
+        ("start", &parked),
+        ("park", &parked),
+        ("start", &again),
+        ("park", &again),
+        ("start", &again),
+    ] {
+        let key = format!("thread.{command}");
+        app.run_env(in_session(&key, &t["id"], "q2")).await;
+    }
     assert_eq!(
-        pending_timers(store.as_ref()).await,
+        app.pending_timers().await,
         1,
         "only the current run's timer is left"
     );
 
-    // Everything the session sees from here: one expiry, of the second run.
-    let mut seen = Vec::new();
-    let until = Instant::now() + Duration::from_millis(1500);
-    while let Some(e) = next(
-        &mut session,
-        until.saturating_duration_since(Instant::now()),
-    )
-    .await
-    {
-        seen.push(e);
-    }
-    let expiries: Vec<Value> = seen
-        .iter()
-        .filter(|e| e.meta.routing_key == "thread.quantum.expired")
-        .map(body)
-        .collect();
-    assert_eq!(expiries.len(), 1, "{expiries:?}");
-    assert_eq!(expiries[0]["id"], again["id"]);
-    assert_eq!(expiries[0]["run"], 2);
-    assert_eq!(pending_timers(store.as_ref()).await, 0);
-    serving.stop();
+    // Everything the session sees from here: one expiry, of the second run
+    // (the cancelled timers were due before it), then nothing.
+    let mut before = Vec::new();
+    let expired = session
+        .next_keyed(
+            "thread.quantum.expired",
+            Duration::from_secs(5),
+            &mut before,
+        )
+        .await
+        .expect("the current run's quantum expires");
+    assert!(
+        before
+            .iter()
+            .all(|e| e.meta.routing_key != "thread.quantum.expired"),
+        "{before:?}"
+    );
+    let expiry = body(&expired);
+    assert_eq!(expiry["id"], again["id"]);
+    assert_eq!(expiry["run"], 2);
+    session
+        .assert_quiet(Duration::from_millis(1000), "a cancelled quantum expired")
+        .await;
+    assert_eq!(app.pending_timers().await, 0);
+    session.stop();
 }
 
 #[tokio::test]
 async fn only_the_timer_of_the_current_run_expires_a_quantum() {
-    let (host, _dir) = host_with(&["thread"]).await;
-    let t = task(&host, json!({"title": "t"})).await;
-    let started = one(
-        &host,
-        "thread.start",
-        json!({"id": t["id"]}),
-        "thread.started",
-    )
-    .await;
+    let app = App::start().await;
+    let t = app.task(json!({"title": "t"})).await;
+    let started = app.act("start", &t["id"]).await;
     // A client sending the timer's command, even with the right run, is not
     // the timer: nothing happens.
-    let events = call(
-        &host,
-        cmd(
-            "thread.quantum.expire",
-            &json!({"id": t["id"], "run": 1}).to_string(),
-        ),
-    )
-    .await;
+    let expire = |b: Value| cmd("thread.quantum.expire", &b.to_string());
+    let events = call(&app.host, expire(json!({"id": t["id"], "run": 1}))).await;
     assert!(events.is_empty(), "{events:?}");
-    assert_eq!(get(&host, &t["id"]).await, started, "unchanged");
+    assert_eq!(app.get(&t["id"]).await, started, "unchanged");
     // Nor does a timer for a thread that is gone.
-    let events = call(
-        &host,
-        cmd("thread.quantum.expire", r#"{"id":"gone","run":1}"#),
-    )
-    .await;
+    let events = call(&app.host, expire(json!({"id": "gone", "run": 1}))).await;
     assert!(events.is_empty(), "{events:?}");
 }
 
 #[tokio::test]
 async fn a_quantum_timer_survives_a_host_restart() {
     let data = tempfile::tempdir().unwrap();
+    let sqlite = || -> Arc<dyn Store> { Arc::new(SqliteStore::open_dir(data.path()).unwrap()) };
     let id;
     {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_dir(data.path()).unwrap());
-        let (host, _dir) = host_with_store(&["thread"], store).await;
-        let t = task(&host, json!({"title": "survivor", "quantum": "300ms"})).await;
+        let app = App::over(sqlite()).await;
+        let t = app
+            .task(json!({"title": "survivor", "quantum": "300ms"}))
+            .await;
         id = t["id"].clone();
         // Started by a host that is not serving, then gone.
-        run_env(
-            &host,
-            cmd("thread.start", &json!({"id": id}).to_string()).with_session("r1"),
-        )
-        .await;
+        app.run_env(in_session("thread.start", &id, "r1")).await;
     }
+    // Real time: the quantum runs out while no host is up.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_dir(data.path()).unwrap());
-    assert_eq!(
-        pending_timers(store.as_ref()).await,
-        1,
-        "the timer is on disk"
-    );
-    let (host, _dir) = host_with_store(&["thread"], store.clone()).await;
-    let bus = Arc::new(InProcessBus::new());
-    let mut session = bus.subscribe("session.r1.#").await.unwrap();
-    let serving = host.serve(bus.clone()).await.unwrap();
-    let expired = next(&mut session, Duration::from_secs(5))
+    let app = App::over(sqlite()).await;
+    assert_eq!(app.pending_timers().await, 1, "the timer is on disk");
+    let mut session = app.serve("r1").await;
+    let expired = session
+        .next(Duration::from_secs(5))
         .await
         .expect("fires after the restart");
     assert_eq!(expired.meta.routing_key, "thread.quantum.expired");
     assert_eq!(body(&expired)["id"], id);
     assert_eq!(body(&expired)["run"], 1);
-    assert!(
-        next(&mut session, Duration::from_millis(500))
-            .await
-            .is_none(),
-        "fired twice"
-    );
-    assert_eq!(pending_timers(store.as_ref()).await, 0);
-    serving.stop();
+    session
+        .assert_quiet(Duration::from_millis(500), "fired twice")
+        .await;
+    assert_eq!(app.pending_timers().await, 0);
+    session.stop();
 }
 
 // ---------------------------------------------------------------------------
@@ -1040,36 +996,22 @@ async fn a_quantum_timer_survives_a_host_restart() {
 
 #[tokio::test]
 async fn deleting_a_saga_with_children_needs_cascade() {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let (host, _dir) = host_with_store(&["thread"], store.clone()).await;
-    let s = saga(&host, json!({"title": "s"})).await;
-    let a = story(&host, json!({"saga_id": s["id"], "title": "a"})).await;
-    let b = task(&host, json!({"saga_id": s["id"], "title": "b"})).await;
-    one(
-        &host,
-        "thread.start",
-        json!({"id": a["id"]}),
-        "thread.started",
-    )
-    .await;
-    assert_eq!(pending_timers(store.as_ref()).await, 1);
+    let app = App::start().await;
+    let s = app.saga(json!({"title": "s"})).await;
+    let a = app.story(json!({"saga_id": s["id"], "title": "a"})).await;
+    let b = app.task(json!({"saga_id": s["id"], "title": "b"})).await;
+    app.act("start", &a["id"]).await;
+    assert_eq!(app.pending_timers().await, 1);
 
-    let err = refused_with(
-        &host,
-        "thread.delete",
-        json!({"id": s["id"]}),
-        "has_children",
-    )
-    .await;
+    let err = app
+        .refused("thread.delete", json!({"id": s["id"]}), "has_children")
+        .await;
     assert_eq!(err["context"]["children"], 2);
-    get(&host, &s["id"]).await;
+    app.get(&s["id"]).await;
 
-    let events = run(
-        &host,
-        "thread.delete",
-        json!({"id": s["id"], "cascade": true}),
-    )
-    .await;
+    let events = app
+        .run("thread.delete", json!({"id": s["id"], "cascade": true}))
+        .await;
     assert!(
         events.iter().all(|(k, _)| k == "thread.deleted"),
         "{events:?}"
@@ -1079,24 +1021,25 @@ async fn deleting_a_saga_with_children_needs_cascade() {
     assert_eq!(ids(&gone), ids(&[&s["id"], &a["id"], &b["id"]]));
     assert!(gone.iter().all(|g| g["deleted_at"].is_string()));
     assert_eq!(
-        pending_timers(store.as_ref()).await,
+        app.pending_timers().await,
         0,
         "the running story's timer is cancelled"
     );
     for id in [&s["id"], &a["id"], &b["id"]] {
-        refused_with(&host, "thread.get", json!({"id": id}), "not_found").await;
+        app.refused("thread.get", json!({"id": id}), "not_found")
+            .await;
     }
 
-    let lone = task(&host, json!({"title": "lone"})).await;
-    let deleted = one(
-        &host,
-        "thread.delete",
-        json!({"id": lone["id"], "expected_version": 1}),
-        "thread.deleted",
-    )
-    .await;
+    let lone = app.task(json!({"title": "lone"})).await;
+    let deleted = app
+        .one(
+            "thread.delete",
+            json!({"id": lone["id"], "expected_version": 1}),
+            "thread.deleted",
+        )
+        .await;
     assert_eq!(deleted["title"], "lone");
-    assert!(listed(&host, json!({"archived": "any"})).await.is_empty());
+    assert!(app.listed(json!({"archived": "any"})).await.is_empty());
 }
 
 // ---------------------------------------------------------------------------
@@ -1105,88 +1048,52 @@ async fn deleting_a_saga_with_children_needs_cascade() {
 
 #[tokio::test]
 async fn a_sprint_plans_stories_and_sums_their_quanta() {
-    let (host, _dir) = host_with(&["thread"]).await;
-    let s = saga(&host, json!({"title": "s", "quantum": "1h"})).await;
-    let a = story(
-        &host,
-        json!({"saga_id": s["id"], "title": "a", "quantum": "25m"}),
-    )
-    .await;
-    let b = story(&host, json!({"saga_id": s["id"], "title": "b"})).await;
-    let t = task(&host, json!({"title": "not a story"})).await;
-    let sprint = one(
-        &host,
-        "thread.sprint.create",
-        json!({"title": "Week 48", "goal": "ship"}),
-        "thread.sprint.created",
-    )
-    .await;
+    let app = App::start().await;
+    let s = app.saga(json!({"title": "s", "quantum": "1h"})).await;
+    let a = app
+        .story(json!({"saga_id": s["id"], "title": "a", "quantum": "25m"}))
+        .await;
+    let b = app.story(json!({"saga_id": s["id"], "title": "b"})).await;
+    let t = app.task(json!({"title": "not a story"})).await;
+    let sprint = app
+        .sprint(
+            "create",
+            json!({"title": "Week 48", "goal": "ship"}),
+            "created",
+        )
+        .await;
     assert!(sprint["id"].as_str().unwrap().starts_with("sprint_"));
     assert_eq!(sprint["version"], 1);
     let sp = sprint["id"].clone();
+    let plan = |story: &Value| json!({"sprint_id": sp, "story_id": story["id"]});
 
     for story in [&a, &b] {
-        let added = one(
-            &host,
-            "thread.sprint.add_story",
-            json!({"sprint_id": sp, "story_id": story["id"]}),
-            "thread.sprint.story_added",
-        )
-        .await;
+        let added = app.sprint("add_story", plan(story), "story_added").await;
         assert_eq!(added["sprint_id"], sp);
         assert_eq!(added["id"], story["id"]);
     }
-    refused_with(
-        &host,
-        "thread.sprint.add_story",
-        json!({"sprint_id": sp, "story_id": a["id"]}),
-        "invalid_transition",
-    )
-    .await;
-    refused_with(
-        &host,
-        "thread.sprint.add_story",
-        json!({"sprint_id": sp, "story_id": t["id"]}),
-        "validation",
-    )
-    .await;
-    refused_with(
-        &host,
-        "thread.sprint.add_story",
-        json!({"sprint_id": "nope", "story_id": a["id"]}),
-        "not_found",
-    )
-    .await;
-    let err = refused_with(
-        &host,
-        "thread.sprint.add_story",
-        json!({"sprint_id": sp, "story_id": b["id"], "expected_version": 1}),
-        "conflict",
-    )
-    .await;
+    for (b, code) in [
+        (plan(&a), "invalid_transition"),
+        (plan(&t), "validation"),
+        (
+            json!({"sprint_id": "nope", "story_id": a["id"]}),
+            "not_found",
+        ),
+    ] {
+        app.refused("thread.sprint.add_story", b, code).await;
+    }
+    let err = app
+        .refused(
+            "thread.sprint.add_story",
+            json!({"sprint_id": sp, "story_id": b["id"], "expected_version": 1}),
+            "conflict",
+        )
+        .await;
     assert_eq!(err["context"]["current_version"], 2);
 
-    one(
-        &host,
-        "thread.start",
-        json!({"id": a["id"]}),
-        "thread.started",
-    )
-    .await;
-    one(
-        &host,
-        "thread.complete",
-        json!({"id": a["id"]}),
-        "thread.completed",
-    )
-    .await;
-    let report = one(
-        &host,
-        "thread.sprint.get",
-        json!({"id": sp}),
-        "thread.sprint.got",
-    )
-    .await;
+    app.act("start", &a["id"]).await;
+    app.act("complete", &a["id"]).await;
+    let report = app.sprint("get", json!({"id": sp}), "got").await;
     assert_eq!(report["sprint"]["title"], "Week 48");
     let mut states: Vec<(&str, &str)> = report["stories"]
         .as_array()
@@ -1201,41 +1108,18 @@ async fn a_sprint_plans_stories_and_sums_their_quanta() {
         json!({"stories": 2, "stories_done": 1, "planned_ms": 5_100_000, "done_ms": 1_500_000, "planned": "1h25m", "done": "25m"})
     );
     assert_eq!(
-        listed(&host, json!({"sprint_id": sp})).await,
+        app.listed(json!({"sprint_id": sp})).await,
         ids(&[&a["id"], &b["id"]])
     );
 
-    let removed = one(
-        &host,
-        "thread.sprint.remove_story",
-        json!({"sprint_id": sp, "story_id": b["id"]}),
-        "thread.sprint.story_removed",
-    )
-    .await;
+    let removed = app.sprint("remove_story", plan(&b), "story_removed").await;
     assert_eq!(removed["sprint_id"], Value::Null);
-    refused_with(
-        &host,
-        "thread.sprint.remove_story",
-        json!({"sprint_id": sp, "story_id": b["id"]}),
-        "not_found",
-    )
-    .await;
-    let report = one(
-        &host,
-        "thread.sprint.get",
-        json!({"id": sp}),
-        "thread.sprint.got",
-    )
-    .await;
+    app.refused("thread.sprint.remove_story", plan(&b), "not_found")
+        .await;
+    let report = app.sprint("get", json!({"id": sp}), "got").await;
     assert_eq!(report["totals"]["stories"], 1);
     assert_eq!(report["totals"]["planned"], "25m");
-    let all = one(
-        &host,
-        "thread.sprint.list",
-        json!({}),
-        "thread.sprint.listed",
-    )
-    .await;
+    let all = app.sprint("list", json!({}), "listed").await;
     assert_eq!(all["count"], 1);
     assert_eq!(all["sprints"][0]["id"], sp);
 }

@@ -1,10 +1,18 @@
 //! Native tests of what the handler decides before it calls the host:
 //! routing, body validation, ids, list filters. (The host imports panic
-//! outside wasm; the end-to-end tests in `tests/thread.rs` cover the rest.)
+//! outside wasm; the end-to-end tests in `tests/all/thread.rs` cover the rest.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::*;
-use parallel_you_sdk::Meta;
+use parallel_you_sdk::{Ctx, Error, Handler, Meta};
+use serde_json::{json, Value};
+
+use crate::bodies::{List, Update};
+use crate::commands::read::list_filters;
+use crate::model::{Action, Energy, Kind, NewThread, Thread};
+use crate::quantum::Quantum;
+use crate::store::thread_event;
+use crate::validate::{check_expected, new_id, with_id, DEFAULT_LIMIT};
+use crate::ThreadDomain;
 
 const MESSAGE_ID: &str = "01KAR0000000000000000000AB";
 

@@ -16,6 +16,7 @@ pub mod error;
 pub mod host_info;
 pub mod names;
 pub mod prometheus;
+pub mod schema;
 pub mod store;
 
 pub use bus::{Bus, InProcessBus, Publisher};

@@ -25,6 +25,7 @@ use parallel_you_core::envelope::{parse_timestamp_ms, Envelope};
 use parallel_you_core::error::{Code, ErrorBody, ErrorCode};
 use parallel_you_core::host_info::CommandInfo;
 use parallel_you_core::names::{check_domain, check_routing_key, error_key};
+use parallel_you_core::schema::BodySchemas;
 use parallel_you_core::store::{MemoryStore, Store as DocumentStore};
 
 /// How often the epoch advances: deadlines are checked, and busy guests
@@ -135,6 +136,8 @@ pub struct LoadedHandler {
     pub from_cache: bool,
     pre: HandlerPre<Sandbox>,
     domain: Arc<str>,
+    /// The manifest's body schemas, compiled once at load.
+    schemas: BodySchemas,
     /// Parked instances, used only under [`InstancePolicy::Warm`].
     warm: WarmPool,
 }
@@ -343,6 +346,7 @@ impl Runtime {
             ))
         })?;
         let manifest = validate_manifest(manifest).map_err(fail)?;
+        let schemas = BodySchemas::compile(&manifest.commands).map_err(|e| fail(e.to_string()))?;
         Ok(LoadedHandler {
             file: file.to_owned(),
             domain: Arc::from(manifest.domain.as_str()),
@@ -352,6 +356,7 @@ impl Runtime {
             load_time: started.elapsed(),
             from_cache,
             pre,
+            schemas,
             warm: WarmPool::new(self.parked.clone()),
         })
     }
@@ -396,6 +401,14 @@ impl Runtime {
         store: Arc<dyn DocumentStore>,
         publisher: Arc<dyn Publisher>,
     ) -> RunOutcome {
+        // A body its schema refuses never reaches an instance.
+        if let Err(err) = handler.schemas.check(cmd) {
+            return RunOutcome {
+                emitted: Vec::new(),
+                published: true,
+                result: Err(err),
+            };
+        }
         let max_idle = match self.instance_policy(&handler.domain) {
             InstancePolicy::Fresh => None,
             InstancePolicy::Warm { max_idle } => Some(max_idle),

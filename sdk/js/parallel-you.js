@@ -19,9 +19,9 @@
 //
 // What the router does for every command:
 //
-// * a body that is not JSON, not an object, or does not match the command's
-//   schema (the subset described at `checkSchema`) is refused with code
-//   `validation`;
+// * a body that is not JSON or not an object is refused with code
+//   `validation` (the command's schema is checked by the host before the
+//   component runs: see `core/src/schema.rs` for the subset it supports);
 // * a routing key the router does not know is refused with
 //   `unknown_routing_key`;
 // * a store error becomes `conflict` (context `{"current_version": n}`),
@@ -293,81 +293,7 @@ export class Ctx {
   }
 }
 
-// ---------------------------------------------------------------------------
-// Body checks: a small JSON Schema subset
-// ---------------------------------------------------------------------------
-
-const TYPES = {
-  object: (v) => v !== null && typeof v === "object" && !Array.isArray(v),
-  array: (v) => Array.isArray(v),
-  string: (v) => typeof v === "string",
-  boolean: (v) => typeof v === "boolean",
-  integer: (v) => Number.isInteger(v),
-  number: (v) => typeof v === "number" && Number.isFinite(v),
-  null: (v) => v === null,
-};
-
-/**
- * Checks `value` against the subset of JSON Schema that body schemas use,
- * throwing a `validation` HandlerError naming the first problem.
- *
- * Supported: `type` (a name or a list), `enum`, `required`, `properties`,
- * `additionalProperties: false`, `items`, `minLength`/`maxLength`,
- * `minimum`/`maximum`, `maxItems`. Other keywords are published only.
- */
-export function checkSchema(schema, value, path = "body") {
-  const fail = (m) => {
-    throw HandlerError.validation(`\`${path}\` ${m}`);
-  };
-  if (schema.type !== undefined) {
-    const names = Array.isArray(schema.type) ? schema.type : [schema.type];
-    if (!names.some((n) => TYPES[n] && TYPES[n](value))) {
-      fail(`must be of type ${names.join(" or ")}`);
-    }
-  }
-  if (schema.enum !== undefined && !schema.enum.includes(value)) {
-    fail(`must be one of ${schema.enum.map((v) => JSON.stringify(v)).join(", ")}`);
-  }
-  if (typeof value === "string") {
-    const chars = [...value].length;
-    if (schema.minLength !== undefined && chars < schema.minLength) {
-      fail(`must be at least ${schema.minLength} characters`);
-    }
-    if (schema.maxLength !== undefined && chars > schema.maxLength) {
-      fail(`must be at most ${schema.maxLength} characters`);
-    }
-  }
-  if (typeof value === "number") {
-    if (schema.minimum !== undefined && value < schema.minimum) {
-      fail(`must be at least ${schema.minimum}`);
-    }
-    if (schema.maximum !== undefined && value > schema.maximum) {
-      fail(`must be at most ${schema.maximum}`);
-    }
-  }
-  if (Array.isArray(value)) {
-    if (schema.maxItems !== undefined && value.length > schema.maxItems) {
-      fail(`must have at most ${schema.maxItems} items`);
-    }
-    if (schema.items && typeof schema.items === "object") {
-      value.forEach((item, i) => checkSchema(schema.items, item, `${path}[${i}]`));
-    }
-  }
-  if (TYPES.object(value)) {
-    for (const name of schema.required || []) {
-      if (!Object.hasOwn(value, name)) fail(`is missing the field \`${name}\``);
-    }
-    const properties = schema.properties || {};
-    if (schema.additionalProperties === false) {
-      for (const name of Object.keys(value)) {
-        if (!Object.hasOwn(properties, name)) fail(`has an unknown field \`${name}\``);
-      }
-    }
-    for (const [name, sub] of Object.entries(properties)) {
-      if (Object.hasOwn(value, name)) checkSchema(sub, value[name], `${path}.${name}`);
-    }
-  }
-}
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
 // ---------------------------------------------------------------------------
 // Router and export
@@ -384,14 +310,13 @@ export class Router {
 
   /**
    * Adds a command: its full routing key, a one-line summary, the JSON
-   * Schema of its body (or null; published in the manifest and checked
-   * before `fn` runs) and `fn(ctx, body)` returning an array of events.
+   * Schema of its body (or null; published in the manifest and checked by
+   * the host before `fn` runs) and `fn(ctx, body)` returning an array of events.
    */
   command(routingKey, summary, schema, fn) {
     if (this.routes.has(routingKey)) throw new Error(`${routingKey} is declared twice`);
     this.routes.set(routingKey, {
       summary,
-      schema: schema || null,
       schemaJson: schema ? JSON.stringify(schema) : undefined,
       fn,
     });
@@ -433,8 +358,7 @@ export class Router {
     } catch (e) {
       throw HandlerError.validation(`invalid body: ${e.message}`);
     }
-    if (!TYPES.object(body)) throw HandlerError.validation("invalid body: expected a JSON object");
-    if (route.schema) checkSchema(route.schema, body);
+    if (!isObject(body)) throw HandlerError.validation("invalid body: expected a JSON object");
     return [...(route.fn(ctx, body) || [])];
   }
 

@@ -16,9 +16,9 @@ generated bindings in the same shape as the Rust SDK (``sdk/src/lib.rs``):
 
 What the router does for every command, like the Rust SDK:
 
-* a body that is not JSON, not an object, or does not match the command's
-  schema (the subset described at :func:`check_schema`) is refused with code
-  ``validation``;
+* a body that is not JSON or not an object is refused with code
+  ``validation`` (the command's schema is checked by the host before the
+  component runs: see ``core/src/schema.rs`` for the subset it supports);
 * a routing key the router does not know is refused with
   ``unknown_routing_key``;
 * a store error becomes ``conflict`` (context ``{"current_version": n}``),
@@ -62,7 +62,6 @@ __all__ = [
     "Doc",
     "Error",
     "event",
-    "check_schema",
 ]
 
 # The longest message kept from an unexpected exception, in characters.
@@ -303,84 +302,16 @@ class Ctx:
 
 
 # ---------------------------------------------------------------------------
-# Body checks: a small JSON Schema subset
-# ---------------------------------------------------------------------------
-
-_TYPES = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "boolean": lambda v: isinstance(v, bool),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "null": lambda v: v is None,
-}
-
-
-def check_schema(schema, value, path="body"):
-    """Checks ``value`` against the subset of JSON Schema that body schemas
-    use, raising :class:`Error` ``validation`` naming the first problem.
-
-    Supported: ``type`` (one name or a list), ``enum``, ``required``,
-    ``properties``, ``additionalProperties: false``, ``items``,
-    ``minLength``/``maxLength`` (characters), ``minimum``/``maximum``,
-    ``maxItems``. Other keywords are published but not checked.
-    """
-    expected = schema.get("type")
-    if expected is not None:
-        names = expected if isinstance(expected, list) else [expected]
-        if not any(_TYPES.get(n, lambda v: False)(value) for n in names):
-            raise Error.validation(f"`{path}` must be of type {' or '.join(names)}")
-    if "enum" in schema and value not in schema["enum"]:
-        allowed = ", ".join(json.dumps(v) for v in schema["enum"])
-        raise Error.validation(f"`{path}` must be one of {allowed}")
-    if isinstance(value, str):
-        if "minLength" in schema and len(value) < schema["minLength"]:
-            raise Error.validation(
-                f"`{path}` must be at least {schema['minLength']} characters"
-            )
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            raise Error.validation(
-                f"`{path}` must be at most {schema['maxLength']} characters"
-            )
-    if _TYPES["number"](value):
-        if "minimum" in schema and value < schema["minimum"]:
-            raise Error.validation(f"`{path}` must be at least {schema['minimum']}")
-        if "maximum" in schema and value > schema["maximum"]:
-            raise Error.validation(f"`{path}` must be at most {schema['maximum']}")
-    if isinstance(value, list):
-        if "maxItems" in schema and len(value) > schema["maxItems"]:
-            raise Error.validation(f"`{path}` must have at most {schema['maxItems']} items")
-        items = schema.get("items")
-        if isinstance(items, dict):
-            for i, item in enumerate(value):
-                check_schema(items, item, f"{path}[{i}]")
-    if isinstance(value, dict):
-        for name in schema.get("required", ()):
-            if name not in value:
-                raise Error.validation(f"`{path}` is missing the field `{name}`")
-        properties = schema.get("properties", {})
-        if schema.get("additionalProperties") is False:
-            for name in value:
-                if name not in properties:
-                    raise Error.validation(f"`{path}` has an unknown field `{name}`")
-        for name, sub in properties.items():
-            if name in value:
-                check_schema(sub, value[name], f"{path}.{name}")
-
-
-# ---------------------------------------------------------------------------
 # Router and export
 # ---------------------------------------------------------------------------
 
 
 class _Route:
-    __slots__ = ("key", "summary", "schema", "schema_json", "run")
+    __slots__ = ("key", "summary", "schema_json", "run")
 
     def __init__(self, key, summary, schema, run):
         self.key = key
         self.summary = summary
-        self.schema = schema
         self.schema_json = None if schema is None else _dumps(schema)
         self.run = run
 
@@ -397,8 +328,8 @@ class Router:
     def command(self, routing_key, summary, schema=None):
         """Decorator adding a command: its full routing key
         (``<domain>.<name>``), a one-line summary and, optionally, the JSON
-        Schema of its body (a dict), published in the manifest and checked
-        before the function runs. The function gets ``(ctx, body)`` with the
+        Schema of its body (a dict), published in the manifest and checked by
+        the host before the function runs. The function gets ``(ctx, body)`` with the
         body parsed (an empty body counts as ``{}``) and returns a list of
         events."""
 
@@ -445,8 +376,6 @@ class Router:
             raise Error.validation(f"invalid body: {e}") from None
         if not isinstance(body, dict):
             raise Error.validation("invalid body: expected a JSON object")
-        if route.schema is not None:
-            check_schema(route.schema, body)
         events = route.run(ctx, body)
         return list(events or [])
 

@@ -558,8 +558,10 @@ impl Router {
     }
 
     /// Sets the JSON Schema (JSON text) of the last added command's body,
-    /// published in the manifest. The SDK does not enforce it: the typed body
-    /// is what is checked. Does nothing before the first command.
+    /// published in the manifest. The host checks bodies against it before
+    /// the component runs (a schema outside the subset in
+    /// `parallel-you-core`'s `schema` module fails the load); the typed body
+    /// is checked here as well. Does nothing before the first command.
     #[must_use]
     pub fn schema(mut self, json_schema: &'static str) -> Self {
         if let Some(route) = self.routes.last_mut() {

@@ -266,7 +266,7 @@ fn python_bodies_are_validated() {
                 r#"{"thread_id":"t","text":"x","tags":["no spaces"]}"#,
                 "a-z, 0-9",
             ),
-            ("[1,2]", "expected a JSON object"),
+            ("[1,2]", "`body` must be of type object"),
         ] {
             let events = call(&host, cmd("notes.capture", b)).await;
             assert_eq!(

@@ -17,6 +17,7 @@ mod languages;
 mod loading;
 mod mongo;
 mod sandbox;
+mod schema;
 mod store;
 mod thread;
 mod timers;

@@ -1,6 +1,8 @@
-//! JSON Schemas of the command bodies, published in the manifest (the
-//! gateway lists them). The typed bodies in `bodies.rs` are what is
-//! enforced; the limits here are the same constants their checks use.
+//! JSON Schemas of the command bodies, published in the manifest: the host
+//! checks every body against them before the handler runs, and the gateway
+//! lists them. The typed bodies in `bodies.rs` and their checks stay the
+//! last word (rules a schema cannot say); the limits here are the same
+//! constants those checks use.
 
 use std::sync::OnceLock;
 

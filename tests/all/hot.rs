@@ -14,7 +14,7 @@ use parallel_you_core::bus::{BusError, Collector, Subscription};
 use parallel_you_core::envelope::Envelope;
 use parallel_you_core::{Bus, InProcessBus, MemoryStore};
 use parallel_you_host::host::Serving;
-use parallel_you_host::{Host, HostConfig, WatchConfig, Watching};
+use parallel_you_host::{Host, HostConfig, HotLoader, WatchConfig, Watching};
 
 /// How long any one thing may take before the test fails: compiling a
 /// component in a debug build on a busy machine is the slow part.
@@ -61,7 +61,9 @@ impl Served {
         let bus = Arc::new(InProcessBus::new());
         let events = bus.subscribe("handler.#").await.unwrap();
         let serving = host.serve(bus.clone()).await.unwrap();
-        let watching = host.watch(dir.path(), watch_config()).unwrap();
+        let watching = HotLoader::new(host.clone())
+            .watch(dir.path(), watch_config())
+            .unwrap();
         Served {
             host,
             bus,

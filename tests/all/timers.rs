@@ -11,6 +11,7 @@ use parallel_you_core::envelope::Envelope;
 use parallel_you_core::store::{Filter, MemoryStore, Store, StoreError};
 use parallel_you_host::store::SqliteStore;
 use parallel_you_host::timers;
+use parallel_you_host::timers::SystemClock;
 
 async fn next(sub: &mut Subscription, within: Duration) -> Option<Envelope> {
     tokio::time::timeout(within, sub.next())
@@ -132,16 +133,51 @@ async fn timer_survives_a_restart_and_fires_once() {
 async fn handlers_schedule_only_their_own_domain() {
     let store = MemoryStore::new();
     let cause = cmd("noop.later", "{}").meta;
-    let err = timers::schedule(&store, "noop", &cause, 10, "counter.increment", "{}").await;
+    let err = timers::schedule(
+        &store,
+        &SystemClock,
+        "noop",
+        &cause,
+        10,
+        "counter.increment",
+        "{}",
+    )
+    .await;
     assert!(matches!(err, Err(StoreError::Invalid(m)) if m.contains("own domain")));
-    let err = timers::schedule(&store, "noop", &cause, u64::MAX, "noop.ping", "{}").await;
+    let err = timers::schedule(
+        &store,
+        &SystemClock,
+        "noop",
+        &cause,
+        u64::MAX,
+        "noop.ping",
+        "{}",
+    )
+    .await;
     assert!(matches!(err, Err(StoreError::Invalid(_))));
-    let err = timers::schedule(&store, "noop", &cause, 10, "noop.ping", "{not json").await;
+    let err = timers::schedule(
+        &store,
+        &SystemClock,
+        "noop",
+        &cause,
+        10,
+        "noop.ping",
+        "{not json",
+    )
+    .await;
     assert!(matches!(err, Err(StoreError::Invalid(_))));
     // Another domain cannot cancel it.
-    let id = timers::schedule(&store, "noop", &cause, 10_000, "noop.ping", "{}")
-        .await
-        .unwrap();
+    let id = timers::schedule(
+        &store,
+        &SystemClock,
+        "noop",
+        &cause,
+        10_000,
+        "noop.ping",
+        "{}",
+    )
+    .await
+    .unwrap();
     assert_eq!(timers::cancel(&store, "counter", &id).await, Ok(false));
     assert_eq!(timers::cancel(&store, "noop", &id).await, Ok(true));
 }
@@ -150,13 +186,26 @@ async fn handlers_schedule_only_their_own_domain() {
 async fn timer_for_a_key_nobody_serves_reports_an_error() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let cause = cmd("gone.start", "{}").with_session("t4").meta;
-    timers::schedule(store.as_ref(), "gone", &cause, 0, "gone.tick", "{}")
-        .await
-        .unwrap();
+    timers::schedule(
+        store.as_ref(),
+        &SystemClock,
+        "gone",
+        &cause,
+        0,
+        "gone.tick",
+        "{}",
+    )
+    .await
+    .unwrap();
     let (host, _dir) = host_with_store(&["noop"], store.clone()).await;
     let bus = Arc::new(InProcessBus::new());
     let mut session = bus.subscribe("session.t4.#").await.unwrap();
-    assert_eq!(host.fire_due_timers(bus.as_ref()).await, Ok(1));
+    assert_eq!(
+        timers::TimerPump::new(host.clone())
+            .fire_due(bus.as_ref())
+            .await,
+        Ok(1)
+    );
     let err = next(&mut session, Duration::from_secs(1)).await.unwrap();
     assert_eq!(err.meta.routing_key, "gone.error");
     assert_eq!(body(&err)["code"], "unknown_routing_key");

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use parallel_you_core::bus::Collector;
 use parallel_you_core::envelope::Envelope;
 use parallel_you_core::{Bus, InProcessBus, MemoryStore};
-use parallel_you_host::{Host, HostConfig, WatchConfig};
+use parallel_you_host::{Host, HostConfig, HotLoader, WatchConfig};
 
 /// Commands per throughput run.
 const COMMANDS: usize = 3_000;
@@ -94,7 +94,7 @@ async fn landing_to_serving(cache: Option<&Path>, warm_first: bool) -> Duration 
         debounce: Duration::from_millis(50),
         ..WatchConfig::default()
     };
-    let watching = h.watch(dir.path(), config).unwrap();
+    let watching = HotLoader::new(h.clone()).watch(dir.path(), config).unwrap();
     // Let the watcher's first pass settle.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
@@ -123,7 +123,7 @@ async fn throughput(swap: bool, cache: &Path) -> (f64, usize, usize) {
     let bus = Arc::new(InProcessBus::new());
     let mut answers = bus.subscribe("session.b.#").await.unwrap();
     let serving = h.serve(bus.clone()).await.unwrap();
-    let watching = h
+    let watching = HotLoader::new(h.clone())
         .watch(
             dir.path(),
             WatchConfig {

@@ -14,7 +14,8 @@ use tracing::Instrument;
 
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::runtime::{Limits, LoadError, Runtime, RuntimeError};
+use crate::runtime::{Limits, LoadError, LoadedHandler, Runtime, RuntimeError};
+use crate::timers::{Clock, SystemClock, TimerPump};
 use crate::warm::InstancePolicy;
 use parallel_you_core::bus::{Bus, BusError, Publisher};
 use parallel_you_core::envelope::{Envelope, EnvelopeError, Kind};
@@ -38,12 +39,14 @@ pub struct HostConfig {
 
 /// Runs commands against loaded handlers.
 pub struct Host {
-    pub(crate) runtime: Runtime,
+    runtime: Runtime,
     registry: RwLock<Arc<Registry>>,
     /// Held while a registry change is worked out, swapped in and bound on
     /// the bus, so changes (folder loads, hot loads) apply one at a time.
-    pub(crate) changes: tokio::sync::Mutex<()>,
+    changes: tokio::sync::Mutex<()>,
     store: Arc<dyn Store>,
+    /// What timers are scheduled and fired by.
+    clock: Arc<dyn Clock>,
     max_body: usize,
     metrics: Metrics,
     serving: tokio::sync::Mutex<Option<ServeState>>,
@@ -71,16 +74,29 @@ impl Host {
         store: Arc<dyn Store>,
         cache_dir: Option<&Path>,
     ) -> Result<Self, RuntimeError> {
+        Self::with_clock(config, store, cache_dir, Arc::new(SystemClock))
+    }
+
+    /// Like [`Host::with_cache`], scheduling and firing timers by `clock`
+    /// instead of the system clock (a [`crate::timers::ManualClock`] lets
+    /// a test move time).
+    pub fn with_clock(
+        config: HostConfig,
+        store: Arc<dyn Store>,
+        cache_dir: Option<&Path>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, RuntimeError> {
         let max_body = if config.max_body == 0 {
             parallel_you_core::envelope::DEFAULT_MAX_BODY
         } else {
             config.max_body
         };
         Ok(Host {
-            runtime: Runtime::with_cache(config.limits, cache_dir)?,
+            runtime: Runtime::with_cache(config.limits, cache_dir, clock.clone())?,
             registry: RwLock::new(Arc::new(Registry::default())),
             changes: tokio::sync::Mutex::new(()),
             store,
+            clock,
             max_body,
             metrics: Metrics::default(),
             serving: tokio::sync::Mutex::new(None),
@@ -93,19 +109,38 @@ impl Host {
     /// When the host is serving, routing keys are bound and unbound to match.
     pub async fn load_dir(self: &Arc<Self>, dir: &Path) -> Result<(), LoadError> {
         let registry = Registry::load_dir(&self.runtime, dir).await?;
-        let _change = self.changes.lock().await;
-        self.apply(registry, Vec::new()).await;
+        self.begin_change().await.commit(registry, Vec::new()).await;
         Ok(())
     }
 
+    /// Compiles, links and validates the component `bytes` read from
+    /// `file`, without changing what serves.
+    pub(crate) async fn compile(
+        &self,
+        file: &Path,
+        bytes: Vec<u8>,
+    ) -> Result<LoadedHandler, LoadError> {
+        self.runtime.load_bytes(file, bytes).await
+    }
+
+    /// Starts a change of the registry: waits for the change before it to
+    /// be committed, then holds off others until this one is committed or
+    /// dropped.
+    pub(crate) async fn begin_change(self: &Arc<Self>) -> RegistryChange<'_> {
+        RegistryChange {
+            host: self,
+            _turn: self.changes.lock().await,
+        }
+    }
+
     /// Swaps `registry` in, then (when serving) makes the bus bindings match
-    /// it and publishes `events`. The caller holds [`Host::changes`].
+    /// it and publishes `events`. Called through [`RegistryChange::commit`].
     ///
     /// Swapping first is what makes an upgrade atomic for commands: one
     /// already routed holds its handler (an `Arc`) until it finishes; every
     /// command routed after the swap gets the new one. Keys are bound after
     /// the swap, so no command reaches a key the registry does not know yet.
-    pub(crate) async fn apply(self: &Arc<Self>, registry: Registry, events: Vec<Envelope>) {
+    async fn apply(self: &Arc<Self>, registry: Registry, events: Vec<Envelope>) {
         *self.registry.write() = Arc::new(registry);
         let mut serving = self.serving.lock().await;
         if let Some(state) = serving.as_mut() {
@@ -129,6 +164,11 @@ impl Host {
     /// The document store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The clock its timers are scheduled and fired by.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// What this host has done so far.
@@ -287,6 +327,12 @@ impl Host {
         }
     }
 
+    /// Refuses `cmd` with `err`, as dispatch refuses a command it cannot
+    /// run: counted, logged, and the error event published through `out`.
+    pub(crate) async fn refuse(&self, cmd: &Envelope, err: ErrorBody, out: &dyn Publisher) {
+        self.fail(cmd, err, out).await;
+    }
+
     async fn fail(&self, cmd: &Envelope, err: ErrorBody, out: &dyn Publisher) -> Handled {
         self.metrics.refused(err.code.as_str());
         tracing::warn!(code = %err.code, "command refused");
@@ -299,7 +345,7 @@ impl Host {
     }
 
     /// Binds every loaded handler's routing keys on `bus`, consumes their
-    /// domain queues and fires due timers, until [`Serving::shutdown`].
+    /// domain queues and fires due timers (a [`TimerPump`]), until [`Serving::shutdown`].
     /// Handlers loaded later with [`Host::load_dir`] are bound (and dropped
     /// ones unbound) as they change. At most `4 × max_instances` commands
     /// are taken from the bus at once: the rest wait in their queues.
@@ -323,19 +369,7 @@ impl Host {
         self.sync_bindings(&mut state).await?;
         *serving = Some(state);
         drop(serving);
-        let host = self.clone();
-        let timer_stop = stop.clone();
-        let timers = tokio::spawn(async move {
-            loop {
-                if let Err(err) = host.fire_due_timers(bus.as_ref()).await {
-                    tracing::warn!(error = %err, "could not fire due timers");
-                }
-                tokio::select! {
-                    _ = timer_stop.cancelled() => break,
-                    _ = tokio::time::sleep(crate::timers::POLL_INTERVAL) => {}
-                }
-            }
-        });
+        let timers = TimerPump::new(self.clone()).spawn(bus, stop.clone());
         Ok(Serving {
             host: self.clone(),
             stop,
@@ -441,44 +475,25 @@ impl Host {
             });
         }
     }
+}
 
-    /// Sends the command of every timer that is due on `bus`, then deletes
-    /// the timer. A timer whose command nobody serves any more gets an
-    /// `unknown_routing_key` error event on its session. Returns how many
-    /// fired.
-    pub async fn fire_due_timers(
-        &self,
-        bus: &dyn Bus,
-    ) -> Result<usize, parallel_you_core::store::StoreError> {
-        let due = crate::timers::due(self.store.as_ref(), crate::timers::now_ms()).await?;
-        let mut fired = 0;
-        for (id, timer) in due {
-            match timer.command(&id) {
-                Ok(cmd) => match bus.send(cmd.clone()).await {
-                    Ok(()) => {}
-                    Err(BusError::Unroutable { routing_key }) => {
-                        let err = ErrorBody::new(
-                            ErrorCode::UnknownRoutingKey,
-                            format!("the timer {id} fired, but no handler serves {routing_key:?} any more"),
-                        );
-                        self.fail(&cmd, err, bus).await;
-                    }
-                    // Keep the timer: it fires on a later poll.
-                    Err(err) => {
-                        tracing::warn!(timer = %id, error = %err, "could not deliver a due timer");
-                        continue;
-                    }
-                },
-                Err(err) => {
-                    tracing::error!(timer = %id, error = %err, "dropping a timer with an invalid body")
-                }
-            }
-            self.store
-                .delete(crate::timers::DOMAIN, crate::timers::COLLECTION, &id)
-                .await?;
-            fired += 1;
-        }
-        Ok(fired)
+/// A registry change in progress (see `Host::begin_change`): the registry
+/// it starts from, and the one way to apply it.
+pub(crate) struct RegistryChange<'a> {
+    host: &'a Arc<Host>,
+    _turn: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl RegistryChange<'_> {
+    /// The handlers loaded now, which no other change can alter meanwhile.
+    pub(crate) fn registry(&self) -> Arc<Registry> {
+        self.host.registry()
+    }
+
+    /// Swaps `registry` in, binds it on the bus when serving and publishes
+    /// `events`; the next change may then begin.
+    pub(crate) async fn commit(self, registry: Registry, events: Vec<Envelope>) {
+        self.host.apply(registry, events).await;
     }
 }
 

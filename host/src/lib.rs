@@ -22,7 +22,7 @@ pub mod timers;
 pub mod warm;
 
 pub use host::{Host, HostConfig};
-pub use hot::{HotOutcome, WatchConfig, Watching};
+pub use hot::{HotLoader, HotOutcome, WatchConfig, Watching};
 pub use runtime::{Limits, LoadError, Manifest};
 pub use store::SqliteStore;
 pub use warm::InstancePolicy;

@@ -13,6 +13,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::parallel_you::handler::{emitter, log, scheduler, store as wit_store, types};
+use crate::timers::Clock;
 use parallel_you_core::bus::Publisher;
 use parallel_you_core::envelope::{Envelope, Meta};
 use parallel_you_core::error::{ErrorBody, ErrorCode};
@@ -40,6 +41,8 @@ pub(crate) struct Sandbox {
     stderr: MemoryOutputPipe,
     domain: Arc<str>,
     store: Arc<dyn Store>,
+    /// What timers are scheduled by.
+    clock: Arc<dyn Clock>,
     /// The command being handled; `None` while the manifest is read.
     command: Option<Meta>,
     publisher: Option<Arc<dyn Publisher>>,
@@ -62,6 +65,7 @@ impl Sandbox {
         store: Arc<dyn Store>,
         command: Option<Meta>,
         publisher: Option<Arc<dyn Publisher>>,
+        clock: Arc<dyn Clock>,
         limits: OutputLimits,
         memory_cap: usize,
     ) -> Self {
@@ -78,6 +82,7 @@ impl Sandbox {
             stderr,
             domain,
             store,
+            clock,
             command,
             publisher,
             limits,
@@ -284,6 +289,7 @@ impl scheduler::Host for Sandbox {
         };
         crate::timers::schedule(
             &*self.store,
+            &*self.clock,
             &self.domain,
             cause,
             delay_ms,

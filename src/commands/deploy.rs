@@ -63,7 +63,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     )?);
     // What the folder serves now, to check domain ownership against.
     host.load_dir(&args.to).await?;
-    let (new, old) = match host.check_file(&args.file, &target).await {
+    let loader = parallel_you_host::HotLoader::new(host);
+    let (new, old) = match loader.check_file(&args.file, &target).await {
         Ok(checked) => checked,
         Err(err) => {
             eprintln!("error: {}: {}", args.file.display(), err.reason);

@@ -14,7 +14,7 @@ use parallel_you_core::bus::{BusError, Collector, Subscription};
 use parallel_you_core::envelope::Envelope;
 use parallel_you_core::{Bus, InProcessBus, MemoryStore};
 use parallel_you_host::host::Serving;
-use parallel_you_host::{Host, HostConfig, WatchConfig, Watching};
+use parallel_you_host::{Host, HostConfig, HotLoader, WatchConfig, Watching};
 
 /// How long any one thing may take before the test fails: compiling a
 /// component in a debug build on a busy machine is the slow part.
@@ -61,7 +61,9 @@ impl Served {
         let bus = Arc::new(InProcessBus::new());
         let events = bus.subscribe("handler.#").await.unwrap();
         let serving = host.serve(bus.clone()).await.unwrap();
-        let watching = host.watch(dir.path(), watch_config()).unwrap();
+        let watching = HotLoader::new(host.clone())
+            .watch(dir.path(), watch_config())
+            .unwrap();
         Served {
             host,
             bus,
@@ -162,7 +164,13 @@ async fn a_new_file_is_served_without_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replacing_a_file_under_load_loses_and_fails_no_command() {
+    // At least this many commands, the swap a fifth of the way in; then on
+    // until this many were sent after the upgrade event was seen, however
+    // long compiling takes on a busy machine, within [`BOUND`] and
+    // `MAX_COMMANDS`.
     const COMMANDS: usize = 2000;
+    const AFTER_UPGRADE: usize = 200;
+    const MAX_COMMANDS: usize = 50_000;
     let dir_names = ["hot1"];
     let mut s = Served::start(&dir_names).await;
     let file = s.path("hot1.wasm");
@@ -173,16 +181,24 @@ async fn replacing_a_file_under_load_loses_and_fails_no_command() {
     // after the test saw `handler.upgraded`.
     let upgraded_seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sent_after: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    // How many commands the sender sent, once it is done.
+    let sent_total = Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
     let (swap_tx, swap_rx) = tokio::sync::oneshot::channel::<()>();
     let sender = {
         let bus = s.bus.clone();
         let upgraded_seen = upgraded_seen.clone();
         let sent_after = sent_after.clone();
+        let sent_total = sent_total.clone();
         tokio::spawn(async move {
             let mut swap_tx = Some(swap_tx);
             let mut ids = Vec::with_capacity(COMMANDS);
             let mut tick = tokio::time::interval(Duration::from_millis(2));
-            for i in 0..COMMANDS {
+            let deadline = Instant::now() + BOUND;
+            for i in 0..MAX_COMMANDS {
+                let after_count = sent_after.lock().unwrap().len();
+                if i >= COMMANDS && after_count >= AFTER_UPGRADE || Instant::now() > deadline {
+                    break;
+                }
                 tick.tick().await;
                 let c = cmd("hot.version", "{}").with_session("load");
                 let after = upgraded_seen.load(std::sync::atomic::Ordering::SeqCst);
@@ -200,17 +216,25 @@ async fn replacing_a_file_under_load_loses_and_fails_no_command() {
                     }
                 }
             }
+            sent_total.store(ids.len(), std::sync::atomic::Ordering::SeqCst);
             ids
         })
     };
-    // The collector: every answer, by the command it answers.
+    // The collector: every answer, by the command it answers, until there
+    // are as many as the sender sent.
     let collector = tokio::spawn(async move {
         let mut outcomes: HashMap<String, Vec<Envelope>> = HashMap::new();
-        let deadline = Instant::now() + BOUND;
+        let deadline = Instant::now() + 2 * BOUND;
         let mut total = 0;
-        while total < COMMANDS {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(Some(ev)) = tokio::time::timeout(left, answers.next()).await else {
+        while total < sent_total.load(std::sync::atomic::Ordering::SeqCst)
+            && Instant::now() < deadline
+        {
+            // Short waits: the total is known only once the sender is done.
+            let Ok(next) = tokio::time::timeout(Duration::from_millis(100), answers.next()).await
+            else {
+                continue;
+            };
+            let Some(ev) = next else {
                 break;
             };
             total += 1;

@@ -1,16 +1,20 @@
 //! Durable timers: scheduled commands fire later, survive restarts, cancel.
+//! Most tests move a [`ManualClock`] instead of waiting for wall-clock time;
+//! the first runs on the system clock, end to end.
 
 use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{body, call, cmd, host_with_store, last_error};
+use common::{body, call, cmd, handlers_dir, host_with_store, last_error, test_limits};
 use parallel_you_core::bus::{Bus, InProcessBus, Subscription};
 use parallel_you_core::envelope::Envelope;
 use parallel_you_core::store::{Filter, MemoryStore, Store, StoreError};
 use parallel_you_host::store::SqliteStore;
 use parallel_you_host::timers;
+use parallel_you_host::timers::{ManualClock, SystemClock, TimerPump};
+use parallel_you_host::{Host, HostConfig};
 
 async fn next(sub: &mut Subscription, within: Duration) -> Option<Envelope> {
     tokio::time::timeout(within, sub.next())
@@ -25,6 +29,22 @@ async fn pending(store: &dyn Store) -> usize {
         .await
         .unwrap()
         .len()
+}
+
+/// A host serving `names` from `store` whose timers go by `clock`.
+async fn host_with_clock(
+    names: &[&str],
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+) -> (Arc<Host>, tempfile::TempDir) {
+    let dir = handlers_dir(names);
+    let config = HostConfig {
+        limits: test_limits(),
+        max_body: 0,
+    };
+    let host = Arc::new(Host::with_clock(config, store, None, clock).unwrap());
+    host.load_dir(dir.path()).await.unwrap();
+    (host, dir)
 }
 
 #[tokio::test]
@@ -64,11 +84,40 @@ async fn scheduled_command_fires_on_the_session_after_its_delay() {
 }
 
 #[tokio::test]
-async fn cancelled_timer_does_not_fire() {
+async fn a_timer_fires_when_the_clock_reaches_its_due_time() {
+    let clock = Arc::new(ManualClock::starting_now());
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let (host, _dir) = host_with_store(&["noop"], store.clone()).await;
+    let (host, _dir) = host_with_clock(&["noop"], store.clone(), clock.clone()).await;
     let bus = Arc::new(InProcessBus::new());
     let serving = host.serve(bus.clone()).await.unwrap();
+    let mut session = bus.subscribe("session.t5.#").await.unwrap();
+    let c = cmd("noop.later", r#"{"delay_ms":60000,"body":{"x":5}}"#).with_session("t5");
+    bus.send(c).await.unwrap();
+    let scheduled = next(&mut session, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(scheduled.meta.routing_key, "noop.scheduled");
+    let timer_id = body(&scheduled)["timer_id"].as_str().unwrap().to_owned();
+    // A millisecond early: not due.
+    clock.advance(Duration::from_millis(59_999));
+    let pump = TimerPump::new(host.clone());
+    assert_eq!(pump.fire_due(bus.as_ref()).await, Ok(0), "fired early");
+    assert_eq!(pending(store.as_ref()).await, 1);
+    // Due: the serving host's pump sends it.
+    clock.advance(Duration::from_millis(1));
+    let pong = next(&mut session, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(pong.meta.routing_key, "noop.ponged");
+    assert_eq!(body(&pong), serde_json::json!({"x": 5}));
+    let marker = store.processed(&format!("timer-{timer_id}")).await.unwrap();
+    assert!(marker.is_some_and(|events| events.len() == 1));
+    assert_eq!(pending(store.as_ref()).await, 0);
+    serving.stop();
+}
+
+#[tokio::test]
+async fn cancelled_timer_does_not_fire() {
+    let clock = Arc::new(ManualClock::starting_now());
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (host, _dir) = host_with_clock(&["noop"], store.clone(), clock.clone()).await;
+    let bus = Arc::new(InProcessBus::new());
     let mut session = bus.subscribe("session.t2.#").await.unwrap();
     let events = call(
         &host,
@@ -85,18 +134,23 @@ async fn cancelled_timer_does_not_fire() {
         false,
         "a second cancel finds nothing"
     );
-    assert!(next(&mut session, Duration::from_millis(800))
+    // Long past its due time, the pump finds nothing to send.
+    clock.advance(Duration::from_secs(3600));
+    let pump = TimerPump::new(host.clone());
+    assert_eq!(pump.fire_due(bus.as_ref()).await, Ok(0));
+    assert_eq!(pending(store.as_ref()).await, 0);
+    assert!(next(&mut session, Duration::from_millis(100))
         .await
         .is_none());
-    serving.stop();
 }
 
 #[tokio::test]
 async fn timer_survives_a_restart_and_fires_once() {
     let data = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::starting_now());
     {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open_dir(data.path()).unwrap());
-        let (host, _dir) = host_with_store(&["noop"], store).await;
+        let (host, _dir) = host_with_clock(&["noop"], store, clock.clone()).await;
         // Scheduled by a host that is not serving, then gone.
         let events = call(
             &host,
@@ -109,10 +163,11 @@ async fn timer_survives_a_restart_and_fires_once() {
         .await;
         assert_eq!(last_error(&events), None, "{events:?}");
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // It comes due while no host runs.
+    clock.advance(Duration::from_millis(200));
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open_dir(data.path()).unwrap());
     assert_eq!(pending(store.as_ref()).await, 1, "the timer is on disk");
-    let (host, _dir) = host_with_store(&["noop"], store.clone()).await;
+    let (host, _dir) = host_with_clock(&["noop"], store.clone(), clock.clone()).await;
     let bus = Arc::new(InProcessBus::new());
     let mut session = bus.subscribe("session.t3.#").await.unwrap();
     let serving = host.serve(bus.clone()).await.unwrap();
@@ -132,16 +187,51 @@ async fn timer_survives_a_restart_and_fires_once() {
 async fn handlers_schedule_only_their_own_domain() {
     let store = MemoryStore::new();
     let cause = cmd("noop.later", "{}").meta;
-    let err = timers::schedule(&store, "noop", &cause, 10, "counter.increment", "{}").await;
+    let err = timers::schedule(
+        &store,
+        &SystemClock,
+        "noop",
+        &cause,
+        10,
+        "counter.increment",
+        "{}",
+    )
+    .await;
     assert!(matches!(err, Err(StoreError::Invalid(m)) if m.contains("own domain")));
-    let err = timers::schedule(&store, "noop", &cause, u64::MAX, "noop.ping", "{}").await;
+    let err = timers::schedule(
+        &store,
+        &SystemClock,
+        "noop",
+        &cause,
+        u64::MAX,
+        "noop.ping",
+        "{}",
+    )
+    .await;
     assert!(matches!(err, Err(StoreError::Invalid(_))));
-    let err = timers::schedule(&store, "noop", &cause, 10, "noop.ping", "{not json").await;
+    let err = timers::schedule(
+        &store,
+        &SystemClock,
+        "noop",
+        &cause,
+        10,
+        "noop.ping",
+        "{not json",
+    )
+    .await;
     assert!(matches!(err, Err(StoreError::Invalid(_))));
     // Another domain cannot cancel it.
-    let id = timers::schedule(&store, "noop", &cause, 10_000, "noop.ping", "{}")
-        .await
-        .unwrap();
+    let id = timers::schedule(
+        &store,
+        &SystemClock,
+        "noop",
+        &cause,
+        10_000,
+        "noop.ping",
+        "{}",
+    )
+    .await
+    .unwrap();
     assert_eq!(timers::cancel(&store, "counter", &id).await, Ok(false));
     assert_eq!(timers::cancel(&store, "noop", &id).await, Ok(true));
 }
@@ -150,13 +240,26 @@ async fn handlers_schedule_only_their_own_domain() {
 async fn timer_for_a_key_nobody_serves_reports_an_error() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let cause = cmd("gone.start", "{}").with_session("t4").meta;
-    timers::schedule(store.as_ref(), "gone", &cause, 0, "gone.tick", "{}")
-        .await
-        .unwrap();
+    timers::schedule(
+        store.as_ref(),
+        &SystemClock,
+        "gone",
+        &cause,
+        0,
+        "gone.tick",
+        "{}",
+    )
+    .await
+    .unwrap();
     let (host, _dir) = host_with_store(&["noop"], store.clone()).await;
     let bus = Arc::new(InProcessBus::new());
     let mut session = bus.subscribe("session.t4.#").await.unwrap();
-    assert_eq!(host.fire_due_timers(bus.as_ref()).await, Ok(1));
+    assert_eq!(
+        timers::TimerPump::new(host.clone())
+            .fire_due(bus.as_ref())
+            .await,
+        Ok(1)
+    );
     let err = next(&mut session, Duration::from_secs(1)).await.unwrap();
     assert_eq!(err.meta.routing_key, "gone.error");
     assert_eq!(body(&err)["code"], "unknown_routing_key");

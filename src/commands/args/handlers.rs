@@ -36,7 +36,7 @@ impl WatchArgs {
         if self.no_watch {
             return Ok(None);
         }
-        let watching = host.watch(
+        let watching = parallel_you_host::HotLoader::new(host.clone()).watch(
             &args.handlers.handlers,
             parallel_you_host::WatchConfig::default(),
         )?;

@@ -6,14 +6,23 @@
 //! then deletes it. The command's `message_id` is derived from the timer id,
 //! so a timer sent twice (a crash between send and delete, two hosts racing)
 //! is one command to the idempotency check, never two.
+//!
+//! Scheduling (the sandbox's `scheduler` import) and firing ([`TimerPump`])
+//! read the time from the host's one [`Clock`].
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod clock;
+mod pump;
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use parallel_you_core::envelope::{self, Envelope, Kind, Meta};
 use parallel_you_core::names::{check_routing_key, domain_of};
 use parallel_you_core::store::{Filter, Store, StoreError};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use pump::TimerPump;
 
 /// The reserved domain timers are stored under; no handler can claim it.
 pub const DOMAIN: &str = "pyou";
@@ -45,16 +54,11 @@ pub struct Timer {
     pub causation_id: String,
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Stores a timer for `domain`, scheduled by the command `cause`; returns its id.
+/// Stores a timer for `domain`, scheduled by the command `cause`, due
+/// `delay_ms` after `clock`'s now; returns its id.
 pub async fn schedule(
     store: &dyn Store,
+    clock: &dyn Clock,
     domain: &str,
     cause: &Meta,
     delay_ms: u64,
@@ -77,7 +81,7 @@ pub async fn schedule(
         .map_err(|e| StoreError::Invalid(e.reason))?;
     let timer = Timer {
         domain: domain.to_owned(),
-        due_ms: now_ms().saturating_add(delay_ms),
+        due_ms: clock.now_ms().saturating_add(delay_ms),
         routing_key: routing_key.to_owned(),
         body: body.get().to_owned(),
         session_id: cause.session_id.clone(),

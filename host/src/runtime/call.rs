@@ -1,0 +1,231 @@
+//! Running one call in a sandbox: deadline, memory cap, warm or fresh
+//! instance.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::{Store, UpdateDeadline};
+
+use super::classify::{classify, handler_error, to_wit_command};
+use super::{LoadedHandler, Runtime};
+use crate::bindings::{self, HandlerPre};
+use crate::sandbox::Sandbox;
+use crate::warm::{InstancePolicy, WarmInstance};
+use parallel_you_core::bus::Publisher;
+use parallel_you_core::envelope::Envelope;
+use parallel_you_core::error::{ErrorBody, ErrorCode};
+use parallel_you_core::store::Store as DocumentStore;
+
+/// How one command ended inside the sandbox.
+#[derive(Debug)]
+pub(crate) struct RunOutcome {
+    /// Events published through the emitter while it ran.
+    pub(crate) emitted: Vec<Envelope>,
+    /// Whether every emitted event was published.
+    pub(crate) published: bool,
+    /// The returned events, or why there are none.
+    pub(crate) result: Result<Vec<Envelope>, ErrorBody>,
+}
+
+impl Runtime {
+    /// Runs one command in an instance of `handler`: a fresh one, or under
+    /// [`InstancePolicy::Warm`] a parked one when there is one.
+    pub(crate) async fn run(
+        &self,
+        handler: &LoadedHandler,
+        cmd: &Envelope,
+        store: Arc<dyn DocumentStore>,
+        publisher: Arc<dyn Publisher>,
+    ) -> RunOutcome {
+        // A body its schema refuses never reaches an instance.
+        if let Err(err) = handler.schemas.check(cmd) {
+            return RunOutcome {
+                emitted: Vec::new(),
+                published: true,
+                result: Err(err),
+            };
+        }
+        let max_idle = match self.instance_policy(&handler.domain) {
+            InstancePolicy::Fresh => None,
+            InstancePolicy::Warm { max_idle } => Some(max_idle),
+        };
+        let slot = match max_idle.and_then(|_| handler.warm.take()) {
+            Some(mut warm) => {
+                warm.store
+                    .data_mut()
+                    .begin_command(cmd.meta.clone(), publisher);
+                Slot::Warm(warm)
+            }
+            None => Slot::Fresh(Box::new(Sandbox::new(
+                handler.domain.clone(),
+                store,
+                Some(cmd.meta.clone()),
+                Some(publisher),
+                self.clock.clone(),
+                self.output_limits(),
+                self.limits.memory,
+            ))),
+        };
+        let wit_cmd = to_wit_command(cmd);
+        let called = self
+            .in_sandbox(&handler.pre, slot, move |h, store| {
+                Box::pin(async move {
+                    h.parallel_you_handler_command_handler()
+                        .call_handle(store, &wit_cmd)
+                        .await
+                })
+            })
+            .await;
+        let Some(mut wasm_store) = called.store else {
+            return RunOutcome {
+                emitted: Vec::new(),
+                published: true,
+                result: called
+                    .result
+                    .and_then(|_| Err(ErrorBody::new(ErrorCode::Trap, "the instance was lost"))),
+            };
+        };
+        let sandbox = wasm_store.data_mut();
+        let result = match called.result {
+            Err(e) => Err(e),
+            Ok(Err(he)) => Err(handler_error(he)),
+            Ok(Ok(events)) => {
+                let mut out = Vec::with_capacity(events.len());
+                let mut failure = None;
+                for ev in events {
+                    match sandbox.check_event(&cmd.meta, ev, sandbox.emitted.len() + out.len()) {
+                        Ok(env) => out.push(env),
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match failure {
+                    Some(e) => Err(e),
+                    None => Ok(out),
+                }
+            }
+        };
+        let emitted = std::mem::take(&mut sandbox.emitted);
+        let published = !sandbox.emit_failed;
+        // Only an instance whose call returned is healthy: one that trapped,
+        // timed out or hit the memory cap has no `instance` here and is
+        // dropped with its store (poisoned).
+        if let (Some(max_idle), Some(instance)) = (max_idle, called.instance) {
+            handler.warm.park(
+                WarmInstance {
+                    store: wasm_store,
+                    instance,
+                },
+                max_idle,
+            );
+        }
+        RunOutcome {
+            emitted,
+            published,
+            result,
+        }
+    }
+
+    /// Runs `call` under the deadline and memory cap in a fresh instance of
+    /// `pre` (`Slot::Fresh`) or a parked one (`Slot::Warm`), and classifies
+    /// any failure.
+    pub(super) async fn in_sandbox<R, F>(
+        &self,
+        pre: &HandlerPre<Sandbox>,
+        slot: Slot,
+        call: F,
+    ) -> Called<R>
+    where
+        R: Send,
+        F: for<'a> FnOnce(
+                &'a bindings::Handler,
+                &'a mut Store<Sandbox>,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = wasmtime::Result<R>> + Send + 'a>,
+            > + Send,
+    {
+        let Ok(_permit) = self.instances.acquire().await else {
+            return Called {
+                result: Err(ErrorBody::new(
+                    ErrorCode::Unavailable,
+                    "the runtime is shutting down",
+                )),
+                store: None,
+                instance: None,
+            };
+        };
+        let deadline = self.limits.deadline;
+        let started = Instant::now();
+        let (mut store, parked) = match slot {
+            Slot::Fresh(sandbox) => {
+                let mut store = Store::new(&self.engine, *sandbox);
+                store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
+                (store, None)
+            }
+            Slot::Warm(warm) => (warm.store, Some(warm.instance)),
+        };
+        store.set_epoch_deadline(1);
+        // Yield to the executor at every tick, so a busy guest never holds a
+        // worker thread, and stop it once its wall-clock deadline has passed.
+        store.epoch_deadline_callback(move |mut ctx| {
+            if started.elapsed() >= deadline {
+                ctx.data_mut().timed_out = true;
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        // A guest blocked in a host call is not interrupted by epochs; this
+        // outer timeout covers that case.
+        let outer = deadline + Duration::from_secs(1);
+        let result = tokio::time::timeout(outer, async {
+            let instance = match parked {
+                Some(instance) => instance,
+                None => pre.instantiate_async(&mut store).await?,
+            };
+            let r = call(&instance, &mut store).await?;
+            Ok::<_, wasmtime::Error>((r, instance))
+        })
+        .await;
+        match result {
+            Err(_) => Called {
+                result: Err(ErrorBody::new(
+                    ErrorCode::Timeout,
+                    format!(
+                        "the handler did not finish within {} ms",
+                        deadline.as_millis()
+                    ),
+                )),
+                store: None,
+                instance: None,
+            },
+            Ok(Ok((r, instance))) => Called {
+                result: Ok(r),
+                store: Some(store),
+                instance: Some(instance),
+            },
+            Ok(Err(e)) => Called {
+                result: Err(classify(&e, store.data(), deadline)),
+                store: Some(store),
+                instance: None,
+            },
+        }
+    }
+}
+
+/// Where a call runs: a new instance around this sandbox, or a parked one.
+pub(super) enum Slot {
+    Fresh(Box<Sandbox>),
+    Warm(WarmInstance),
+}
+
+/// What [`Runtime::in_sandbox`] hands back.
+pub(super) struct Called<R> {
+    pub(super) result: Result<R, ErrorBody>,
+    /// The store, unless the call had to be abandoned at the outer timeout.
+    store: Option<Store<Sandbox>>,
+    /// The instance, only if the call returned: it may serve again.
+    instance: Option<bindings::Handler>,
+}

@@ -1,0 +1,169 @@
+//! Compiling, linking and validating a component.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use wasmtime::component::Component;
+
+use super::call::Slot;
+use super::manifest::{validate_manifest, Manifest};
+use super::Runtime;
+use crate::bindings::{self, HandlerPre};
+use crate::cache::sha256_hex;
+use crate::sandbox::Sandbox;
+use crate::warm::WarmPool;
+use parallel_you_core::error::ErrorBody;
+use parallel_you_core::schema::BodySchemas;
+use parallel_you_core::store::MemoryStore;
+
+/// Why a component could not be loaded.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file}: {reason}")]
+pub struct LoadError {
+    /// The file that failed.
+    pub file: PathBuf,
+    /// Why, phrased so its author can fix it.
+    pub reason: String,
+}
+/// A component compiled, linked and validated, ready to run commands.
+pub struct LoadedHandler {
+    /// Where it was loaded from.
+    pub file: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
+    /// Hex SHA-256 of the component file's bytes. With the manifest's
+    /// version it identifies a version of a handler: two builds that both
+    /// say `1.0.0` but differ in a byte are different versions.
+    pub sha256: String,
+    /// How long compiling (or fetching from the cache), linking and reading
+    /// the manifest took.
+    pub load_time: Duration,
+    /// Whether the compiled code came from the on-disk cache.
+    pub from_cache: bool,
+    pub(super) pre: HandlerPre<Sandbox>,
+    pub(super) domain: Arc<str>,
+    /// The manifest's body schemas, compiled once at load.
+    pub(super) schemas: BodySchemas,
+    /// Parked instances, used only under [`InstancePolicy::Warm`].
+    pub(super) warm: WarmPool,
+}
+
+impl LoadedHandler {
+    /// `<manifest version>+<first 12 hex digits of the SHA-256>`, e.g.
+    /// `1.0.0+3f9a0c41d2e7`: what events and listings call its version.
+    pub fn version_label(&self) -> String {
+        let short = self.sha256.get(..12).unwrap_or(&self.sha256);
+        format!("{}+{short}", self.manifest.version)
+    }
+}
+
+impl std::fmt::Debug for LoadedHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedHandler")
+            .field("file", &self.file)
+            .field("manifest", &self.manifest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Compiles, links and validates a component file, calling its
+    /// `manifest` in a sandbox. Compilation runs on a blocking thread.
+    pub async fn load(&self, file: &Path) -> Result<LoadedHandler, LoadError> {
+        let bytes = tokio::fs::read(file).await.map_err(|e| LoadError {
+            file: file.to_owned(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        self.load_bytes(file, bytes).await
+    }
+
+    /// Like [`Runtime::load`] for bytes already read from `file`.
+    pub async fn load_bytes(
+        &self,
+        file: &Path,
+        bytes: Vec<u8>,
+    ) -> Result<LoadedHandler, LoadError> {
+        let fail = |reason: String| LoadError {
+            file: file.to_owned(),
+            reason,
+        };
+        let started = Instant::now();
+        let engine = self.engine.clone();
+        let cache = self.cache.clone();
+        // Hashing tens of MiB and compiling take a while: off the async
+        // workers, so dispatch goes on meanwhile.
+        let (sha256, compiled, from_cache) = tokio::task::spawn_blocking(move || {
+            let sha256 = sha256_hex(&bytes);
+            let compile = || Component::new(&engine, &bytes);
+            match cache {
+                Some(cache) => {
+                    let (compiled, info) = cache.compile(&sha256, compile);
+                    (sha256, compiled, info.cached)
+                }
+                None => (sha256, compile(), false),
+            }
+        })
+        .await
+        .map_err(|e| fail(format!("compilation was cancelled: {e}")))?;
+        let component =
+            compiled.map_err(|e| fail(format!("not a valid WebAssembly component: {e:#}")))?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            fail(format!(
+                "does not fit the `parallel-you:handler/handler` world (it imports something the host does not offer): {e:#}"
+            ))
+        })?;
+        let pre = HandlerPre::new(instance_pre).map_err(|e| {
+            fail(format!(
+                "does not export `parallel-you:handler/command-handler`: {e:#}"
+            ))
+        })?;
+        let manifest = self.read_manifest(&pre).await.map_err(|e| {
+            fail(format!(
+                "its `manifest` function failed: {}: {}",
+                e.code, e.message
+            ))
+        })?;
+        let manifest = validate_manifest(manifest).map_err(fail)?;
+        let schemas = BodySchemas::compile(&manifest.commands).map_err(|e| fail(e.to_string()))?;
+        Ok(LoadedHandler {
+            file: file.to_owned(),
+            domain: Arc::from(manifest.domain.as_str()),
+            manifest,
+            loaded_at: SystemTime::now(),
+            sha256,
+            load_time: started.elapsed(),
+            from_cache,
+            pre,
+            schemas,
+            warm: WarmPool::new(self.parked.clone()),
+        })
+    }
+
+    async fn read_manifest(
+        &self,
+        pre: &HandlerPre<Sandbox>,
+    ) -> Result<bindings::parallel_you::handler::types::Manifest, ErrorBody> {
+        // The manifest cannot reach real data: its sandbox has an empty store.
+        let sandbox = Sandbox::new(
+            Arc::from(""),
+            Arc::new(MemoryStore::new()),
+            None,
+            None,
+            self.clock.clone(),
+            self.output_limits(),
+            self.limits.memory,
+        );
+        self.in_sandbox(pre, Slot::Fresh(Box::new(sandbox)), |h, store| {
+            Box::pin(async move {
+                h.parallel_you_handler_command_handler()
+                    .call_manifest(store)
+                    .await
+            })
+        })
+        .await
+        .result
+    }
+}

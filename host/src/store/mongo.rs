@@ -32,7 +32,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{doc, Bson, DateTime, Document as BsonDocument};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
@@ -40,9 +40,7 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use serde_json::{Map, Number, Value};
 
 use parallel_you_core::store::filter::Condition;
-use parallel_you_core::store::{
-    check_collection, check_id, check_json, Document, Filter, Store, StoreError,
-};
+use parallel_you_core::store::{Backend, Checked, Document, Filter, Scan, Scanned, StoreError};
 
 /// The database used when the URI names none.
 pub const DEFAULT_DATABASE: &str = "pyou";
@@ -74,7 +72,7 @@ pub const PROCESSED: &str = "processed";
 /// The prefix of every domain collection's name.
 pub const DOCS_PREFIX: &str = "docs.";
 
-/// A store in a MongoDB database.
+/// A store in a MongoDB database, used as [`Checked<MongoStore>`].
 #[derive(Debug, Clone)]
 pub struct MongoStore {
     db: Database,
@@ -115,7 +113,7 @@ impl MongoStore {
     /// Checks that the server answers and creates the indexes the store
     /// needs (idempotently), so a wrong URI fails here, not on the first
     /// command.
-    pub async fn connect(uri: &str, database: Option<&str>) -> Result<Self, StoreError> {
+    pub async fn connect(uri: &str, database: Option<&str>) -> Result<Checked<Self>, StoreError> {
         let mut options = ClientOptions::parse(uri)
             .await
             .map_err(|e| StoreError::Invalid(format!("MongoDB URI: {e}")))?;
@@ -143,7 +141,7 @@ impl MongoStore {
             db,
         };
         store.ensure_indexes().await?;
-        Ok(store)
+        Ok(Checked::new(store))
     }
 
     /// The database this store lives in.
@@ -182,7 +180,6 @@ impl MongoStore {
 
     /// The MongoDB collection of a domain's collection.
     fn docs(&self, domain: &str, collection: &str) -> Result<Collection<BsonDocument>, StoreError> {
-        check_collection(collection)?;
         // Collection names may not hold `$` or NUL; `.` is fine because
         // collection names cannot hold one, so the last `.` splits the two.
         if domain.is_empty() || domain.contains(['$', '\0']) {
@@ -512,7 +509,7 @@ fn contains_regex(text: &str) -> Option<String> {
 }
 
 #[async_trait]
-impl Store for MongoStore {
+impl Backend for MongoStore {
     async fn get(
         &self,
         domain: &str,
@@ -520,7 +517,6 @@ impl Store for MongoStore {
         id: &str,
     ) -> Result<Option<Document>, StoreError> {
         let coll = self.docs(domain, collection)?;
-        check_id(id)?;
         let found = coll
             .find_one(doc! {"_id": id})
             .await
@@ -530,12 +526,12 @@ impl Store for MongoStore {
             .transpose()
     }
 
-    async fn list(
-        &self,
-        domain: &str,
-        collection: &str,
-        filter: &Filter,
-    ) -> Result<Vec<Document>, StoreError> {
+    async fn scan<'a>(
+        &'a self,
+        domain: &'a str,
+        collection: &'a str,
+        filter: &'a Filter,
+    ) -> Result<Scan<'a>, StoreError> {
         let coll = self.docs(domain, collection)?;
         let limit = filter.limit();
         let query = to_query(filter);
@@ -544,19 +540,17 @@ impl Store for MongoStore {
             find = find.limit(i64::try_from(limit).unwrap_or(i64::MAX));
         }
         let batch = u32::try_from(limit).unwrap_or(LIST_BATCH).min(LIST_BATCH);
-        let mut cursor = find.batch_size(batch).await.map_err(|e| store_error(&e))?;
-        let mut out = Vec::new();
-        // Dropping the cursor once the page is full ends it on the server.
-        while let Some(stored) = cursor.try_next().await.map_err(|e| store_error(&e))? {
-            let (doc, value) = from_stored(stored)?;
-            if filter.matches(&value) {
-                out.push(doc);
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+        let cursor = find.batch_size(batch).await.map_err(|e| store_error(&e))?;
+        // Dropping the cursor once `list` has its page ends it on the server.
+        Ok(cursor
+            .map_err(|e| store_error(&e))
+            .and_then(|stored| {
+                std::future::ready(from_stored(stored).map(|(doc, value)| Scanned {
+                    doc,
+                    value: Some(value),
+                }))
+            })
+            .boxed())
     }
 
     async fn upsert(
@@ -568,9 +562,7 @@ impl Store for MongoStore {
         expected_version: Option<u64>,
     ) -> Result<u64, StoreError> {
         let coll = self.docs(domain, collection)?;
-        check_id(id)?;
-        let json = check_json(json)?;
-        let body = Body::of(&json)?;
+        let body = Body::of(json)?;
         for _ in 0..WRITE_ATTEMPTS {
             let now = DateTime::now();
             match expected_version {
@@ -636,7 +628,6 @@ impl Store for MongoStore {
 
     async fn delete(&self, domain: &str, collection: &str, id: &str) -> Result<bool, StoreError> {
         let coll = self.docs(domain, collection)?;
-        check_id(id)?;
         let res = coll
             .delete_one(doc! {"_id": id})
             .await

@@ -14,13 +14,13 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use parallel_you_core::store::{
-    check_collection, check_id, check_json, next_version, Document, Filter, Store, StoreError,
+    next_version, paged, Backend, Checked, Document, Filter, Scan, StoreError,
 };
 
 /// The file name of the store inside a data directory.
 pub const FILE_NAME: &str = "pyou.sqlite3";
 
-/// A store in one SQLite file.
+/// A store in one SQLite file, used as [`Checked<SqliteStore>`].
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -43,7 +43,7 @@ fn to_version(v: i64) -> u64 {
 
 impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir/pyou.sqlite3`.
-    pub fn open_dir(data_dir: &Path) -> Result<Self, StoreError> {
+    pub fn open_dir(data_dir: &Path) -> Result<Checked<Self>, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot create data directory {}: {e}",
@@ -54,7 +54,7 @@ impl SqliteStore {
     }
 
     /// Opens (creating if needed) the store in one file.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub fn open(path: &Path) -> Result<Checked<Self>, StoreError> {
         let conn = Connection::open(path)
             .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
@@ -82,10 +82,50 @@ impl SqliteStore {
              ) WITHOUT ROWID;",
         )
         .map_err(unavailable)?;
-        Ok(SqliteStore {
+        Ok(Checked::new(SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_owned(),
-        })
+        }))
+    }
+
+    /// Up to `n` documents of a collection after id `after`, in id order.
+    fn page(
+        &self,
+        domain: &str,
+        collection: &str,
+        after: Option<&str>,
+        n: usize,
+    ) -> Result<Vec<Document>, StoreError> {
+        let conn = self.conn.lock();
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let row = |row: &rusqlite::Row<'_>| {
+            Ok(Document {
+                id: row.get(0)?,
+                version: to_version(row.get(1)?),
+                json: row.get(2)?,
+            })
+        };
+        let docs = match after {
+            None => conn
+                .prepare_cached(
+                    "SELECT id, version, json FROM documents
+                     WHERE domain = ?1 AND collection = ?2 ORDER BY id LIMIT ?3",
+                )
+                .and_then(|mut st| {
+                    st.query_map(params![domain, collection, n], row)?
+                        .collect::<Result<Vec<_>, _>>()
+                }),
+            Some(after) => conn
+                .prepare_cached(
+                    "SELECT id, version, json FROM documents
+                     WHERE domain = ?1 AND collection = ?2 AND id > ?3 ORDER BY id LIMIT ?4",
+                )
+                .and_then(|mut st| {
+                    st.query_map(params![domain, collection, after, n], row)?
+                        .collect::<Result<Vec<_>, _>>()
+                }),
+        };
+        docs.map_err(unavailable)
     }
 
     /// The file this store lives in.
@@ -95,15 +135,13 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Backend for SqliteStore {
     async fn get(
         &self,
         domain: &str,
         collection: &str,
         id: &str,
     ) -> Result<Option<Document>, StoreError> {
-        check_collection(collection)?;
-        check_id(id)?;
         let conn = self.conn.lock();
         conn.prepare_cached(
             "SELECT version, json FROM documents WHERE domain = ?1 AND collection = ?2 AND id = ?3",
@@ -121,39 +159,15 @@ impl Store for SqliteStore {
         .map_err(unavailable)
     }
 
-    async fn list(
-        &self,
-        domain: &str,
-        collection: &str,
-        filter: &Filter,
-    ) -> Result<Vec<Document>, StoreError> {
-        check_collection(collection)?;
-        let conn = self.conn.lock();
-        let mut st = conn
-            .prepare_cached(
-                "SELECT id, version, json FROM documents WHERE domain = ?1 AND collection = ?2 ORDER BY id",
-            )
-            .map_err(unavailable)?;
-        let rows = st
-            .query_map(params![domain, collection], |row| {
-                Ok(Document {
-                    id: row.get(0)?,
-                    version: to_version(row.get(1)?),
-                    json: row.get(2)?,
-                })
-            })
-            .map_err(unavailable)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let doc = row.map_err(unavailable)?;
-            if filter.matches_json(&doc.json) {
-                out.push(doc);
-                if out.len() >= filter.limit() {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+    async fn scan<'a>(
+        &'a self,
+        domain: &'a str,
+        collection: &'a str,
+        filter: &'a Filter,
+    ) -> Result<Scan<'a>, StoreError> {
+        Ok(paged(filter, move |after, n| {
+            std::future::ready(self.page(domain, collection, after.as_deref(), n))
+        }))
     }
 
     async fn upsert(
@@ -164,9 +178,6 @@ impl Store for SqliteStore {
         json: &str,
         expected_version: Option<u64>,
     ) -> Result<u64, StoreError> {
-        check_collection(collection)?;
-        check_id(id)?;
-        let json = check_json(json)?;
         let mut conn = self.conn.lock();
         // IMMEDIATE takes the write lock before reading the version, so a
         // second process cannot slip a write between the check and the write.
@@ -197,8 +208,6 @@ impl Store for SqliteStore {
     }
 
     async fn delete(&self, domain: &str, collection: &str, id: &str) -> Result<bool, StoreError> {
-        check_collection(collection)?;
-        check_id(id)?;
         let conn = self.conn.lock();
         let n = conn
             .execute(
@@ -210,7 +219,6 @@ impl Store for SqliteStore {
     }
 
     async fn clear(&self, domain: &str, collection: &str) -> Result<(), StoreError> {
-        check_collection(collection)?;
         let conn = self.conn.lock();
         conn.execute(
             "DELETE FROM documents WHERE domain = ?1 AND collection = ?2",

@@ -262,7 +262,7 @@ async fn run() -> anyhow::Result<()> {
             get.1, upsert.1, versioned.1, serial.1
         );
     }
-    if let Err(e) = mongo_store.database().drop().await {
+    if let Err(e) = mongo_store.backend().database().drop().await {
         eprintln!("could not drop {db}: {e}");
     }
     Ok(())

@@ -14,7 +14,7 @@ use common::{body, call, cmd, components, host_with_store};
 use parallel_you_core::bus::{Bus, InProcessBus, Subscription};
 use parallel_you_core::envelope::Envelope;
 use parallel_you_core::error::error_code_of;
-use parallel_you_core::store::{Document, Filter, MemoryStore, Store, StoreError};
+use parallel_you_core::store::{Checked, Document, Filter, MemoryStore, Store, StoreError};
 use parallel_you_host::host::Serving;
 use parallel_you_host::store::SqliteStore;
 use parallel_you_host::{timers, Host};
@@ -726,7 +726,7 @@ async fn a_stale_expected_version_is_a_conflict() {
 /// A store that makes the next two reads of one document wait for each
 /// other, so two commands surely read the same version before either writes.
 struct Rendezvous {
-    inner: MemoryStore,
+    inner: Checked<MemoryStore>,
     id: String,
     armed: AtomicUsize,
     barrier: tokio::sync::Barrier,

@@ -1,17 +1,16 @@
 //! An in-memory store: for tests and benchmarks; forgets everything on exit.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
-use super::{
-    check_collection, check_id, check_json, next_version, Document, Filter, Store, StoreError,
-};
+use super::{next_version, paged, Backend, Checked, Document, Filter, Scan, StoreError};
 
 type Collection = BTreeMap<String, Document>;
 
-/// A store kept in memory.
+/// A store kept in memory, used as [`Checked<MemoryStore>`].
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     collections: RwLock<HashMap<(String, String), Collection>>,
@@ -20,8 +19,8 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new() -> Checked<Self> {
+        Checked::new(Self::default())
     }
 }
 
@@ -30,15 +29,13 @@ fn key(domain: &str, collection: &str) -> (String, String) {
 }
 
 #[async_trait]
-impl Store for MemoryStore {
+impl Backend for MemoryStore {
     async fn get(
         &self,
         domain: &str,
         collection: &str,
         id: &str,
     ) -> Result<Option<Document>, StoreError> {
-        check_collection(collection)?;
-        check_id(id)?;
         let all = self.collections.read();
         Ok(all
             .get(&key(domain, collection))
@@ -46,23 +43,25 @@ impl Store for MemoryStore {
             .cloned())
     }
 
-    async fn list(
-        &self,
-        domain: &str,
-        collection: &str,
-        filter: &Filter,
-    ) -> Result<Vec<Document>, StoreError> {
-        check_collection(collection)?;
-        let all = self.collections.read();
-        let Some(docs) = all.get(&key(domain, collection)) else {
-            return Ok(Vec::new());
-        };
-        Ok(docs
-            .values()
-            .filter(|d| filter.matches_json(&d.json))
-            .take(filter.limit())
-            .cloned()
-            .collect())
+    async fn scan<'a>(
+        &'a self,
+        domain: &'a str,
+        collection: &'a str,
+        filter: &'a Filter,
+    ) -> Result<Scan<'a>, StoreError> {
+        let key = key(domain, collection);
+        // Page by page, so no lock is held while `list` reads.
+        Ok(paged(filter, move |after, n| {
+            let all = self.collections.read();
+            let page = all.get(&key).map_or_else(Vec::new, |docs| {
+                let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+                docs.range::<String, _>((from, Bound::Unbounded))
+                    .take(n)
+                    .map(|(_, d)| d.clone())
+                    .collect()
+            });
+            std::future::ready(Ok(page))
+        }))
     }
 
     async fn upsert(
@@ -73,9 +72,6 @@ impl Store for MemoryStore {
         json: &str,
         expected_version: Option<u64>,
     ) -> Result<u64, StoreError> {
-        check_collection(collection)?;
-        check_id(id)?;
-        let json = check_json(json)?;
         let mut all = self.collections.write();
         let docs = all.entry(key(domain, collection)).or_default();
         let current = docs.get(id).map_or(0, |d| d.version);
@@ -85,15 +81,13 @@ impl Store for MemoryStore {
             Document {
                 id: id.to_owned(),
                 version,
-                json,
+                json: json.to_owned(),
             },
         );
         Ok(version)
     }
 
     async fn delete(&self, domain: &str, collection: &str, id: &str) -> Result<bool, StoreError> {
-        check_collection(collection)?;
-        check_id(id)?;
         let mut all = self.collections.write();
         Ok(all
             .get_mut(&key(domain, collection))
@@ -102,7 +96,6 @@ impl Store for MemoryStore {
     }
 
     async fn clear(&self, domain: &str, collection: &str) -> Result<(), StoreError> {
-        check_collection(collection)?;
         self.collections.write().remove(&key(domain, collection));
         Ok(())
     }

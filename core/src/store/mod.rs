@@ -5,17 +5,21 @@
 //! version for optimistic concurrency, and passes the one conformance
 //! suite (`tests/all/store`). The domain is never chosen by a guest: the host passes the domain
 //! of the component's manifest, so one domain cannot reach another's data.
+//!
+//! A backend only stores ([`Backend`]); [`Checked`] checks every request
+//! before it reaches one, and is what each backend's constructor returns.
 
+pub mod checked;
 pub mod filter;
 pub mod memory;
 
 use async_trait::async_trait;
 
+pub use checked::{paged, Backend, Checked, Scan, Scanned, MAX_DOCUMENT_LEN};
 pub use filter::Filter;
 pub use memory::MemoryStore;
 
 use crate::names::NameError;
-pub use crate::names::{check_collection, check_document_id as check_id};
 
 /// A stored document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,28 +104,6 @@ pub trait Store: Send + Sync + 'static {
     /// it produced. Recording the same id again keeps the first record.
     async fn record_processed(&self, message_id: &str, events: &[String])
         -> Result<(), StoreError>;
-}
-
-/// Largest document, in bytes of JSON text.
-pub const MAX_DOCUMENT_LEN: usize = 4 * 1024 * 1024;
-
-/// Checks a document body: a JSON object within the size limit. Returns it
-/// in compact form.
-pub fn check_json(json: &str) -> Result<String, StoreError> {
-    if json.len() > MAX_DOCUMENT_LEN {
-        return Err(StoreError::Invalid(format!(
-            "document is {} bytes, over the limit of {MAX_DOCUMENT_LEN}",
-            json.len()
-        )));
-    }
-    let value: serde_json::Value = serde_json::from_str(json)
-        .map_err(|e| StoreError::Invalid(format!("document is not valid JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(StoreError::Invalid(
-            "a document must be a JSON object".to_owned(),
-        ));
-    }
-    Ok(value.to_string())
 }
 
 /// Checks an upsert against the current version (0 when absent), returning

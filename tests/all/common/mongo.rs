@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use parallel_you_core::store::Checked;
 use parallel_you_host::store::MongoStore;
 
 /// How long a started server may take to open its port.
@@ -55,15 +56,15 @@ pub fn uri_with_db(uri: &str, db: &str) -> String {
 }
 
 /// A store on a fresh database of the shared server.
-pub async fn fresh_store(uri: &str) -> MongoStore {
+pub async fn fresh_store(uri: &str) -> Checked<MongoStore> {
     MongoStore::connect(uri, Some(&fresh_db()))
         .await
         .unwrap_or_else(|e| panic!("connect to {uri}: {e}"))
 }
 
 /// Drops the store's database: tests leave nothing behind.
-pub async fn drop_db(store: &MongoStore) {
-    if let Err(e) = store.database().drop().await {
+pub async fn drop_db(store: &Checked<MongoStore>) {
+    if let Err(e) = store.backend().database().drop().await {
         eprintln!("could not drop test database: {e}");
     }
 }

@@ -24,5 +24,6 @@ pub mod warm;
 pub use host::{Host, HostConfig};
 pub use hot::{HotLoader, HotOutcome, WatchConfig, Watching};
 pub use runtime::{Limits, LoadError, Manifest};
+#[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 pub use warm::InstancePolicy;

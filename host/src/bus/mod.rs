@@ -1,4 +1,5 @@
 //! The buses the host adds to the in-process one of `parallel-you-core`:
-//! RabbitMQ.
+//! RabbitMQ (feature `amqp`).
 
+#[cfg(feature = "amqp")]
 pub mod amqp;

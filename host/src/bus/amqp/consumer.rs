@@ -1,0 +1,245 @@
+//! The consumers of the domains' commands, and the settling of each command
+//! delivery.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions,
+};
+use lapin::types::FieldTable;
+use lapin::Channel;
+use tokio_util::sync::CancellationToken;
+
+use parallel_you_core::bus::{BusError, Delivery, Settle};
+use parallel_you_core::envelope::Envelope;
+
+use super::supervisor::{Link, Restart};
+use super::topology::{declare_domain, domain_queue};
+use super::{unavailable, Shared, MAX_MESSAGE};
+
+/// How long an unloaded domain's channel stays open for its running
+/// commands to settle before it is closed.
+const UNLOAD_GRACE: Duration = Duration::from_secs(10);
+
+/// Consumes `queue` on `channel` with manual acks and at most `prefetch`
+/// unacknowledged messages.
+pub(super) async fn start_consumer(
+    channel: &Channel,
+    queue: &str,
+    prefetch: u16,
+) -> lapin::Result<lapin::Consumer> {
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+}
+
+/// One domain's commands, across reconnections, until it is dropped or the
+/// bus stops.
+///
+/// It is polled by the host's own serving task: a delivery goes from
+/// lapin's consumer straight to the host, with no task or channel in
+/// between (that hop cost a wake-up per command).
+pub(super) struct DomainConsumer {
+    shared: Arc<Shared>,
+    domain: String,
+    live: Option<LiveConsumer>,
+    restart: Restart,
+}
+
+/// A consumer on one connection's channel.
+struct LiveConsumer {
+    channel: Channel,
+    consumer: lapin::Consumer,
+    generation: u64,
+    /// One clone per delivery not yet settled or dropped.
+    outstanding: Arc<()>,
+}
+
+impl DomainConsumer {
+    pub(super) fn new(shared: Arc<Shared>, domain: &str) -> Self {
+        DomainConsumer {
+            shared,
+            domain: domain.to_owned(),
+            live: None,
+            restart: Restart::new(),
+        }
+    }
+
+    /// The next command; `None` once the bus stops.
+    pub(super) async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            let live = match &mut self.live {
+                Some(live) => live,
+                None => {
+                    let link = self
+                        .restart
+                        .link(&self.shared, std::future::pending())
+                        .await?;
+                    match self.start(&link).await {
+                        Ok(live) => {
+                            tracing::debug!(domain = %self.domain, generation = link.generation, "consuming");
+                            self.restart.started();
+                            self.live.insert(live)
+                        }
+                        Err(err) => {
+                            tracing::warn!(domain = %self.domain, error = %err, retry_in = ?self.restart.retry_in(), "cannot consume; retrying");
+                            self.restart.failed(link.generation);
+                            continue;
+                        }
+                    }
+                }
+            };
+            let next = tokio::select! {
+                _ = self.shared.stop.cancelled() => return None,
+                next = live.consumer.next() => next,
+            };
+            match next {
+                Some(Ok(delivery)) => return Some(command_delivery(delivery, &live.outstanding)),
+                Some(Err(err)) => {
+                    tracing::warn!(domain = %self.domain, error = %err, "consumer failed; consuming again");
+                }
+                // The connection is gone, or the broker cancelled the
+                // consumer (its queue was deleted): start again, which
+                // declares the queue and its bindings anew.
+                None => tracing::info!(domain = %self.domain, "consumer ended; consuming again"),
+            }
+            self.restart.failed(live.generation);
+            self.live = None;
+        }
+    }
+
+    /// Opens a channel on `link`, declares the domain's queue and bindings
+    /// again (the broker may have lost them) and consumes the queue.
+    async fn start(&self, link: &Link) -> lapin::Result<LiveConsumer> {
+        let channel = link.conn.create_channel().await?;
+        let keys: Vec<String> = self
+            .shared
+            .bound
+            .lock()
+            .get(&self.domain)
+            .map(|k| k.iter().cloned().collect())
+            .unwrap_or_default();
+        declare_domain(&channel, &self.domain, &keys).await?;
+        let queue = domain_queue(&self.domain);
+        let consumer = start_consumer(&channel, &queue, self.shared.config.prefetch).await?;
+        Ok(LiveConsumer {
+            channel,
+            consumer,
+            generation: link.generation,
+            outstanding: Arc::new(()),
+        })
+    }
+}
+
+impl Drop for DomainConsumer {
+    fn drop(&mut self) {
+        // The domain was unloaded (or its host stopped serving). Its
+        // channel must close so the commands it prefetched go back to the
+        // queue, but not before the ones still running are settled: closing
+        // at once would requeue those too, and run them twice.
+        let Some(live) = self.live.take() else {
+            return;
+        };
+        if self.shared.stop.is_cancelled() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(live.close_when_settled(self.shared.stop.clone()));
+        }
+        // Outside a runtime the channel is dropped, which closes it.
+    }
+}
+
+impl LiveConsumer {
+    /// Stops deliveries, waits (up to [`UNLOAD_GRACE`]) until every
+    /// delivery handed out is settled or dropped unrun, then closes the
+    /// channel, which puts the unrun ones back in the queue.
+    async fn close_when_settled(self, stop: CancellationToken) {
+        let _ = self
+            .channel
+            .basic_cancel(self.consumer.tag(), BasicCancelOptions::default())
+            .await;
+        let deadline = tokio::time::Instant::now() + UNLOAD_GRACE;
+        while Arc::strong_count(&self.outstanding) > 1
+            && tokio::time::Instant::now() < deadline
+            && !stop.is_cancelled()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = self.channel.close(200, "consumer stopped".into()).await;
+    }
+}
+
+/// Parses a command delivery; it is settled through `outstanding`'s
+/// channel.
+fn command_delivery(delivery: lapin::message::Delivery, outstanding: &Arc<()>) -> Delivery {
+    let message = std::str::from_utf8(&delivery.data)
+        .map_err(|_| "the message is not UTF-8 text".to_owned())
+        .map(|text| Envelope::from_json(text, MAX_MESSAGE));
+    let message = match message {
+        Ok(parsed) => parsed,
+        Err(reason) => Err(parallel_you_core::envelope::EnvelopeError {
+            reason,
+            partial: Default::default(),
+        }),
+    };
+    Delivery::new(
+        message,
+        Box::new(AmqpSettle(delivery.acker, outstanding.clone())),
+    )
+}
+
+/// Settles a command delivery on its channel. If that channel is gone, the
+/// broker has already put the message back in its queue.
+struct AmqpSettle(
+    lapin::Acker,
+    /// Held until the delivery is settled or dropped, so an unloading
+    /// consumer knows when none is left running.
+    #[allow(dead_code)]
+    Arc<()>,
+);
+
+#[async_trait]
+impl Settle for AmqpSettle {
+    async fn ack(self: Box<Self>) -> Result<(), BusError> {
+        self.0
+            .ack(BasicAckOptions::default())
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    async fn reject(self: Box<Self>) -> Result<(), BusError> {
+        self.0
+            .reject(BasicRejectOptions { requeue: false })
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    async fn requeue(
+        self: Box<Self>,
+        _message: Result<Envelope, parallel_you_core::envelope::EnvelopeError>,
+    ) -> Result<(), BusError> {
+        self.0
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            })
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+}

@@ -1,9 +1,10 @@
 //! The wasmtime side: one engine, components compiled once, and a fresh
 //! sandboxed instance per command.
 //!
-//! [`engine`] builds the engine and its epoch thread, [`load`] compiles and
-//! validates components (their [`manifest`]), [`call`] runs one command
-//! under the [`limits`], and [`classify`] turns failures into error bodies.
+//! `engine.rs` builds the engine and its epoch thread, `load.rs` compiles
+//! and validates components (their manifest, `manifest.rs`), `call.rs` runs
+//! one command under the [`Limits`], and `classify.rs` turns failures into
+//! error bodies.
 
 mod call;
 mod classify;

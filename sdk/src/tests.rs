@@ -1,8 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use crate::bindings::parallel_you::handler::store;
+use crate::collection::decode;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn meta(key: &str) -> Meta {
     Meta {

@@ -1,0 +1,233 @@
+//! The host: takes commands, runs them in their handler's sandbox, and
+//! publishes what comes out, exactly once per `message_id`.
+//!
+//! This module holds the [`Host`] itself: its settings, constructors and
+//! accessors, and the one way its registry changes. The path of one command
+//! is in `dispatch`; taking commands from a bus (and stopping) is in `serve`.
+
+mod dispatch;
+mod serve;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::runtime::{Limits, LoadError, LoadedHandler, Runtime, RuntimeError};
+use crate::timers::{Clock, SystemClock};
+use crate::warm::InstancePolicy;
+use parallel_you_core::envelope::Envelope;
+use parallel_you_core::host_info::HandlerStatus;
+use parallel_you_core::host_info::{CommandInfo, HostInfo};
+use parallel_you_core::store::Store;
+
+use dispatch::publish_all;
+use serve::ServeState;
+pub use serve::Serving;
+
+/// Settings of a host.
+#[derive(Debug, Clone, Default)]
+pub struct HostConfig {
+    /// Sandbox limits.
+    pub limits: Limits,
+    /// Largest command body accepted, in bytes (0: the default, 1 MiB).
+    pub max_body: usize,
+}
+
+/// Runs commands against loaded handlers.
+pub struct Host {
+    runtime: Runtime,
+    registry: RwLock<Arc<Registry>>,
+    /// Held while a registry change is worked out, swapped in and bound on
+    /// the bus, so changes (folder loads, hot loads) apply one at a time.
+    changes: tokio::sync::Mutex<()>,
+    store: Arc<dyn Store>,
+    /// What timers are scheduled and fired by.
+    clock: Arc<dyn Clock>,
+    max_body: usize,
+    metrics: Metrics,
+    serving: tokio::sync::Mutex<Option<ServeState>>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("runtime", &self.runtime)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// A host with no handlers yet, keeping state in `store`.
+    pub fn new(config: HostConfig, store: Arc<dyn Store>) -> Result<Self, RuntimeError> {
+        Self::with_cache(config, store, None)
+    }
+
+    /// Like [`Host::new`], keeping compiled components in `cache_dir` so a
+    /// restart, or a return to a version loaded before, skips compilation
+    /// (see [`crate::cache`]).
+    pub fn with_cache(
+        config: HostConfig,
+        store: Arc<dyn Store>,
+        cache_dir: Option<&Path>,
+    ) -> Result<Self, RuntimeError> {
+        Self::with_clock(config, store, cache_dir, Arc::new(SystemClock))
+    }
+
+    /// Like [`Host::with_cache`], scheduling and firing timers by `clock`
+    /// instead of the system clock (a [`crate::timers::ManualClock`] lets
+    /// a test move time).
+    pub fn with_clock(
+        config: HostConfig,
+        store: Arc<dyn Store>,
+        cache_dir: Option<&Path>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, RuntimeError> {
+        let max_body = if config.max_body == 0 {
+            parallel_you_core::envelope::DEFAULT_MAX_BODY
+        } else {
+            config.max_body
+        };
+        Ok(Host {
+            runtime: Runtime::with_cache(config.limits, cache_dir, clock.clone())?,
+            registry: RwLock::new(Arc::new(Registry::default())),
+            changes: tokio::sync::Mutex::new(()),
+            store,
+            clock,
+            max_body,
+            metrics: Metrics::default(),
+            serving: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// Loads every component in `dir`, replacing the handlers loaded so far.
+    /// Files that fail are reported by [`Host::status`]; only an unreadable
+    /// folder is an error.
+    /// When the host is serving, routing keys are bound and unbound to match.
+    pub async fn load_dir(self: &Arc<Self>, dir: &Path) -> Result<(), LoadError> {
+        let registry = Registry::load_dir(&self.runtime, dir).await?;
+        self.begin_change().await.commit(registry, Vec::new()).await;
+        Ok(())
+    }
+
+    /// Compiles, links and validates the component `bytes` read from
+    /// `file`, without changing what serves.
+    pub(crate) async fn compile(
+        &self,
+        file: &Path,
+        bytes: Vec<u8>,
+    ) -> Result<LoadedHandler, LoadError> {
+        self.runtime.load_bytes(file, bytes).await
+    }
+
+    /// Starts a change of the registry: waits for the change before it to
+    /// be committed, then holds off others until this one is committed or
+    /// dropped.
+    pub(crate) async fn begin_change(self: &Arc<Self>) -> RegistryChange<'_> {
+        RegistryChange {
+            host: self,
+            _turn: self.changes.lock().await,
+        }
+    }
+
+    /// Swaps `registry` in, then (when serving) makes the bus bindings match
+    /// it and publishes `events`. Called through [`RegistryChange::commit`].
+    ///
+    /// Swapping first is what makes an upgrade atomic for commands: one
+    /// already routed holds its handler (an `Arc`) until it finishes; every
+    /// command routed after the swap gets the new one. Keys are bound after
+    /// the swap, so no command reaches a key the registry does not know yet.
+    async fn apply(self: &Arc<Self>, registry: Registry, events: Vec<Envelope>) {
+        *self.registry.write() = Arc::new(registry);
+        let mut serving = self.serving.lock().await;
+        if let Some(state) = serving.as_mut() {
+            if let Err(err) = self.sync_bindings(state).await {
+                tracing::error!(error = %err, "could not update the bus bindings");
+            }
+            publish_all(state.bus.as_ref(), &events).await;
+        }
+    }
+
+    /// The handlers currently loaded.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.read().clone()
+    }
+
+    /// Every loaded component and every file that failed, by file.
+    pub fn status(&self) -> Vec<HandlerStatus> {
+        self.registry().status()
+    }
+
+    /// The document store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock its timers are scheduled and fired by.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// What this host has done so far.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Opts the handler of `domain` in or out of instance reuse; every
+    /// handler starts with [`InstancePolicy::Fresh`]. See [`crate::warm`]
+    /// for what reuse trades away.
+    pub fn set_instance_policy(&self, domain: &str, policy: InstancePolicy) {
+        self.runtime.set_instance_policy(domain, policy);
+    }
+
+    /// Instances of the handler of `domain` parked for reuse now.
+    pub fn parked_instances(&self, domain: &str) -> usize {
+        self.registry()
+            .handlers()
+            .find(|h| h.manifest.domain == domain)
+            .map_or(0, |h| self.runtime.parked_instances(h))
+    }
+}
+
+/// A registry change in progress (see `Host::begin_change`): the registry
+/// it starts from, and the one way to apply it.
+pub(crate) struct RegistryChange<'a> {
+    host: &'a Arc<Host>,
+    _turn: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl RegistryChange<'_> {
+    /// The handlers loaded now, which no other change can alter meanwhile.
+    pub(crate) fn registry(&self) -> Arc<Registry> {
+        self.host.registry()
+    }
+
+    /// Swaps `registry` in, binds it on the bus when serving and publishes
+    /// `events`; the next change may then begin.
+    pub(crate) async fn commit(self, registry: Registry, events: Vec<Envelope>) {
+        self.host.apply(registry, events).await;
+    }
+}
+
+impl HostInfo for Host {
+    fn command(&self, routing_key: &str) -> Option<CommandInfo> {
+        let registry = self.registry();
+        let handler = registry.route(routing_key)?;
+        handler
+            .manifest
+            .commands
+            .iter()
+            .find(|c| c.routing_key == routing_key)
+            .cloned()
+    }
+
+    fn status(&self) -> Vec<HandlerStatus> {
+        Host::status(self)
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        self.metrics.render(out);
+    }
+}

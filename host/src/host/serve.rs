@@ -1,0 +1,222 @@
+//! Serving: binding the loaded handlers' routing keys on a bus, consuming
+//! their domain queues (each delivery through `Host::handle`), keeping the
+//! bindings in step with the registry, and stopping.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::Host;
+use crate::timers::TimerPump;
+use parallel_you_core::bus::{Bus, BusError, Publisher};
+
+/// How long a command that failed for a passing reason waits before it goes
+/// back to its queue.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+impl Host {
+    /// Binds every loaded handler's routing keys on `bus`, consumes their
+    /// domain queues and fires due timers (a [`TimerPump`]), until [`Serving::shutdown`].
+    /// Handlers loaded later with [`Host::load_dir`] are bound (and dropped
+    /// ones unbound) as they change. At most `4 × max_instances` commands
+    /// are taken from the bus at once: the rest wait in their queues.
+    pub async fn serve(self: &Arc<Self>, bus: Arc<dyn Bus>) -> Result<Serving, BusError> {
+        let mut serving = self.serving.lock().await;
+        if serving.is_some() {
+            return Err(BusError::Invalid("this host is already serving".to_owned()));
+        }
+        let stop = CancellationToken::new();
+        let inflight = TaskTracker::new();
+        let permits = Arc::new(Semaphore::new(
+            4 * self.runtime.limits().max_instances.max(1) as usize,
+        ));
+        let mut state = ServeState {
+            bus: bus.clone(),
+            stop: stop.clone(),
+            inflight: inflight.clone(),
+            permits,
+            domains: BTreeMap::new(),
+        };
+        self.sync_bindings(&mut state).await?;
+        *serving = Some(state);
+        drop(serving);
+        let timers = TimerPump::new(self.clone()).spawn(bus, stop.clone());
+        Ok(Serving {
+            host: self.clone(),
+            stop,
+            inflight,
+            timers,
+        })
+    }
+
+    /// Makes the bus bindings and consumers match the registry.
+    pub(super) async fn sync_bindings(
+        self: &Arc<Self>,
+        state: &mut ServeState,
+    ) -> Result<(), BusError> {
+        let registry = self.registry();
+        let wanted: BTreeMap<String, Vec<String>> = registry
+            .handlers()
+            .map(|h| (h.manifest.domain.clone(), h.manifest.routing_keys()))
+            .collect();
+        let gone: Vec<String> = state
+            .domains
+            .keys()
+            .filter(|d| !wanted.contains_key(*d))
+            .cloned()
+            .collect();
+        for domain in gone {
+            if let Some(old) = state.domains.remove(&domain) {
+                state.bus.unbind(&domain, &old.keys).await?;
+                old.stop.cancel();
+                tracing::info!(domain = %domain, "unbound");
+            }
+        }
+        for (domain, keys) in wanted {
+            if let Some(current) = state.domains.get_mut(&domain) {
+                let dropped: Vec<String> = current
+                    .keys
+                    .iter()
+                    .filter(|k| !keys.contains(k))
+                    .cloned()
+                    .collect();
+                state.bus.unbind(&domain, &dropped).await?;
+                state.bus.bind(&domain, &keys).await?;
+                current.keys = keys;
+                continue;
+            }
+            state.bus.bind(&domain, &keys).await?;
+            let deliveries = state.bus.consume(&domain).await?;
+            let stop = state.stop.child_token();
+            tokio::spawn(
+                self.clone()
+                    .consume(deliveries, state.clone_for_consumer(stop.clone())),
+            );
+            tracing::info!(domain = %domain, keys = ?keys, "bound");
+            state.domains.insert(domain, DomainState { keys, stop });
+        }
+        Ok(())
+    }
+
+    async fn consume(
+        self: Arc<Self>,
+        mut deliveries: parallel_you_core::bus::Deliveries,
+        ctx: ConsumerCtx,
+    ) {
+        loop {
+            let permit = tokio::select! {
+                _ = ctx.stop.cancelled() => break,
+                p = ctx.permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let delivery = tokio::select! {
+                _ = ctx.stop.cancelled() => break,
+                d = deliveries.next() => match d {
+                    Some(d) => d,
+                    None => break,
+                },
+            };
+            let host = self.clone();
+            let bus = ctx.bus.clone();
+            ctx.inflight.spawn(async move {
+                let publisher: Arc<dyn Publisher> = bus;
+                let settled = match &delivery.message {
+                    Ok(cmd) => {
+                        let handled = host.handle(cmd, publisher).await;
+                        if handled.retry {
+                            // A passing failure (store or bus away): back to
+                            // the queue after a pause, not in a hot loop.
+                            tokio::time::sleep(RETRY_DELAY).await;
+                            delivery.requeue().await
+                        } else {
+                            delivery.ack().await
+                        }
+                    }
+                    Err(err) => {
+                        // Not an envelope: retrying cannot help. Dead-letter
+                        // it, after telling whoever can be told.
+                        host.reject(err.clone(), publisher.as_ref()).await;
+                        delivery.reject().await
+                    }
+                };
+                if let Err(err) = settled {
+                    // The broker redelivers what was not settled.
+                    tracing::warn!(error = %err, "could not settle a command");
+                }
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// What a serving host keeps about its bus.
+pub(super) struct ServeState {
+    pub(super) bus: Arc<dyn Bus>,
+    stop: CancellationToken,
+    inflight: TaskTracker,
+    permits: Arc<Semaphore>,
+    domains: BTreeMap<String, DomainState>,
+}
+
+struct DomainState {
+    keys: Vec<String>,
+    stop: CancellationToken,
+}
+
+struct ConsumerCtx {
+    bus: Arc<dyn Bus>,
+    stop: CancellationToken,
+    inflight: TaskTracker,
+    permits: Arc<Semaphore>,
+}
+
+impl ServeState {
+    fn clone_for_consumer(&self, stop: CancellationToken) -> ConsumerCtx {
+        ConsumerCtx {
+            bus: self.bus.clone(),
+            stop,
+            inflight: self.inflight.clone(),
+            permits: self.permits.clone(),
+        }
+    }
+}
+
+/// A serving host: stop it with [`Serving::shutdown`] (or [`Serving::stop`]).
+#[derive(Debug)]
+pub struct Serving {
+    host: Arc<Host>,
+    stop: CancellationToken,
+    inflight: TaskTracker,
+    timers: tokio::task::JoinHandle<()>,
+}
+
+impl Serving {
+    /// Stops taking commands and firing timers, then waits up to `grace`
+    /// for the commands in flight to finish. Returns whether they all did.
+    pub async fn shutdown(self, grace: Duration) -> bool {
+        self.stop.cancel();
+        self.timers.abort();
+        self.inflight.close();
+        let finished = tokio::time::timeout(grace, self.inflight.wait())
+            .await
+            .is_ok();
+        *self.host.serving.lock().await = None;
+        finished
+    }
+
+    /// Stops taking commands and firing timers without waiting.
+    pub fn stop(self) {
+        self.stop.cancel();
+        self.timers.abort();
+        self.inflight.close();
+        if let Ok(mut serving) = self.host.serving.try_lock() {
+            *serving = None;
+        }
+    }
+}

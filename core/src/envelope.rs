@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::json_depth::{check_depth, MAX_JSON_DEPTH};
 use crate::names::{
     check_message_id, check_reply_channel, check_routing_key, check_session_id, domain_of,
     session_channel, MAX_ROUTING_KEY_LEN,
@@ -191,6 +192,7 @@ impl Envelope {
                 self.body.get().len()
             )));
         }
+        check_depth(self.body.get(), MAX_JSON_DEPTH).map_err(fail)?;
         Ok(())
     }
 
@@ -367,6 +369,18 @@ mod tests {
         let big = format!("\"{}\"", "x".repeat(100));
         assert!(parse_body(&big, 50, &PartialMeta::default()).is_err());
         assert!(parse_body("{not json", 50, &PartialMeta::default()).is_err());
+    }
+
+    #[test]
+    fn deep_bodies_are_invalid() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(Envelope::command("a.b", &deep(MAX_JSON_DEPTH)).is_ok());
+        let err = Envelope::command("a.b", &deep(MAX_JSON_DEPTH + 1)).err();
+        assert!(err.is_some_and(|e| e.reason.contains("nests")));
+        let ok = Envelope::command("a.b", "{}").map(|c| c.to_json());
+        let Ok(text) = ok else { panic!() };
+        let text = text.replace(r#""body":{}"#, &format!(r#""body":{}"#, deep(100)));
+        assert!(Envelope::from_json(&text, DEFAULT_MAX_BODY).is_err());
     }
 
     #[test]

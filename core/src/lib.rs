@@ -14,6 +14,7 @@ pub mod bus;
 pub mod envelope;
 pub mod error;
 pub mod host_info;
+pub mod json_depth;
 pub mod names;
 pub mod prometheus;
 pub mod schema;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -118,16 +119,30 @@ pub(crate) async fn post_command(
         }
         Ok((
             StatusCode::OK,
-            Json(json!({
-                "correlation_id": correlation_id,
-                "message_id": message_id,
-                "events": events,
-            })),
+            [(CONTENT_TYPE, "application/json")],
+            wait_answer(&correlation_id, &message_id, &events),
         )
             .into_response())
     }
     .instrument(span)
     .await
+}
+
+/// The `?wait=` answer: `{"correlation_id", "message_id", "events": [...]}`.
+///
+/// Spliced from the events' own JSON texts rather than built as a `Value`:
+/// that would re-parse every body, and serde_json refuses (`json!` panics
+/// on) bodies nested deeper than 128 levels. This cannot fail on any body.
+fn wait_answer(correlation_id: &str, message_id: &str, events: &[Envelope]) -> String {
+    // Serialising a plain string cannot fail.
+    let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let texts: Vec<String> = events.iter().map(Envelope::to_json).collect();
+    format!(
+        r#"{{"correlation_id":{},"message_id":{},"events":[{}]}}"#,
+        quoted(correlation_id),
+        quoted(message_id),
+        texts.join(",")
+    )
 }
 
 /// Handles `GET /api`: the discovered commands.
@@ -140,5 +155,37 @@ pub(crate) async fn not_found(State(gw): State<Arc<Gateway>>, uri: axum::http::U
     ApiError::UnknownCommand {
         path: uri.path().to_owned(),
         known: gw.catalog.entries().as_ref().clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parallel_you_core::envelope::{Envelope, Meta};
+    use serde_json::value::RawValue;
+
+    #[test]
+    fn wait_answer_splices_any_body() {
+        let cmd = Meta::new(parallel_you_core::Kind::Command, "a.b");
+        let mut events = Vec::new();
+        for depth in [0, 1, 127, 128, 129, 10_000] {
+            let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let text = if depth == 0 { "{}".to_owned() } else { text };
+            let Ok(body) = RawValue::from_string(text) else {
+                panic!("depth {depth}")
+            };
+            events.push(Envelope::event_for(&cmd, "a.done", body));
+        }
+        let answer = wait_answer("c\"1", "m1", &events);
+        assert!(answer.starts_with(r#"{"correlation_id":"c\"1","message_id":"m1","events":[{"#));
+        for ev in &events {
+            assert!(answer.contains(&ev.to_json()));
+        }
+        // What serde_json can read of it is what was sent.
+        let shallow = wait_answer("c", "m", &events[..2]);
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&shallow) else {
+            panic!("{shallow}")
+        };
+        assert_eq!(value["events"].as_array().map(Vec::len), Some(2));
     }
 }

@@ -5,11 +5,16 @@
 //! only events of that domain, logs within a budget, and has WASI with no
 //! files, environment, arguments or network.
 
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use parking_lot::Mutex;
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::parallel_you::handler::{emitter, log, scheduler, store as wit_store, types};
@@ -17,11 +22,14 @@ use crate::timers::Clock;
 use parallel_you_core::bus::Publisher;
 use parallel_you_core::envelope::{Envelope, Meta};
 use parallel_you_core::error::{ErrorBody, ErrorCode};
+use parallel_you_core::json_depth::{check_depth, MAX_JSON_DEPTH};
 use parallel_you_core::names::{check_routing_key, domain_of};
 use parallel_you_core::store::{Filter, Store, StoreError};
 
-/// Bytes of a guest's stderr kept to explain a trap (a Rust panic message).
-const STDERR_CAPTURE: usize = 4096;
+/// Bytes of a guest's stderr kept to explain a trap: the last ones written,
+/// where a Rust panic message is. Everything before them is dropped, never
+/// refused, so writing can never trap a guest.
+pub(crate) const STDERR_CAPTURE: usize = 4096;
 /// Bytes of log messages a command may write before the rest is dropped.
 const LOG_BUDGET: usize = 64 * 1024;
 
@@ -38,7 +46,7 @@ pub(crate) struct OutputLimits {
 pub(crate) struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
-    stderr: MemoryOutputPipe,
+    stderr: TailPipe,
     domain: Arc<str>,
     store: Arc<dyn Store>,
     /// What timers are scheduled by.
@@ -53,6 +61,8 @@ pub(crate) struct Sandbox {
     pub(crate) emitted: Vec<Envelope>,
     /// Set when an emitted event could not be published.
     pub(crate) emit_failed: bool,
+    /// Set when the guest emitted past its event cap (and was stopped).
+    pub(crate) events_exceeded: bool,
     /// Set when the guest asked for more memory than its cap.
     pub(crate) memory_denied: bool,
     /// Set when the epoch callback stopped the guest at its deadline.
@@ -69,7 +79,7 @@ impl Sandbox {
         limits: OutputLimits,
         memory_cap: usize,
     ) -> Self {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let stderr = TailPipe::new(STDERR_CAPTURE);
         let wasi = WasiCtxBuilder::new()
             .stderr(stderr.clone())
             .allow_tcp(false)
@@ -90,6 +100,7 @@ impl Sandbox {
             log_left: LOG_BUDGET,
             emitted: Vec::new(),
             memory_denied: false,
+            events_exceeded: false,
             emit_failed: false,
             timed_out: false,
         }
@@ -103,7 +114,9 @@ impl Sandbox {
         self.emit_failed = false;
         self.log_left = LOG_BUDGET;
         self.memory_denied = false;
+        self.events_exceeded = false;
         self.timed_out = false;
+        self.stderr.clear();
     }
 
     /// Lets go of the last command before the instance is parked.
@@ -115,9 +128,9 @@ impl Sandbox {
 
     /// What the guest wrote to stderr (a panic message, typically).
     pub(crate) fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents())
-            .trim()
-            .to_owned()
+        let tail = self.stderr.contents();
+        // The cut may have split a character: lossy decoding mends it.
+        String::from_utf8_lossy(&tail).trim().to_owned()
     }
 
     /// Turns an event a guest produced into an envelope, or says why it
@@ -130,10 +143,7 @@ impl Sandbox {
     ) -> Result<Envelope, ErrorBody> {
         let invalid = |msg: String| ErrorBody::new(ErrorCode::InvalidEvent, msg);
         if already >= self.limits.max_events {
-            return Err(invalid(format!(
-                "a command may produce at most {} events",
-                self.limits.max_events
-            )));
+            return Err(self.too_many_events());
         }
         check_routing_key(&event.routing_key).map_err(|e| invalid(e.0))?;
         if domain_of(&event.routing_key) != &*self.domain {
@@ -150,6 +160,9 @@ impl Sandbox {
                 self.limits.max_event_body
             )));
         }
+        // Checked before parsing: the scan is flat, whatever the nesting.
+        check_depth(&event.body, MAX_JSON_DEPTH)
+            .map_err(|e| invalid(format!("event {:?}: {e}", event.routing_key)))?;
         let body = serde_json::value::RawValue::from_string(event.body).map_err(|e| {
             invalid(format!(
                 "event {:?} has a body that is not JSON: {e}",
@@ -157,6 +170,109 @@ impl Sandbox {
             ))
         })?;
         Ok(Envelope::event_for(cause, &event.routing_key, body))
+    }
+
+    /// Why an event past the cap is refused.
+    pub(crate) fn too_many_events(&self) -> ErrorBody {
+        ErrorBody::new(
+            ErrorCode::InvalidEvent,
+            format!(
+                "a command may produce at most {} events",
+                self.limits.max_events
+            ),
+        )
+    }
+}
+
+/// A guest's stderr: keeps the last `cap` bytes written and drops the rest,
+/// so it is always ready and never full (a full pipe would make the guest's
+/// next write fail, and Rust's `eprintln!` panics on that).
+#[derive(Clone)]
+struct TailPipe {
+    cap: usize,
+    tail: Arc<Mutex<VecDeque<u8>>>,
+}
+
+impl TailPipe {
+    fn new(cap: usize) -> Self {
+        TailPipe {
+            cap,
+            tail: Arc::new(Mutex::new(VecDeque::with_capacity(cap))),
+        }
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        let mut tail = self.tail.lock();
+        let bytes = &bytes[bytes.len().saturating_sub(self.cap)..];
+        let over = (tail.len() + bytes.len()).saturating_sub(self.cap);
+        tail.drain(..over);
+        tail.extend(bytes);
+    }
+
+    fn contents(&self) -> Vec<u8> {
+        self.tail.lock().iter().copied().collect()
+    }
+
+    fn clear(&self) {
+        self.tail.lock().clear();
+    }
+}
+
+impl IsTerminal for TailPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for TailPipe {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+/// How much a guest may hand over in one write; any amount is accepted.
+const STDERR_WRITE: usize = 64 * 1024;
+
+impl OutputStream for TailPipe {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(STDERR_WRITE)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for TailPipe {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for TailPipe {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -308,13 +424,22 @@ impl scheduler::Host for Sandbox {
 }
 
 impl emitter::Host for Sandbox {
-    async fn emit(&mut self, event: types::Event) {
+    async fn emit(&mut self, event: types::Event) -> wasmtime::Result<()> {
         let Some(cause) = self.command.clone() else {
             tracing::warn!(domain = %self.domain, "emit called outside a command; ignored");
-            return;
+            return Ok(());
         };
+        if self.emitted.len() >= self.limits.max_events {
+            // Stop the guest at its first emit past the cap: it would
+            // otherwise run on, and every further emit would cost an error
+            // event. The command's one error event comes from `classify`.
+            self.events_exceeded = true;
+            return Err(wasmtime::Error::msg(self.too_many_events().message));
+        }
         let envelope = match self.check_event(&cause, event, self.emitted.len()) {
             Ok(env) => env,
+            // Small by construction: `check_event` quotes only a routing
+            // key it has already checked, and serde_json's own message.
             Err(err) => err.event_for(&cause),
         };
         if let Some(publisher) = &self.publisher {
@@ -324,6 +449,7 @@ impl emitter::Host for Sandbox {
             }
         }
         self.emitted.push(envelope);
+        Ok(())
     }
 }
 

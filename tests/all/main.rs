@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod amqp;
+mod bounds;
 mod bus;
 mod cli;
 mod common;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Store, UpdateDeadline};
 
-use super::classify::{classify, handler_error, to_wit_command};
+use super::classify::{bounded, classify, handler_error, to_wit_command};
 use super::{LoadedHandler, Runtime};
 use crate::bindings::{self, HandlerPre};
 use crate::sandbox::Sandbox;
@@ -76,13 +76,16 @@ impl Runtime {
                 })
             })
             .await;
+        // Error events obey the event body cap like any other event.
+        let max_body = self.limits.max_event_body;
         let Some(mut wasm_store) = called.store else {
             return RunOutcome {
                 emitted: Vec::new(),
                 published: true,
                 result: called
                     .result
-                    .and_then(|_| Err(ErrorBody::new(ErrorCode::Trap, "the instance was lost"))),
+                    .and_then(|_| Err(ErrorBody::new(ErrorCode::Trap, "the instance was lost")))
+                    .map_err(|e| bounded(e, max_body)),
             };
         };
         let sandbox = wasm_store.data_mut();
@@ -124,7 +127,7 @@ impl Runtime {
         RunOutcome {
             emitted,
             published,
-            result,
+            result: result.map_err(|e| bounded(e, max_body)),
         }
     }
 

@@ -1,0 +1,88 @@
+//! Test handler (domain `flood`): each command pushes one of the host's
+//! output limits, within what the WIT contract lets a guest do.
+//!
+//! - `flood.deep` returns `flood.deep` whose body nests `{"depth": n}`
+//!   arrays deep (default 200);
+//! - `flood.emit` emits `flood.drop` 100,000 times;
+//! - `flood.huge` fails with a 50 MB message and a 2 MB context;
+//! - `flood.noisy` writes 1 MiB to stderr, then answers `flood.fine`;
+//! - `flood.noisy-panic` writes 1 MiB to stderr, then panics;
+//! - `flood.ok` answers `flood.fine`.
+
+use std::io::Write;
+
+use parallel_you_sdk::{export_handler, Ctx, Error, Event, Handler, Router};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+const MIB: usize = 1 << 20;
+
+struct Flood;
+
+impl Handler for Flood {
+    fn router() -> Router {
+        Router::new("flood", env!("CARGO_PKG_VERSION"))
+            .command("flood.deep", "Answer with a deeply nested body", deep)
+            .command("flood.emit", "Emit 100,000 events", emit)
+            .command("flood.huge", "Fail with a 50 MB error message", huge)
+            .command("flood.noisy", "Write 1 MiB to stderr, then answer", noisy)
+            .command(
+                "flood.noisy-panic",
+                "Write 1 MiB to stderr, then panic",
+                noisy_panic,
+            )
+            .command("flood.ok", "Answer `flood.fine`", ok)
+            .emits(&["flood.deep", "flood.drop", "flood.fine"])
+    }
+}
+
+export_handler!(Flood);
+
+#[derive(Deserialize)]
+struct Depth {
+    depth: Option<usize>,
+}
+
+fn deep(_ctx: &Ctx, body: Depth) -> Result<Vec<Event>, Error> {
+    let depth = body.depth.unwrap_or(200);
+    let json = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    Ok(vec![Event::raw("flood.deep", json)])
+}
+
+fn emit(ctx: &Ctx, _body: IgnoredAny) -> Result<Vec<Event>, Error> {
+    for i in 0..100_000 {
+        ctx.emit(Event::raw("flood.drop", format!("{{\"i\":{i}}}")));
+    }
+    Ok(vec![Event::raw("flood.fine", "{}")])
+}
+
+fn huge(_ctx: &Ctx, _body: IgnoredAny) -> Result<Vec<Event>, Error> {
+    let message = "é".repeat(25_000_000);
+    let context = serde_json::json!({ "blob": "x".repeat(2 * MIB) });
+    Err(Error::new("too_much", message).with_context(context))
+}
+
+fn write_stderr() {
+    let line = [b'n'; 1023];
+    let mut err = std::io::stderr();
+    for _ in 0..1024 {
+        // The host must keep accepting: a failed write would be its bug.
+        let _ = err.write_all(&line);
+        let _ = err.write_all(b"\n");
+    }
+}
+
+fn noisy(_ctx: &Ctx, _body: IgnoredAny) -> Result<Vec<Event>, Error> {
+    write_stderr();
+    eprintln!("still writing after 1 MiB");
+    Ok(vec![Event::raw("flood.fine", "{}")])
+}
+
+fn noisy_panic(_ctx: &Ctx, _body: IgnoredAny) -> Result<Vec<Event>, Error> {
+    write_stderr();
+    panic!("flood.noisy-panic was asked to panic")
+}
+
+fn ok(_ctx: &Ctx, _body: IgnoredAny) -> Result<Vec<Event>, Error> {
+    Ok(vec![Event::raw("flood.fine", "{}")])
+}

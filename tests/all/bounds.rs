@@ -216,3 +216,51 @@ async fn writing_to_stderr_never_traps() {
     assert!(stderr.len() <= 64 * 1024, "{} bytes kept", stderr.len());
     still_serves(&host).await;
 }
+
+#[tokio::test]
+async fn a_guest_spelling_a_host_code_is_answered_not_retried() {
+    let (host, _dir) = host_with(&["flood", "counter"]).await;
+    for code in ["unavailable", "overloaded"] {
+        let c = cmd("flood.fail", &format!(r#"{{"code":"{code}"}}"#));
+        let events = call(&host, c.clone()).await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(last_error(&events).as_deref(), Some(code));
+        let runs = host.metrics().commands_for("flood.fail");
+        // Recorded: a redelivery republishes the answer and runs nothing.
+        let again = call(&host, c).await;
+        assert_eq!(keys(&again), ["flood.error"], "{again:?}");
+        assert_eq!(again[0].meta.message_id, events[0].meta.message_id);
+        assert_eq!(host.metrics().commands_for("flood.fail"), runs, "{code}");
+    }
+    still_serves(&host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_guest_spelling_unavailable_is_answered_once() {
+    let on = common::serve_on_bus(&["flood", "counter"]).await;
+    let mut errors = common::subscribe(&*on.bus, "#.flood.error").await;
+    let mut fine = common::subscribe(&*on.bus, "#.flood.fine").await;
+    on.bus
+        .send(cmd("flood.fail", r#"{"code":"unavailable"}"#))
+        .await
+        .unwrap();
+    let first = common::next_within(&mut errors, Duration::from_secs(5)).await;
+    assert_eq!(
+        first
+            .as_ref()
+            .and_then(parallel_you_core::error::error_code_of),
+        Some("unavailable".to_owned())
+    );
+    // A requeued command would run again after the one-second retry pause.
+    let again = common::next_within(&mut errors, Duration::from_millis(2500)).await;
+    assert!(again.is_none(), "answered twice: {again:?}");
+    assert_eq!(on.host.metrics().commands_for("flood.fail"), 1);
+    on.bus.send(cmd("flood.ok", "{}")).await.unwrap();
+    assert!(
+        common::next_within(&mut fine, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "the host serves the next command"
+    );
+    on.serving.stop();
+}

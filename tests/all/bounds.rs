@@ -264,3 +264,35 @@ async fn a_served_guest_spelling_unavailable_is_answered_once() {
     );
     on.serving.stop();
 }
+
+#[tokio::test]
+async fn invented_error_codes_keep_the_metrics_bounded() {
+    use parallel_you_core::host_info::HostInfo;
+    use parallel_you_host::metrics::{MAX_HANDLER_CODES, OTHER_CODE};
+
+    let (host, _dir) = host_with(&["flood", "counter"]).await;
+    let invented = MAX_HANDLER_CODES + 200;
+    for i in 0..invented {
+        let events = call(
+            &host,
+            cmd("flood.fail", &format!(r#"{{"code":"made_up_{i}"}}"#)),
+        )
+        .await;
+        assert_eq!(last_error(&events), Some(format!("made_up_{i}")));
+    }
+    let mut out = String::new();
+    HostInfo::render_metrics(&*host, &mut out);
+    let labels = out
+        .lines()
+        .filter(|l| l.starts_with("pyou_errors_total{"))
+        .count();
+    assert!(
+        labels <= MAX_HANDLER_CODES + 1,
+        "{labels} error labels:\n{out}"
+    );
+    assert!(
+        out.contains(&format!("pyou_errors_total{{code=\"{OTHER_CODE}\"}} 200")),
+        "{out}"
+    );
+    still_serves(&host).await;
+}

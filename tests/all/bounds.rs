@@ -1,6 +1,8 @@
-//! Output limits hold by construction: a guest that nests, emits, fails
-//! or writes past them gets one documented error event, and the host goes
-//! on serving (issue 18, findings 2, 7, 8 and 10).
+//! Limits hold by construction: a guest that nests, emits, fails or writes
+//! past them gets one documented error event, one that answers with a host
+//! code or invents codes cannot make the host retry or grow its metrics,
+//! one that declares too much is refused at load, and the host goes on
+//! serving (issue 18, findings 1, 2, 4, 7, 8, 9 and 10).
 
 use crate::common;
 
@@ -294,5 +296,26 @@ async fn invented_error_codes_keep_the_metrics_bounded() {
         out.contains(&format!("pyou_errors_total{{code=\"{OTHER_CODE}\"}} 200")),
         "{out}"
     );
+    still_serves(&host).await;
+}
+
+#[tokio::test]
+async fn a_manifest_past_the_command_limit_is_refused_at_load() {
+    let started = Instant::now();
+    let (host, _dir) = host_with(&["wide", "flood", "counter"]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "loading took {:?}",
+        started.elapsed()
+    );
+    let failures = host.registry().failures().to_vec();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let text = failures[0].to_string();
+    assert!(
+        text.contains("wide.wasm")
+            && text.contains("declares 1001 commands, more than the limit of 1000"),
+        "{text}"
+    );
+    assert!(host.registry().route("wide.c0").is_none());
     still_serves(&host).await;
 }

@@ -95,14 +95,17 @@ pub enum Code {
 }
 
 impl Code {
-    /// The code a handler returned: one of the host's when it spells one,
-    /// its own when it follows the grammar ([`is_error_code`]), and
-    /// `handler_error` otherwise.
+    /// The code a handler returned: its own when it follows the grammar
+    /// ([`is_error_code`]), and `handler_error` otherwise. A guest's code is
+    /// its answer even when it spells one of the host's (`unavailable`,
+    /// `overloaded`): it is recorded like any answer and never retried, so a
+    /// guest cannot make the host redeliver a command forever. Only the
+    /// host's own failures are [transient](Code::is_transient).
     pub fn from_handler(code: String) -> Self {
-        match ErrorCode::parse(&code) {
-            Some(host) => Code::Host(host),
-            None if is_error_code(&code) => Code::Handler(code),
-            None => Code::Host(ErrorCode::HandlerError),
+        if is_error_code(&code) {
+            Code::Handler(code)
+        } else {
+            Code::Host(ErrorCode::HandlerError)
         }
     }
 
@@ -240,10 +243,14 @@ mod tests {
             Code::from_handler("not_found".into()),
             Code::Handler("not_found".into())
         );
-        assert_eq!(
-            Code::from_handler("conflict".into()),
-            Code::Host(ErrorCode::Conflict)
-        );
+        // Spelling a host code does not make a guest's answer the host's.
+        for code in ["unavailable", "overloaded", "conflict"] {
+            let typed = Code::from_handler(code.into());
+            assert_eq!(typed, Code::Handler(code.into()));
+            assert!(!typed.is_transient(), "{code}");
+            assert_eq!(typed.as_str(), code);
+        }
+        assert!(Code::Host(ErrorCode::Unavailable).is_transient());
         assert_eq!(
             Code::from_handler("Bad Code".into()),
             Code::Host(ErrorCode::HandlerError)

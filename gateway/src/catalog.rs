@@ -7,6 +7,7 @@
 //! misses, so handlers that appear or disappear change the API without a
 //! restart.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use parallel_you_core::{Bus, HostInfo};
@@ -44,7 +45,29 @@ pub fn routing_key_of(tail: &str) -> String {
 pub(crate) struct Catalog {
     bus: Arc<dyn Bus>,
     host: Option<Arc<dyn HostInfo>>,
-    entries: RwLock<Arc<Vec<CommandEntry>>>,
+    listing: RwLock<Listing>,
+}
+
+/// The entries of one refresh, and where each routing key is among them:
+/// a lookup per request must not scan a thousand entries.
+#[derive(Default)]
+struct Listing {
+    entries: Arc<Vec<CommandEntry>>,
+    by_key: HashMap<String, usize>,
+}
+
+impl Listing {
+    fn new(entries: Vec<CommandEntry>) -> Self {
+        let by_key = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.routing_key.clone(), i))
+            .collect();
+        Listing {
+            entries: Arc::new(entries),
+            by_key,
+        }
+    }
 }
 
 impl Catalog {
@@ -52,22 +75,20 @@ impl Catalog {
         Catalog {
             bus,
             host,
-            entries: RwLock::new(Arc::new(Vec::new())),
+            listing: RwLock::new(Listing::default()),
         }
     }
 
     /// The commands as of the last refresh.
     pub(crate) fn entries(&self) -> Arc<Vec<CommandEntry>> {
-        self.entries.read().clone()
+        self.listing.read().entries.clone()
     }
 
     /// The entry of a routing key, as of the last refresh.
     pub(crate) fn find(&self, routing_key: &str) -> Option<CommandEntry> {
-        self.entries
-            .read()
-            .iter()
-            .find(|e| e.routing_key == routing_key)
-            .cloned()
+        let listing = self.listing.read();
+        let i = *listing.by_key.get(routing_key)?;
+        listing.entries.get(i).cloned()
     }
 
     /// Reads the bindings again. On a bus error the last list stays.
@@ -79,7 +100,7 @@ impl Catalog {
                 return;
             }
         };
-        let entries = bindings
+        let entries: Vec<CommandEntry> = bindings
             .into_iter()
             .map(|b| {
                 let info = self.host.as_ref().and_then(|h| h.command(&b.routing_key));
@@ -92,7 +113,7 @@ impl Catalog {
                 }
             })
             .collect();
-        *self.entries.write() = Arc::new(entries);
+        *self.listing.write() = Listing::new(entries);
     }
 }
 

@@ -4,8 +4,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use parallel_you_core::error::ErrorCode;
 use parallel_you_core::prometheus::TextWriter;
 use parking_lot::Mutex;
+
+/// Distinct handler codes that get their own `pyou_errors_total` label;
+/// handlers invent codes freely, and each label is a series kept forever.
+pub const MAX_HANDLER_CODES: usize = 64;
+/// The label of the errors whose handler code came past
+/// [`MAX_HANDLER_CODES`].
+pub const OTHER_CODE: &str = "other";
 
 /// Upper bounds of the dispatch latency buckets, in seconds.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -39,8 +47,32 @@ impl Histogram {
 struct Inner {
     commands: BTreeMap<String, u64>,
     errors: BTreeMap<String, u64>,
+    /// Labels in `errors` that are handler codes (not the host's, not
+    /// [`OTHER_CODE`]).
+    handler_codes: usize,
     latency: BTreeMap<String, Histogram>,
     replays: u64,
+}
+
+impl Inner {
+    /// Counts an error event under its code: the host's codes and the first
+    /// [`MAX_HANDLER_CODES`] handler codes seen are labels of their own,
+    /// later handler codes count under [`OTHER_CODE`].
+    fn error(&mut self, code: &str) {
+        if let Some(n) = self.errors.get_mut(code) {
+            *n += 1;
+            return;
+        }
+        let label = if ErrorCode::parse(code).is_some() || code == OTHER_CODE {
+            code
+        } else if self.handler_codes < MAX_HANDLER_CODES {
+            self.handler_codes += 1;
+            code
+        } else {
+            OTHER_CODE
+        };
+        *self.errors.entry(label.to_owned()).or_default() += 1;
+    }
 }
 
 /// What a host has done since it started.
@@ -69,18 +101,13 @@ impl Metrics {
                 .observe(took.as_secs_f64()),
         }
         if let Some(code) = error_code {
-            *inner.errors.entry(code.to_owned()).or_default() += 1;
+            inner.error(code);
         }
     }
 
     /// Records a command refused before it ran (invalid, unknown key…).
     pub fn refused(&self, error_code: &str) {
-        *self
-            .inner
-            .lock()
-            .errors
-            .entry(error_code.to_owned())
-            .or_default() += 1;
+        self.inner.lock().error(error_code);
     }
 
     /// Records a redelivered command answered from its record.
@@ -98,7 +125,8 @@ impl Metrics {
             .unwrap_or(0)
     }
 
-    /// Error events by code.
+    /// Error events by code label (a handler code past the first
+    /// [`MAX_HANDLER_CODES`] counts under [`OTHER_CODE`]).
     pub fn errors_for(&self, code: &str) -> u64 {
         self.inner.lock().errors.get(code).copied().unwrap_or(0)
     }
@@ -115,7 +143,11 @@ impl Metrics {
         for (key, n) in &inner.commands {
             w.sample("pyou_commands_total", &[("routing_key", key)], n);
         }
-        w.family("pyou_errors_total", "counter", "Error events, by code.");
+        w.family(
+            "pyou_errors_total",
+            "counter",
+            "Error events, by code (handler codes past the first 64 as \"other\").",
+        );
         for (code, n) in &inner.errors {
             w.sample("pyou_errors_total", &[("code", code)], n);
         }
@@ -175,5 +207,30 @@ mod tests {
         assert!(out.contains("pyou_dispatch_seconds_bucket{routing_key=\"a.b\",le=\"0.0001\"} 1"));
         assert!(out.contains("pyou_dispatch_seconds_bucket{routing_key=\"a.b\",le=\"+Inf\"} 2"));
         assert!(out.contains("pyou_dispatch_seconds_count{routing_key=\"a.b\"} 2"));
+    }
+
+    #[test]
+    fn handler_codes_past_the_cap_count_as_other() {
+        let m = Metrics::default();
+        for i in 0..MAX_HANDLER_CODES + 100 {
+            m.command("a.b", Duration::from_micros(1), Some(&format!("code_{i}")));
+        }
+        // Codes seen before the cap keep their label; host codes always do.
+        m.command("a.b", Duration::from_micros(1), Some("code_0"));
+        m.command("a.b", Duration::from_micros(1), Some("unavailable"));
+        m.refused("invalid_envelope");
+        assert_eq!(m.errors_for("code_0"), 2);
+        assert_eq!(m.errors_for(&format!("code_{}", MAX_HANDLER_CODES - 1)), 1);
+        assert_eq!(m.errors_for(&format!("code_{MAX_HANDLER_CODES}")), 0);
+        assert_eq!(m.errors_for(OTHER_CODE), 100);
+        assert_eq!(m.errors_for("unavailable"), 1);
+        assert_eq!(m.errors_for("invalid_envelope"), 1);
+        let mut out = String::new();
+        m.render(&mut out);
+        let labels = out
+            .lines()
+            .filter(|l| l.starts_with("pyou_errors_total{"))
+            .count();
+        assert_eq!(labels, MAX_HANDLER_CODES + 3, "{out}");
     }
 }

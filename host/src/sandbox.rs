@@ -67,6 +67,9 @@ pub(crate) struct Sandbox {
     pub(crate) memory_denied: bool,
     /// Set when the epoch callback stopped the guest at its deadline.
     pub(crate) timed_out: bool,
+    /// Set when a store call failed with `unavailable`: the host's own
+    /// passing failure, which the guest can only pass on.
+    pub(crate) store_unavailable: bool,
 }
 
 impl Sandbox {
@@ -103,6 +106,7 @@ impl Sandbox {
             events_exceeded: false,
             emit_failed: false,
             timed_out: false,
+            store_unavailable: false,
         }
     }
 
@@ -116,6 +120,7 @@ impl Sandbox {
         self.memory_denied = false;
         self.events_exceeded = false;
         self.timed_out = false;
+        self.store_unavailable = false;
         self.stderr.clear();
     }
 
@@ -124,6 +129,14 @@ impl Sandbox {
         self.command = None;
         self.publisher = None;
         self.emitted.clear();
+    }
+
+    /// `err` for the guest, noting a store outage.
+    fn store_error(&mut self, err: StoreError) -> wit_store::StoreError {
+        if matches!(err, StoreError::Unavailable(_)) {
+            self.store_unavailable = true;
+        }
+        to_wit_error(err)
     }
 
     /// What the guest wrote to stderr (a panic message, typically).
@@ -343,7 +356,7 @@ impl wit_store::Host for Sandbox {
             .get(&self.domain, &collection, &id)
             .await
             .map(|d| d.map(to_wit_document))
-            .map_err(to_wit_error)
+            .map_err(|e| self.store_error(e))
     }
 
     async fn list(
@@ -356,7 +369,7 @@ impl wit_store::Host for Sandbox {
             .list(&self.domain, &collection, &filter)
             .await
             .map(|docs| docs.into_iter().map(to_wit_document).collect())
-            .map_err(to_wit_error)
+            .map_err(|e| self.store_error(e))
     }
 
     async fn upsert(
@@ -369,7 +382,7 @@ impl wit_store::Host for Sandbox {
         self.store
             .upsert(&self.domain, &collection, &id, &json, expected_version)
             .await
-            .map_err(to_wit_error)
+            .map_err(|e| self.store_error(e))
     }
 
     async fn delete(
@@ -380,14 +393,14 @@ impl wit_store::Host for Sandbox {
         self.store
             .delete(&self.domain, &collection, &id)
             .await
-            .map_err(to_wit_error)
+            .map_err(|e| self.store_error(e))
     }
 
     async fn clear(&mut self, collection: String) -> Result<(), wit_store::StoreError> {
         self.store
             .clear(&self.domain, &collection)
             .await
-            .map_err(to_wit_error)
+            .map_err(|e| self.store_error(e))
     }
 }
 
@@ -413,13 +426,13 @@ impl scheduler::Host for Sandbox {
             &body,
         )
         .await
-        .map_err(to_wit_error)
+        .map_err(|e| self.store_error(e))
     }
 
     async fn cancel(&mut self, id: String) -> Result<bool, wit_store::StoreError> {
         crate::timers::cancel(&*self.store, &self.domain, &id)
             .await
-            .map_err(to_wit_error)
+            .map_err(|e| self.store_error(e))
     }
 }
 

@@ -1,6 +1,8 @@
-//! Output limits hold by construction: a guest that nests, emits, fails
-//! or writes past them gets one documented error event, and the host goes
-//! on serving (issue 18, findings 2, 7, 8 and 10).
+//! Limits hold by construction: a guest that nests, emits, fails or writes
+//! past them gets one documented error event, one that answers with a host
+//! code or invents codes cannot make the host retry or grow its metrics,
+//! one that declares too much is refused at load, and the host goes on
+//! serving (issue 18, findings 1, 2, 4, 7, 8, 9 and 10).
 
 use crate::common;
 
@@ -214,5 +216,106 @@ async fn writing_to_stderr_never_traps() {
         &stderr[stderr.len().saturating_sub(200)..]
     );
     assert!(stderr.len() <= 64 * 1024, "{} bytes kept", stderr.len());
+    still_serves(&host).await;
+}
+
+#[tokio::test]
+async fn a_guest_spelling_a_host_code_is_answered_not_retried() {
+    let (host, _dir) = host_with(&["flood", "counter"]).await;
+    for code in ["unavailable", "overloaded"] {
+        let c = cmd("flood.fail", &format!(r#"{{"code":"{code}"}}"#));
+        let events = call(&host, c.clone()).await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(last_error(&events).as_deref(), Some(code));
+        let runs = host.metrics().commands_for("flood.fail");
+        // Recorded: a redelivery republishes the answer and runs nothing.
+        let again = call(&host, c).await;
+        assert_eq!(keys(&again), ["flood.error"], "{again:?}");
+        assert_eq!(again[0].meta.message_id, events[0].meta.message_id);
+        assert_eq!(host.metrics().commands_for("flood.fail"), runs, "{code}");
+    }
+    still_serves(&host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_guest_spelling_unavailable_is_answered_once() {
+    let on = common::serve_on_bus(&["flood", "counter"]).await;
+    let mut errors = common::subscribe(&*on.bus, "#.flood.error").await;
+    let mut fine = common::subscribe(&*on.bus, "#.flood.fine").await;
+    on.bus
+        .send(cmd("flood.fail", r#"{"code":"unavailable"}"#))
+        .await
+        .unwrap();
+    let first = common::next_within(&mut errors, Duration::from_secs(5)).await;
+    assert_eq!(
+        first
+            .as_ref()
+            .and_then(parallel_you_core::error::error_code_of),
+        Some("unavailable".to_owned())
+    );
+    // A requeued command would run again after the one-second retry pause.
+    let again = common::next_within(&mut errors, Duration::from_millis(2500)).await;
+    assert!(again.is_none(), "answered twice: {again:?}");
+    assert_eq!(on.host.metrics().commands_for("flood.fail"), 1);
+    on.bus.send(cmd("flood.ok", "{}")).await.unwrap();
+    assert!(
+        common::next_within(&mut fine, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "the host serves the next command"
+    );
+    on.serving.stop();
+}
+
+#[tokio::test]
+async fn invented_error_codes_keep_the_metrics_bounded() {
+    use parallel_you_core::host_info::HostInfo;
+    use parallel_you_host::metrics::{MAX_HANDLER_CODES, OTHER_CODE};
+
+    let (host, _dir) = host_with(&["flood", "counter"]).await;
+    let invented = MAX_HANDLER_CODES + 200;
+    for i in 0..invented {
+        let events = call(
+            &host,
+            cmd("flood.fail", &format!(r#"{{"code":"made_up_{i}"}}"#)),
+        )
+        .await;
+        assert_eq!(last_error(&events), Some(format!("made_up_{i}")));
+    }
+    let mut out = String::new();
+    HostInfo::render_metrics(&*host, &mut out);
+    let labels = out
+        .lines()
+        .filter(|l| l.starts_with("pyou_errors_total{"))
+        .count();
+    assert!(
+        labels <= MAX_HANDLER_CODES + 1,
+        "{labels} error labels:\n{out}"
+    );
+    assert!(
+        out.contains(&format!("pyou_errors_total{{code=\"{OTHER_CODE}\"}} 200")),
+        "{out}"
+    );
+    still_serves(&host).await;
+}
+
+#[tokio::test]
+async fn a_manifest_past_the_command_limit_is_refused_at_load() {
+    let started = Instant::now();
+    let (host, _dir) = host_with(&["wide", "flood", "counter"]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "loading took {:?}",
+        started.elapsed()
+    );
+    let failures = host.registry().failures().to_vec();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let text = failures[0].to_string();
+    assert!(
+        text.contains("wide.wasm")
+            && text.contains("declares 1001 commands, more than the limit of 1000"),
+        "{text}"
+    );
+    assert!(host.registry().route("wide.c0").is_none());
     still_serves(&host).await;
 }

@@ -2,7 +2,7 @@
 //! their domain queues (each delivery through `Host::handle`), keeping the
 //! bindings in step with the registry, and stopping.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,10 +78,12 @@ impl Host {
         }
         for (domain, keys) in wanted {
             if let Some(current) = state.domains.get_mut(&domain) {
+                // A set, not `keys.contains`: a domain may bind 1,000 keys.
+                let kept: BTreeSet<&str> = keys.iter().map(String::as_str).collect();
                 let dropped: Vec<String> = current
                     .keys
                     .iter()
-                    .filter(|k| !keys.contains(k))
+                    .filter(|k| !kept.contains(k.as_str()))
                     .cloned()
                     .collect();
                 state.bus.unbind(&domain, &dropped).await?;

@@ -91,7 +91,7 @@ impl Runtime {
         let sandbox = wasm_store.data_mut();
         let result = match called.result {
             Err(e) => Err(e),
-            Ok(Err(he)) => Err(handler_error(he)),
+            Ok(Err(he)) => Err(handler_error(he, sandbox.store_unavailable)),
             Ok(Ok(events)) => {
                 let mut out = Vec::with_capacity(events.len());
                 let mut failure = None;

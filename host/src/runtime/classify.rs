@@ -44,8 +44,19 @@ pub(super) fn classify(err: &wasmtime::Error, sandbox: &Sandbox, deadline: Durat
     ErrorBody::new(ErrorCode::Trap, message).with_context(serde_json::Value::Object(context))
 }
 
-pub(super) fn handler_error(he: bindings::parallel_you::handler::types::HandlerError) -> ErrorBody {
-    let code = Code::from_handler(he.code);
+/// The guest's failure as an error body. Its code is its answer, except
+/// `unavailable` passed on from a store call that failed so during this
+/// command (`store_unavailable`): that outage is the host's, and transient.
+pub(super) fn handler_error(
+    he: bindings::parallel_you::handler::types::HandlerError,
+    store_unavailable: bool,
+) -> ErrorBody {
+    let code = match Code::from_handler(he.code) {
+        Code::Handler(c) if store_unavailable && c == ErrorCode::Unavailable.as_str() => {
+            Code::Host(ErrorCode::Unavailable)
+        }
+        code => code,
+    };
     // Context nested past the body limit stays text: as a value it would
     // make the error event itself too deep.
     let context = he

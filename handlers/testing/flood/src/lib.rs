@@ -4,6 +4,8 @@
 //! - `flood.deep` returns `flood.deep` whose body nests `{"depth": n}`
 //!   arrays deep (default 200);
 //! - `flood.emit` emits `flood.drop` 100,000 times;
+//! - `flood.fail` fails with the code its body names (`{"code": "…"}`),
+//!   e.g. one that spells a host code such as `unavailable`;
 //! - `flood.huge` fails with a 50 MB message and a 2 MB context;
 //! - `flood.noisy` writes 1 MiB to stderr, then answers `flood.fine`;
 //! - `flood.noisy-panic` writes 1 MiB to stderr, then panics;
@@ -24,6 +26,7 @@ impl Handler for Flood {
         Router::new("flood", env!("CARGO_PKG_VERSION"))
             .command("flood.deep", "Answer with a deeply nested body", deep)
             .command("flood.emit", "Emit 100,000 events", emit)
+            .command("flood.fail", "Fail with the code the body names", fail)
             .command("flood.huge", "Fail with a 50 MB error message", huge)
             .command("flood.noisy", "Write 1 MiB to stderr, then answer", noisy)
             .command(
@@ -54,6 +57,15 @@ fn emit(ctx: &Ctx, _body: IgnoredAny) -> Result<Vec<Event>, Error> {
         ctx.emit(Event::raw("flood.drop", format!("{{\"i\":{i}}}")));
     }
     Ok(vec![Event::raw("flood.fine", "{}")])
+}
+
+#[derive(Deserialize)]
+struct Failure {
+    code: String,
+}
+
+fn fail(_ctx: &Ctx, body: Failure) -> Result<Vec<Event>, Error> {
+    Err(Error::new(body.code, "flood.fail was asked to fail"))
 }
 
 fn huge(_ctx: &Ctx, _body: IgnoredAny) -> Result<Vec<Event>, Error> {

@@ -34,11 +34,14 @@ pub enum ErrorCode {
     Unavailable,
     /// The host is at its concurrency limit; retrying later may succeed.
     Overloaded,
+    /// The command's effects are over a limit of the host's (its changes
+    /// to the store, its events' total size): nothing of it was kept.
+    LimitExceeded,
 }
 
 impl ErrorCode {
     /// Every host-defined code.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::Trap,
         ErrorCode::Timeout,
         ErrorCode::MemoryLimit,
@@ -49,6 +52,7 @@ impl ErrorCode {
         ErrorCode::InvalidEvent,
         ErrorCode::Unavailable,
         ErrorCode::Overloaded,
+        ErrorCode::LimitExceeded,
     ];
 
     /// The host-defined code spelled `text`, if there is one.
@@ -69,6 +73,7 @@ impl ErrorCode {
             ErrorCode::InvalidEvent => "invalid_event",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Overloaded => "overloaded",
+            ErrorCode::LimitExceeded => "limit_exceeded",
         }
     }
 

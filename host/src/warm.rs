@@ -23,7 +23,7 @@
 //! command to the next, **across sessions and clients**. A handler run warm
 //! must keep per-command data out of globals, and one that holds secrets of
 //! one session in memory must not be run warm. The host resets what it owns
-//! (the command, publisher, log budget, deadline, emitted events) before
+//! (the command, its unit of work, log budget, deadline, emitted events) before
 //! each command; captured stderr accumulates up to its cap.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

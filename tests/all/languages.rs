@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::{body, call, cmd, last_error};
 use parallel_you_core::envelope::{Envelope, Kind};
 use parallel_you_core::{MemoryStore, Store};
-use parallel_you_host::timers;
+
 use parallel_you_host::{Host, InstancePolicy, Limits};
 use serde_json::json;
 
@@ -592,7 +592,7 @@ fn python_and_javascript_schedule_and_cancel_timers() {
             let b = one(&host, c.clone()).await;
             let timer = b["timer"].as_str().unwrap().to_owned();
             let doc = store
-                .get(timers::DOMAIN, timers::COLLECTION, &timer)
+                .timer(&timer)
                 .await
                 .unwrap()
                 .unwrap_or_else(|| panic!("{domain}: timer {timer} is stored"));
@@ -606,10 +606,7 @@ fn python_and_javascript_schedule_and_cancel_timers() {
             assert_eq!(b["cancelled"], true, "{domain}");
             let b = one(&host, cmd(&format!("{domain}.cancel"), &cancel)).await;
             assert_eq!(b["cancelled"], false, "{domain}: already gone");
-            let gone = store
-                .get(timers::DOMAIN, timers::COLLECTION, &timer)
-                .await
-                .unwrap();
+            let gone = store.timer(&timer).await.unwrap();
             assert!(gone.is_none(), "{domain}");
         }
     });

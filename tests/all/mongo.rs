@@ -16,7 +16,9 @@ use crate::common::conformance;
 use async_trait::async_trait;
 use common::mongo::{drop_db, fresh_db, fresh_store, server_uri, uri_with_db, OwnServer};
 use common::{call, cmd, handlers_dir, host_with_store, last_error};
-use parallel_you_core::store::{Document, Filter, MemoryStore, Store, StoreError};
+use parallel_you_core::store::{
+    Commit, Committed, Document, Filter, MemoryStore, Outgoing, Store, StoreError, TimerRow,
+};
 use parallel_you_host::store::MongoStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,10 +342,33 @@ impl Store for CrashBeforeMarker {
     async fn processed(&self, m: &str) -> Result<Option<Vec<String>>, StoreError> {
         self.0.processed(m).await
     }
-    async fn record_processed(&self, _: &str, _: &[String]) -> Result<(), StoreError> {
+    async fn commit(&self, _: &Commit) -> Result<Committed, StoreError> {
         Err(StoreError::Unavailable(
-            "crashed before the marker".to_owned(),
+            "crashed before the commit".to_owned(),
         ))
+    }
+    async fn unsent(
+        &self,
+        now: u64,
+        lease: u64,
+        limit: usize,
+    ) -> Result<Vec<Outgoing>, StoreError> {
+        self.0.unsent(now, lease, limit).await
+    }
+    async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {
+        self.0.mark_sent(message_id).await
+    }
+    async fn sweep(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        self.0.sweep(before_ms, limit).await
+    }
+    async fn timer(&self, id: &str) -> Result<Option<TimerRow>, StoreError> {
+        self.0.timer(id).await
+    }
+    async fn due_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<TimerRow>, StoreError> {
+        self.0.due_timers(now_ms, limit).await
+    }
+    async fn pending_timers(&self, domain: &str) -> Result<u64, StoreError> {
+        self.0.pending_timers(domain).await
     }
 }
 

@@ -1,7 +1,7 @@
 //! The store conformance suite against every embedded store.
 
 use crate::common::conformance;
-use parallel_you_core::store::{MemoryStore, Store};
+use parallel_you_core::store::{Commit, Marker, MemoryStore, Store};
 use parallel_you_host::store::SqliteStore;
 
 #[tokio::test]
@@ -25,8 +25,18 @@ async fn sqlite_store_survives_reopening() {
             .upsert("d", "c", "a", r#"{"kept":true}"#, Some(0))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+        let marker = Marker {
+            message_id: "m1".to_owned(),
+            events: vec!["{}".to_owned()],
+            at_ms: 1,
+            lease_until_ms: 1,
+        };
+        let commit = Commit {
+            ops: Vec::new(),
+            marker: Some(marker),
+        };
         store
-            .record_processed("m1", &["{}".to_owned()])
+            .commit(&commit)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }

@@ -14,10 +14,13 @@ use common::{body, call, cmd, components, host_with_store};
 use parallel_you_core::bus::{Bus, InProcessBus, Subscription};
 use parallel_you_core::envelope::Envelope;
 use parallel_you_core::error::error_code_of;
-use parallel_you_core::store::{Checked, Document, Filter, MemoryStore, Store, StoreError};
+use parallel_you_core::store::{
+    Checked, Commit, Committed, Document, Filter, MemoryStore, Outgoing, Store, StoreError,
+    TimerRow,
+};
 use parallel_you_host::host::Serving;
 use parallel_you_host::store::SqliteStore;
-use parallel_you_host::{timers, Host};
+use parallel_you_host::Host;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -142,7 +145,7 @@ impl App {
 
     async fn pending_timers(&self) -> usize {
         self.store
-            .list(timers::DOMAIN, timers::COLLECTION, &Filter::all())
+            .due_timers(u64::MAX, usize::MAX)
             .await
             .unwrap()
             .len()
@@ -781,12 +784,31 @@ impl Store for Rendezvous {
     async fn processed(&self, message_id: &str) -> Result<Option<Vec<String>>, StoreError> {
         self.inner.processed(message_id).await
     }
-    async fn record_processed(
+    async fn commit(&self, commit: &Commit) -> Result<Committed, StoreError> {
+        self.inner.commit(commit).await
+    }
+    async fn unsent(
         &self,
-        message_id: &str,
-        events: &[String],
-    ) -> Result<(), StoreError> {
-        self.inner.record_processed(message_id, events).await
+        now: u64,
+        lease: u64,
+        limit: usize,
+    ) -> Result<Vec<Outgoing>, StoreError> {
+        self.inner.unsent(now, lease, limit).await
+    }
+    async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {
+        self.inner.mark_sent(message_id).await
+    }
+    async fn sweep(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        self.inner.sweep(before_ms, limit).await
+    }
+    async fn timer(&self, id: &str) -> Result<Option<TimerRow>, StoreError> {
+        self.inner.timer(id).await
+    }
+    async fn due_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<TimerRow>, StoreError> {
+        self.inner.due_timers(now_ms, limit).await
+    }
+    async fn pending_timers(&self, domain: &str) -> Result<u64, StoreError> {
+        self.inner.pending_timers(domain).await
     }
 }
 

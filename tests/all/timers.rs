@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use common::{body, call, cmd, handlers_dir, host_with_store, last_error, test_limits};
 use parallel_you_core::bus::{Bus, InProcessBus, Subscription};
 use parallel_you_core::envelope::Envelope;
-use parallel_you_core::store::{Filter, MemoryStore, Store, StoreError};
+use parallel_you_core::store::{
+    Commit, MemoryStore, Op, Store, StoreError, UnitLimits, UnitOfWork,
+};
 use parallel_you_host::store::SqliteStore;
 use parallel_you_host::timers;
 use parallel_you_host::timers::{ManualClock, SystemClock, TimerPump};
@@ -24,11 +26,7 @@ async fn next(sub: &mut Subscription, within: Duration) -> Option<Envelope> {
 }
 
 async fn pending(store: &dyn Store) -> usize {
-    store
-        .list(timers::DOMAIN, timers::COLLECTION, &Filter::all())
-        .await
-        .unwrap()
-        .len()
+    store.due_timers(u64::MAX, usize::MAX).await.unwrap().len()
 }
 
 /// A host serving `names` from `store` whose timers go by `clock`.
@@ -185,72 +183,47 @@ async fn timer_survives_a_restart_and_fires_once() {
 
 #[tokio::test]
 async fn handlers_schedule_only_their_own_domain() {
-    let store = MemoryStore::new();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let mut unit = UnitOfWork::new(store.clone(), Arc::from("noop"), UnitLimits::default());
     let cause = cmd("noop.later", "{}").meta;
-    let err = timers::schedule(
-        &store,
-        &SystemClock,
-        "noop",
-        &cause,
-        10,
-        "counter.increment",
-        "{}",
-    )
-    .await;
+    let clock = SystemClock;
+    let err = timers::schedule(&mut unit, &clock, &cause, 10, "counter.increment", "{}").await;
     assert!(matches!(err, Err(StoreError::Invalid(m)) if m.contains("own domain")));
-    let err = timers::schedule(
-        &store,
-        &SystemClock,
-        "noop",
-        &cause,
-        u64::MAX,
-        "noop.ping",
-        "{}",
-    )
-    .await;
+    let err = timers::schedule(&mut unit, &clock, &cause, u64::MAX, "noop.ping", "{}").await;
     assert!(matches!(err, Err(StoreError::Invalid(_))));
-    let err = timers::schedule(
-        &store,
-        &SystemClock,
-        "noop",
-        &cause,
-        10,
-        "noop.ping",
-        "{not json",
-    )
-    .await;
+    let err = timers::schedule(&mut unit, &clock, &cause, 10, "noop.ping", "{not json").await;
     assert!(matches!(err, Err(StoreError::Invalid(_))));
+    let id = timers::schedule(&mut unit, &clock, &cause, 10_000, "noop.ping", "{}")
+        .await
+        .unwrap();
+    let ops = unit.take_ops();
+    assert_eq!(ops.len(), 1, "only the valid timer is in the unit: {ops:?}");
+    assert_eq!(
+        pending(store.as_ref()).await,
+        0,
+        "nothing is stored before the commit"
+    );
+    store.commit(&Commit { ops, marker: None }).await.unwrap();
     // Another domain cannot cancel it.
-    let id = timers::schedule(
-        &store,
-        &SystemClock,
-        "noop",
-        &cause,
-        10_000,
-        "noop.ping",
-        "{}",
-    )
-    .await
-    .unwrap();
-    assert_eq!(timers::cancel(&store, "counter", &id).await, Ok(false));
-    assert_eq!(timers::cancel(&store, "noop", &id).await, Ok(true));
+    let mut other = UnitOfWork::new(store.clone(), Arc::from("counter"), UnitLimits::default());
+    assert_eq!(other.cancel(&id).await, Ok(false));
+    let mut own = UnitOfWork::new(store.clone(), Arc::from("noop"), UnitLimits::default());
+    assert_eq!(own.cancel(&id).await, Ok(true));
+    assert_eq!(
+        own.cancel(&id).await,
+        Ok(false),
+        "cancelled once in this unit"
+    );
 }
 
 #[tokio::test]
 async fn timer_for_a_key_nobody_serves_reports_an_error() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let cause = cmd("gone.start", "{}").with_session("t4").meta;
-    timers::schedule(
-        store.as_ref(),
-        &SystemClock,
-        "gone",
-        &cause,
-        0,
-        "gone.tick",
-        "{}",
-    )
-    .await
-    .unwrap();
+    let row =
+        timers::timer_row("t-gone", "gone", &SystemClock, &cause, 0, "gone.tick", "{}").unwrap();
+    let ops = vec![Op::schedule(row)];
+    store.commit(&Commit { ops, marker: None }).await.unwrap();
     let (host, _dir) = host_with_store(&["noop"], store.clone()).await;
     let bus = Arc::new(InProcessBus::new());
     let mut session = bus.subscribe("session.t4.#").await.unwrap();

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde_json::Value;
 
-use super::{Document, Filter, Store, StoreError};
+use super::{Commit, Committed, Document, Filter, Op, Outgoing, Store, StoreError, TimerRow};
 use crate::names::{check_collection, check_document_id};
 
 /// Largest document, in bytes of JSON text.
@@ -21,6 +21,10 @@ pub const MAX_DOCUMENT_LEN: usize = 4 * 1024 * 1024;
 
 /// Documents fetched per page by [`paged`] scans.
 pub const SCAN_PAGE: usize = 256;
+
+/// Bytes of JSON a [`paged`] scan holds per page at most (plus one
+/// document), whatever the documents' sizes.
+pub const SCAN_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// One document a scan offers `list`, with its body already parsed when the
 /// backend had it as a value anyway (so it is not parsed again).
@@ -65,28 +69,34 @@ pub trait Backend: Send + Sync + 'static {
         filter: &'a Filter,
     ) -> Result<Scan<'a>, StoreError>;
 
-    /// See [`Store::upsert`]; `json` is a checked JSON object in compact form.
-    async fn upsert(
-        &self,
-        domain: &str,
-        collection: &str,
-        id: &str,
-        json: &str,
-        expected_version: Option<u64>,
-    ) -> Result<u64, StoreError>;
-
-    /// See [`Store::delete`].
-    async fn delete(&self, domain: &str, collection: &str, id: &str) -> Result<bool, StoreError>;
-
-    /// See [`Store::clear`].
-    async fn clear(&self, domain: &str, collection: &str) -> Result<(), StoreError>;
+    /// See [`Store::commit`]; its ops were checked when they were built.
+    async fn commit(&self, commit: &Commit) -> Result<Committed, StoreError>;
 
     /// See [`Store::processed`].
     async fn processed(&self, message_id: &str) -> Result<Option<Vec<String>>, StoreError>;
 
-    /// See [`Store::record_processed`].
-    async fn record_processed(&self, message_id: &str, events: &[String])
-        -> Result<(), StoreError>;
+    /// See [`Store::unsent`].
+    async fn unsent(
+        &self,
+        now_ms: u64,
+        lease_until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Outgoing>, StoreError>;
+
+    /// See [`Store::mark_sent`].
+    async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError>;
+
+    /// See [`Store::sweep`].
+    async fn sweep(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError>;
+
+    /// See [`Store::timer`].
+    async fn timer(&self, id: &str) -> Result<Option<TimerRow>, StoreError>;
+
+    /// See [`Store::due_timers`].
+    async fn due_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<TimerRow>, StoreError>;
+
+    /// See [`Store::pending_timers`].
+    async fn pending_timers(&self, domain: &str) -> Result<u64, StoreError>;
 }
 
 /// A backend with its requests checked: the [`Store`] every backend is
@@ -129,6 +139,7 @@ impl<B: Backend> Store for Checked<B> {
         check_collection(collection)?;
         let mut scan = self.0.scan(domain, collection, filter).await?;
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         // Dropping the scan once the page is full ends it in the backend.
         while let Some(Scanned { doc, value }) = scan.try_next().await? {
             let matches = match &value {
@@ -136,6 +147,14 @@ impl<B: Backend> Store for Checked<B> {
                 None => filter.matches_json(&doc.json),
             };
             if matches {
+                bytes = bytes.saturating_add(doc.json.len());
+                if bytes > filter.max_bytes() {
+                    return Err(StoreError::TooLarge(format!(
+                        "the documents this list matches come to more than {} bytes; \
+                         narrow the filter or lower its $limit",
+                        filter.max_bytes()
+                    )));
+                }
                 out.push(doc);
                 if out.len() >= filter.limit() {
                     break;
@@ -153,65 +172,85 @@ impl<B: Backend> Store for Checked<B> {
         json: &str,
         expected_version: Option<u64>,
     ) -> Result<u64, StoreError> {
-        check_collection(collection)?;
-        check_document_id(id)?;
-        let json = check_json(json)?;
-        self.0
-            .upsert(domain, collection, id, &json, expected_version)
-            .await
+        let op = Op::put(domain, collection, id, json, expected_version)?;
+        self.one(op).await
     }
 
     async fn delete(&self, domain: &str, collection: &str, id: &str) -> Result<bool, StoreError> {
-        check_collection(collection)?;
-        check_document_id(id)?;
-        self.0.delete(domain, collection, id).await
+        let op = Op::delete(domain, collection, id)?;
+        Ok(self.one(op).await? > 0)
     }
 
     async fn clear(&self, domain: &str, collection: &str) -> Result<(), StoreError> {
-        check_collection(collection)?;
-        self.0.clear(domain, collection).await
+        let op = Op::clear(domain, collection)?;
+        self.one(op).await.map(|_| ())
+    }
+
+    async fn commit(&self, commit: &Commit) -> Result<Committed, StoreError> {
+        self.0.commit(commit).await
     }
 
     async fn processed(&self, message_id: &str) -> Result<Option<Vec<String>>, StoreError> {
         self.0.processed(message_id).await
     }
 
-    async fn record_processed(
+    async fn unsent(
         &self,
-        message_id: &str,
-        events: &[String],
-    ) -> Result<(), StoreError> {
-        self.0.record_processed(message_id, events).await
+        now_ms: u64,
+        lease_until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Outgoing>, StoreError> {
+        self.0.unsent(now_ms, lease_until_ms, limit).await
+    }
+
+    async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {
+        self.0.mark_sent(message_id).await
+    }
+
+    async fn sweep(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        self.0.sweep(before_ms, limit).await
+    }
+
+    async fn timer(&self, id: &str) -> Result<Option<TimerRow>, StoreError> {
+        self.0.timer(id).await
+    }
+
+    async fn due_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<TimerRow>, StoreError> {
+        self.0.due_timers(now_ms, limit).await
+    }
+
+    async fn pending_timers(&self, domain: &str) -> Result<u64, StoreError> {
+        self.0.pending_timers(domain).await
     }
 }
 
-/// Checks a document body: a JSON object within the size limit. Returns it
-/// in compact form.
-fn check_json(json: &str) -> Result<String, StoreError> {
-    if json.len() > MAX_DOCUMENT_LEN {
-        return Err(StoreError::Invalid(format!(
-            "document is {} bytes, over the limit of {MAX_DOCUMENT_LEN}",
-            json.len()
-        )));
+impl<B: Backend> Checked<B> {
+    /// Commits one op on its own; its outcome.
+    async fn one(&self, op: Op) -> Result<u64, StoreError> {
+        let commit = Commit {
+            ops: vec![op],
+            marker: None,
+        };
+        match self.0.commit(&commit).await? {
+            Committed::Applied(outcomes) => Ok(outcomes.first().copied().unwrap_or(0)),
+            // Only a marker can be a duplicate, and there is none.
+            Committed::Duplicate(_) => Err(StoreError::Unavailable(
+                "the store answered a bare write as a duplicate".to_owned(),
+            )),
+        }
     }
-    let value: Value = serde_json::from_str(json)
-        .map_err(|e| StoreError::Invalid(format!("document is not valid JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(StoreError::Invalid(
-            "a document must be a JSON object".to_owned(),
-        ));
-    }
-    Ok(value.to_string())
 }
 
 /// A scan read page by page, for backends that can fetch "the next `n`
-/// documents after id `after`" (`None`: from the start) in id order. No
-/// lock or cursor is held between pages; a page shorter than asked for
-/// ends the scan. Without conditions the first page is only as large as
-/// the limit, which is then all `list` reads.
+/// documents after id `after`" (`None`: from the start) in id order,
+/// stopping a page early once it holds `max_bytes` of JSON (it always holds
+/// at least one document). No lock or cursor is held between pages; a page
+/// shorter than asked for, in both count and bytes, ends the scan. Without
+/// conditions the first page is only as large as the limit, which is then
+/// all `list` reads.
 pub fn paged<'a, F, Fut>(filter: &Filter, mut next: F) -> Scan<'a>
 where
-    F: FnMut(Option<String>, usize) -> Fut + Send + 'a,
+    F: FnMut(Option<String>, usize, usize) -> Fut + Send + 'a,
     Fut: Future<Output = Result<Vec<Document>, StoreError>> + Send + 'a,
 {
     let page = if filter.conditions().is_empty() {
@@ -219,15 +258,18 @@ where
     } else {
         SCAN_PAGE
     };
+    let max_bytes = filter.max_bytes().min(SCAN_PAGE_BYTES);
     // State: the id to continue after, or `None` once the last page is read.
     let pages = stream::try_unfold(Some(None), move |after: Option<Option<String>>| {
-        let fetch = after.map(|after| next(after, page));
+        let fetch = after.map(|after| next(after, page, max_bytes));
         async move {
             let Some(fetch) = fetch else {
                 return Ok::<_, StoreError>(None);
             };
             let docs = fetch.await?;
-            let more = (docs.len() >= page).then(|| docs.last().map(|d| d.id.clone()));
+            let bytes: usize = docs.iter().map(|d| d.json.len()).sum();
+            let full = docs.len() >= page || bytes >= max_bytes;
+            let more = full.then(|| docs.last().map(|d| d.id.clone()));
             Ok(Some((docs, more)))
         }
     });

@@ -17,12 +17,16 @@ use super::StoreError;
 pub const DEFAULT_LIMIT: usize = 1000;
 /// Largest `$limit` accepted.
 pub const MAX_LIMIT: usize = 10_000;
+/// Most bytes of JSON one `list` returns unless the caller sets its own
+/// bound ([`Filter::with_max_bytes`]); more is an error, not a cut.
+pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// A parsed filter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
     conditions: Vec<(Vec<String>, Condition)>,
     limit: usize,
+    max_bytes: usize,
 }
 
 /// One condition on one field.
@@ -48,6 +52,7 @@ impl Filter {
         Filter {
             conditions: Vec::new(),
             limit: DEFAULT_LIMIT,
+            max_bytes: DEFAULT_MAX_BYTES,
         }
     }
 
@@ -95,6 +100,26 @@ impl Filter {
     /// Most documents to return.
     pub fn limit(&self) -> usize {
         self.limit
+    }
+
+    /// Most bytes of JSON to return: a `list` that matches more fails.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// This filter returning at most `limit` documents (at least one): for
+    /// the host, which may read past a guest's [`MAX_LIMIT`] to make up for
+    /// documents it will drop.
+    pub fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = limit.max(1);
+        self
+    }
+
+    /// This filter with a bound on the bytes its `list` may return (the
+    /// host's read budget; a guest cannot set it).
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
     }
 
     /// Whether a document (as a JSON value) matches every condition.

@@ -10,14 +10,18 @@
 //! before it reaches one, and is what each backend's constructor returns.
 
 pub mod checked;
+pub mod commit;
 pub mod filter;
 pub mod memory;
+pub mod unit;
 
 use async_trait::async_trait;
 
 pub use checked::{paged, Backend, Checked, Scan, Scanned, MAX_DOCUMENT_LEN};
+pub use commit::{Commit, Committed, Marker, Op, Outgoing, TimerRow};
 pub use filter::Filter;
 pub use memory::MemoryStore;
+pub use unit::{UnitLimits, UnitOfWork};
 
 use crate::names::NameError;
 
@@ -47,6 +51,10 @@ pub enum StoreError {
     /// The request is malformed (bad name, bad JSON, bad filter).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The request is over a size limit (a document, a list's answer, a
+    /// command's budget): permanent, never worth retrying.
+    #[error("too large: {0}")]
+    TooLarge(String),
     /// The store cannot be reached or failed; retrying later may work.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -97,13 +105,42 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes every document of a collection.
     async fn clear(&self, domain: &str, collection: &str) -> Result<(), StoreError>;
 
+    /// Applies `commit` atomically: every op and the marker, or nothing.
+    /// See [`commit`] for the rules. A version conflict is
+    /// [`StoreError::Conflict`] with the current version of the document
+    /// that conflicted; a marker already recorded is
+    /// [`Committed::Duplicate`].
+    async fn commit(&self, commit: &Commit) -> Result<Committed, StoreError>;
+
     /// The events recorded for an already processed command, if it was.
     async fn processed(&self, message_id: &str) -> Result<Option<Vec<String>>, StoreError>;
 
-    /// Records a command as processed with the events (envelope JSON texts)
-    /// it produced. Recording the same id again keeps the first record.
-    async fn record_processed(&self, message_id: &str, events: &[String])
-        -> Result<(), StoreError>;
+    /// Claims up to `limit` outbox rows not yet sent whose lease has passed
+    /// at `now_ms`, oldest first, extending their lease to
+    /// `lease_until_ms` so no other relay takes them meanwhile.
+    async fn unsent(
+        &self,
+        now_ms: u64,
+        lease_until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Outgoing>, StoreError>;
+
+    /// Marks a command's outbox row sent.
+    async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError>;
+
+    /// Forgets up to `limit` sent markers processed before `before_ms`;
+    /// returns how many. Unsent rows are kept whatever their age.
+    async fn sweep(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError>;
+
+    /// The pending timer `id`, if there is one.
+    async fn timer(&self, id: &str) -> Result<Option<TimerRow>, StoreError>;
+
+    /// Up to `limit` timers due at `now_ms`, earliest first: an indexed
+    /// query, whatever the number of pending timers.
+    async fn due_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<TimerRow>, StoreError>;
+
+    /// How many timers `domain` has pending.
+    async fn pending_timers(&self, domain: &str) -> Result<u64, StoreError>;
 }
 
 /// Checks an upsert against the current version (0 when absent), returning

@@ -11,6 +11,11 @@ use super::Host;
 use parallel_you_core::bus::Publisher;
 use parallel_you_core::envelope::{Envelope, EnvelopeError, Kind};
 use parallel_you_core::error::{Code, ErrorBody, ErrorCode};
+use parallel_you_core::store::{Commit, Committed, Marker, Op, StoreError};
+
+/// How long a host that committed a command has to publish its events
+/// before any relay may take them from the outbox.
+pub(crate) const OUTBOX_LEASE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Host {
     /// Handles a message given as envelope JSON text; an invalid one gets an
@@ -33,17 +38,23 @@ impl Host {
     }
 
     /// Handles one command: runs it in a fresh sandbox of the handler bound
-    /// to its routing key and publishes its events (events it emits while
-    /// running first, then those it returns) or one error event through
-    /// `out`. A command whose `message_id` was already processed is not run
-    /// again: its recorded events are published once more. Returns the
-    /// events published.
+    /// to its routing key, commits its effects with its events, then
+    /// publishes them (events it emitted first, then those it returned) or
+    /// one error event through `out`. A command whose `message_id` was
+    /// already processed is not run again: its recorded events are
+    /// published once more. A passing failure of the host's own (the store
+    /// away) is not retried here: its error event is published at once.
+    /// Returns the events published.
     pub async fn dispatch(&self, cmd: Envelope, out: Arc<dyn Publisher>) -> Vec<Envelope> {
-        self.handle(&cmd, out).await.events
+        let handled = self.handle(&cmd, out.clone()).await;
+        match handled.retry {
+            Some(err) => self.fail(&cmd, err, out.as_ref()).await.events,
+            None => handled.events,
+        }
     }
 
-    /// [`Host::dispatch`], also saying whether the command should be
-    /// retried.
+    /// [`Host::dispatch`], leaving a passing failure to the caller, who
+    /// may deliver the command again.
     pub(super) async fn handle(&self, cmd: &Envelope, out: Arc<dyn Publisher>) -> Handled {
         let span = tracing::info_span!(
             "command",
@@ -72,22 +83,11 @@ impl Host {
             Ok(Some(recorded)) => {
                 tracing::info!("already processed: republishing its recorded events");
                 self.metrics.replayed();
-                let events: Vec<Envelope> = recorded
-                    .iter()
-                    .filter_map(|text| serde_json::from_str(text).ok())
-                    .collect();
-                let published = publish_all(out.as_ref(), &events).await;
-                return Handled {
-                    events,
-                    retry: !published,
-                };
+                return self.replay(&recorded, out.as_ref()).await;
             }
             Ok(None) => {}
             Err(err) => {
-                let err = ErrorBody::new(ErrorCode::Unavailable, err.to_string());
-                let mut handled = self.fail(cmd, err, out.as_ref()).await;
-                handled.retry = true;
-                return handled;
+                return Handled::retry(ErrorBody::new(ErrorCode::Unavailable, err.to_string()))
             }
         }
         let Some(handler) = self.registry().route(&cmd.meta.routing_key).cloned() else {
@@ -101,51 +101,125 @@ impl Host {
             return self.fail(cmd, err, out.as_ref()).await;
         };
         let started = Instant::now();
-        let outcome = self
-            .runtime
-            .run(&handler, cmd, self.store.clone(), out.clone())
-            .await;
-        let (tail, code) = match outcome.result {
-            Ok(events) => (events, None),
+        let outcome = self.runtime.run(&handler, cmd, self.store.clone()).await;
+        let (events, ops, code) = match outcome.result {
+            Ok(tail) => {
+                let mut events = outcome.emitted;
+                events.extend(tail);
+                (events, outcome.ops, None)
+            }
+            // The host's own passing failure (the store away while the guest
+            // ran): nothing is kept, and the command runs again later.
+            Err(err) if err.code.is_transient() => {
+                tracing::warn!(code = %err.code, "command failed for a passing reason");
+                return Handled::retry(err);
+            }
+            // A failed command keeps nothing of what it did, not even the
+            // events it emitted before failing: only its error event.
             Err(err) => {
+                tracing::warn!(code = %err.code, "command failed");
                 let code = err.code.clone();
-                tracing::warn!(code = %code, "command failed");
-                (vec![err.event_for(&cmd.meta)], Some(code))
+                (vec![err.event_for(&cmd.meta)], Vec::new(), Some(code))
             }
         };
-        let transient = code.as_ref().is_some_and(Code::is_transient);
-        let mut retry = transient;
-        if !transient {
-            // Recorded before the returned events are published: a crash in
-            // between republishes them on redelivery instead of losing them.
-            let record: Vec<String> = outcome
-                .emitted
-                .iter()
-                .chain(&tail)
-                .map(Envelope::to_json)
-                .collect();
-            if let Err(err) = self
-                .store
-                .record_processed(&cmd.meta.message_id, &record)
-                .await
-            {
-                tracing::error!(error = %err, "could not record the command as processed");
-                retry = true;
-            }
-        }
-        // Emitted events went out while the handler ran; any that failed
-        // are in the record, and the retry republishes them.
-        let published = outcome.published && publish_all(out.as_ref(), &tail).await;
+        let handled = self.commit(cmd, events, ops, out.as_ref()).await;
+        let code = handled.code.clone().or(code);
         self.metrics.command(
             &cmd.meta.routing_key,
             started.elapsed(),
             code.as_ref().map(Code::as_str),
         );
-        let mut events = outcome.emitted;
-        events.extend(tail);
+        handled
+    }
+
+    /// Commits a command's `ops` with its marker and `events` in one step,
+    /// then publishes the events and marks them sent. A conflict or a
+    /// refusal of the commit becomes the command's error event, committed
+    /// in place of its effects; an outage leaves the command to be retried.
+    async fn commit(
+        &self,
+        cmd: &Envelope,
+        mut events: Vec<Envelope>,
+        mut ops: Vec<Op>,
+        out: &dyn Publisher,
+    ) -> Handled {
+        let mut code = None;
+        loop {
+            let now = self.clock.now_ms();
+            let marker = Marker {
+                message_id: cmd.meta.message_id.clone(),
+                events: events.iter().map(Envelope::to_json).collect(),
+                at_ms: now,
+                lease_until_ms: now.saturating_add(OUTBOX_LEASE.as_millis() as u64),
+            };
+            let commit = Commit {
+                ops: std::mem::take(&mut ops),
+                marker: Some(marker),
+            };
+            let err = match self.store.commit(&commit).await {
+                Ok(Committed::Applied(_)) => {
+                    if publish_all(out, &events).await {
+                        if let Err(err) = self.store.mark_sent(&cmd.meta.message_id).await {
+                            // The relay publishes them again: the same
+                            // message ids, which consumers deduplicate.
+                            tracing::warn!(error = %err, "could not mark the events sent");
+                        }
+                    }
+                    // Unpublished events wait in the outbox for the relay.
+                    return Handled {
+                        events,
+                        retry: None,
+                        code,
+                    };
+                }
+                Ok(Committed::Duplicate(_)) => {
+                    // Another host committed this command first; its events
+                    // are its to publish.
+                    tracing::info!("committed by another host meanwhile");
+                    return Handled::done(Vec::new());
+                }
+                Err(err) => err,
+            };
+            let body = match err {
+                StoreError::Unavailable(m) => {
+                    return Handled::retry(ErrorBody::new(ErrorCode::Unavailable, m))
+                }
+                _ if commit.ops.is_empty() && code.is_some() => {
+                    // Not even the error event could be recorded: say it
+                    // without a record rather than loop.
+                    tracing::error!(error = %err, "could not record the command's error event");
+                    return self.fail(cmd, ErrorBody::new(ErrorCode::Unavailable, err.to_string()), out).await;
+                }
+                StoreError::Conflict { current } => ErrorBody::new(
+                    ErrorCode::Conflict,
+                    format!("another command changed a document this one wrote (now at version {current}); nothing of this command was kept"),
+                )
+                .with_context(serde_json::json!({ "current_version": current })),
+                StoreError::TooLarge(m) => ErrorBody::new(ErrorCode::LimitExceeded, m),
+                other => ErrorBody::new(ErrorCode::HandlerError, other.to_string()),
+            };
+            tracing::warn!(code = %body.code, "command not committed");
+            code = Some(body.code.clone());
+            events = vec![body.event_for(&cmd.meta)];
+        }
+    }
+
+    /// Publishes a processed command's recorded events again.
+    async fn replay(&self, recorded: &[String], out: &dyn Publisher) -> Handled {
+        let events: Vec<Envelope> = recorded
+            .iter()
+            .filter_map(|text| serde_json::from_str(text).ok())
+            .collect();
+        let published = publish_all(out, &events).await;
         Handled {
             events,
-            retry: retry || !published,
+            retry: (!published).then(|| {
+                ErrorBody::new(
+                    ErrorCode::Unavailable,
+                    "could not republish the recorded events",
+                )
+            }),
+            code: None,
         }
     }
 
@@ -158,11 +232,12 @@ impl Host {
     async fn fail(&self, cmd: &Envelope, err: ErrorBody, out: &dyn Publisher) -> Handled {
         self.metrics.refused(err.code.as_str());
         tracing::warn!(code = %err.code, "command refused");
-        let event = err.event_for(&cmd.meta);
+        let event = err.clone().event_for(&cmd.meta);
         let published = publish_all(out, std::slice::from_ref(&event)).await;
         Handled {
             events: vec![event],
-            retry: !published,
+            retry: (!published).then_some(err),
+            code: None,
         }
     }
 }
@@ -183,15 +258,27 @@ pub(super) async fn publish_all(out: &dyn Publisher, events: &[Envelope]) -> boo
 pub(super) struct Handled {
     /// The events published (or attempted).
     events: Vec<Envelope>,
-    /// The command did not finish for a passing reason: requeue it.
-    pub(super) retry: bool,
+    /// The command did not finish for a passing reason: deliver it again
+    /// later, or give up with this error.
+    pub(super) retry: Option<ErrorBody>,
+    /// The code the commit turned the command's outcome into, if it did.
+    code: Option<Code>,
 }
 
 impl Handled {
     fn done(events: Vec<Envelope>) -> Self {
         Handled {
             events,
-            retry: false,
+            retry: None,
+            code: None,
+        }
+    }
+
+    fn retry(err: ErrorBody) -> Self {
+        Handled {
+            events: Vec::new(),
+            retry: Some(err),
+            code: None,
         }
     }
 }

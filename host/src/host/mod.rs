@@ -25,7 +25,7 @@ use parallel_you_core::store::Store;
 
 use dispatch::publish_all;
 use serve::ServeState;
-pub use serve::Serving;
+pub use serve::{Serving, MAX_ATTEMPTS};
 
 /// Settings of a host.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +48,8 @@ pub struct Host {
     clock: Arc<dyn Clock>,
     max_body: usize,
     metrics: Metrics,
+    /// Tries of the commands failing for a passing reason.
+    retries: serve::Retries,
     serving: tokio::sync::Mutex<Option<ServeState>>,
 }
 
@@ -98,6 +100,7 @@ impl Host {
             clock,
             max_body,
             metrics: Metrics::default(),
+            retries: serve::Retries::default(),
             serving: tokio::sync::Mutex::new(None),
         })
     }

@@ -14,9 +14,17 @@ use super::Host;
 use crate::timers::TimerPump;
 use parallel_you_core::bus::{Bus, BusError, Publisher};
 
-/// How long a command that failed for a passing reason waits before it goes
-/// back to its queue.
-const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// How many times a command that fails for a passing reason of the host's
+/// (its store away) is tried before it is dead-lettered with its error.
+pub const MAX_ATTEMPTS: u32 = 6;
+/// The pause before the first retry; it doubles with each one after.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest pause between two tries.
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// Commands whose tries are counted at once; past it the oldest counts
+/// are forgotten (the command then gets more tries, never endless ones
+/// while the host keeps up).
+const TRACKED_RETRIES: usize = 10_000;
 
 impl Host {
     /// Binds every loaded handler's routing keys on `bus`, consumes their
@@ -130,14 +138,32 @@ impl Host {
                 let publisher: Arc<dyn Publisher> = bus;
                 let settled = match &delivery.message {
                     Ok(cmd) => {
-                        let handled = host.handle(cmd, publisher).await;
-                        if handled.retry {
-                            // A passing failure (store or bus away): back to
-                            // the queue after a pause, not in a hot loop.
-                            tokio::time::sleep(RETRY_DELAY).await;
-                            delivery.requeue().await
-                        } else {
-                            delivery.ack().await
+                        let handled = host.handle(cmd, publisher.clone()).await;
+                        match handled.retry {
+                            None => {
+                                host.retries.forget(&cmd.meta.message_id);
+                                delivery.ack().await
+                            }
+                            Some(err) => {
+                                let tries = host.retries.bump(&cmd.meta.message_id);
+                                if tries >= MAX_ATTEMPTS {
+                                    // Given up: one error event, and the
+                                    // command to the dead-letter queue.
+                                    host.retries.forget(&cmd.meta.message_id);
+                                    let mut err = err;
+                                    err.message = format!(
+                                        "{} (given up after {tries} tries; the command is dead-lettered)",
+                                        err.message
+                                    );
+                                    host.refuse(cmd, err, publisher.as_ref()).await;
+                                    delivery.reject().await
+                                } else {
+                                    // A passing failure: back to the queue
+                                    // after a growing pause, no event.
+                                    tokio::time::sleep(backoff(tries)).await;
+                                    delivery.requeue().await
+                                }
+                            }
                         }
                     }
                     Err(err) => {
@@ -220,5 +246,63 @@ impl Serving {
         if let Ok(mut serving) = self.host.serving.try_lock() {
             *serving = None;
         }
+    }
+}
+
+/// The pause after the `tries`-th failed try.
+fn backoff(tries: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(1u32 << tries.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF)
+}
+
+/// Tries of the commands that failed for a passing reason, by message id.
+#[derive(Debug, Default)]
+pub(super) struct Retries {
+    tries: parking_lot::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+impl Retries {
+    /// Counts one more failed try of `message_id`; how many there were.
+    fn bump(&self, message_id: &str) -> u32 {
+        let mut tries = self.tries.lock();
+        if tries.len() >= TRACKED_RETRIES && !tries.contains_key(message_id) {
+            tries.clear();
+        }
+        let n = tries.entry(message_id.to_owned()).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    fn forget(&self, message_id: &str) {
+        self.tries.lock().remove(message_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        assert_eq!(backoff(1), Duration::from_millis(250));
+        assert_eq!(backoff(2), Duration::from_millis(500));
+        assert_eq!(backoff(4), Duration::from_secs(2));
+        assert_eq!(backoff(10), MAX_BACKOFF);
+        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn retries_are_counted_per_command_and_bounded() {
+        let r = Retries::default();
+        assert_eq!(r.bump("a"), 1);
+        assert_eq!(r.bump("a"), 2);
+        assert_eq!(r.bump("b"), 1);
+        r.forget("a");
+        assert_eq!(r.bump("a"), 1);
+        for i in 0..TRACKED_RETRIES * 2 {
+            r.bump(&i.to_string());
+        }
+        assert!(r.tries.lock().len() <= TRACKED_RETRIES);
     }
 }

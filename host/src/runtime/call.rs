@@ -11,18 +11,17 @@ use super::{LoadedHandler, Runtime};
 use crate::bindings::{self, HandlerPre};
 use crate::sandbox::Sandbox;
 use crate::warm::{InstancePolicy, WarmInstance};
-use parallel_you_core::bus::Publisher;
 use parallel_you_core::envelope::Envelope;
 use parallel_you_core::error::{ErrorBody, ErrorCode};
-use parallel_you_core::store::Store as DocumentStore;
+use parallel_you_core::store::{Op, Store as DocumentStore};
 
 /// How one command ended inside the sandbox.
 #[derive(Debug)]
 pub(crate) struct RunOutcome {
-    /// Events published through the emitter while it ran.
+    /// Events the guest emitted while it ran, in order.
     pub(crate) emitted: Vec<Envelope>,
-    /// Whether every emitted event was published.
-    pub(crate) published: bool,
+    /// Its changes to the store, in call order: to commit if it succeeded.
+    pub(crate) ops: Vec<Op>,
     /// The returned events, or why there are none.
     pub(crate) result: Result<Vec<Envelope>, ErrorBody>,
 }
@@ -35,13 +34,12 @@ impl Runtime {
         handler: &LoadedHandler,
         cmd: &Envelope,
         store: Arc<dyn DocumentStore>,
-        publisher: Arc<dyn Publisher>,
     ) -> RunOutcome {
         // A body its schema refuses never reaches an instance.
         if let Err(err) = handler.schemas.check(cmd) {
             return RunOutcome {
                 emitted: Vec::new(),
-                published: true,
+                ops: Vec::new(),
                 result: Err(err),
             };
         }
@@ -51,16 +49,13 @@ impl Runtime {
         };
         let slot = match max_idle.and_then(|_| handler.warm.take()) {
             Some(mut warm) => {
-                warm.store
-                    .data_mut()
-                    .begin_command(cmd.meta.clone(), publisher);
+                warm.store.data_mut().begin_command(cmd.meta.clone());
                 Slot::Warm(warm)
             }
             None => Slot::Fresh(Box::new(Sandbox::new(
                 handler.domain.clone(),
                 store,
                 Some(cmd.meta.clone()),
-                Some(publisher),
                 self.clock.clone(),
                 self.output_limits(),
                 self.limits.memory,
@@ -81,7 +76,7 @@ impl Runtime {
         let Some(mut wasm_store) = called.store else {
             return RunOutcome {
                 emitted: Vec::new(),
-                published: true,
+                ops: Vec::new(),
                 result: called
                     .result
                     .and_then(|_| Err(ErrorBody::new(ErrorCode::Trap, "the instance was lost")))
@@ -111,7 +106,7 @@ impl Runtime {
             }
         };
         let emitted = std::mem::take(&mut sandbox.emitted);
-        let published = !sandbox.emit_failed;
+        let ops = sandbox.unit.take_ops();
         // Only an instance whose call returned is healthy: one that trapped,
         // timed out or hit the memory cap has no `instance` here and is
         // dropped with its store (poisoned).
@@ -126,7 +121,7 @@ impl Runtime {
         }
         RunOutcome {
             emitted,
-            published,
+            ops,
             result: result.map_err(|e| bounded(e, max_body)),
         }
     }

@@ -151,7 +151,6 @@ impl Runtime {
             Arc::from(""),
             Arc::new(MemoryStore::new()),
             None,
-            None,
             self.clock.clone(),
             self.output_limits(),
             self.limits.memory,

@@ -1,9 +1,12 @@
 //! What one command's instance may touch: the state behind its imports.
 //!
 //! Each command gets a fresh [`Sandbox`] in a fresh wasmtime `Store`. It
-//! reaches the document store only under its component's domain, publishes
-//! only events of that domain, logs within a budget, and has WASI with no
-//! files, environment, arguments or network.
+//! reaches the document store only under its component's domain and only
+//! through its command's [`UnitOfWork`] (nothing it writes or schedules is
+//! kept unless the command commits), produces only events of that domain
+//! (held until the commit, never published by the emitter itself), logs
+//! within a budget, and has WASI with no files, environment, arguments or
+//! network.
 
 mod tail_pipe;
 
@@ -15,12 +18,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::parallel_you::handler::{emitter, log, scheduler, store as wit_store, types};
 use crate::timers::Clock;
-use parallel_you_core::bus::Publisher;
 use parallel_you_core::envelope::{Envelope, Meta};
 use parallel_you_core::error::{ErrorBody, ErrorCode};
 use parallel_you_core::json_depth::{check_depth, MAX_JSON_DEPTH};
 use parallel_you_core::names::{check_routing_key, domain_of};
-use parallel_you_core::store::{Filter, Store, StoreError};
+use parallel_you_core::store::{Filter, Store, StoreError, UnitLimits, UnitOfWork};
 use tail_pipe::TailPipe;
 
 /// Bytes of a guest's stderr kept to explain a trap: the last ones written,
@@ -45,19 +47,17 @@ pub(crate) struct Sandbox {
     table: ResourceTable,
     stderr: TailPipe,
     domain: Arc<str>,
-    store: Arc<dyn Store>,
+    /// The command's view of the store; its ops are the command's changes.
+    pub(crate) unit: UnitOfWork,
     /// What timers are scheduled by.
     clock: Arc<dyn Clock>,
     /// The command being handled; `None` while the manifest is read.
     command: Option<Meta>,
-    publisher: Option<Arc<dyn Publisher>>,
     limits: OutputLimits,
     memory_cap: usize,
     log_left: usize,
-    /// Events published through the emitter, in order.
+    /// Events the guest emitted, in order: published after the commit.
     pub(crate) emitted: Vec<Envelope>,
-    /// Set when an emitted event could not be published.
-    pub(crate) emit_failed: bool,
     /// Set when the guest emitted past its event cap (and was stopped).
     pub(crate) events_exceeded: bool,
     /// Set when the guest asked for more memory than its cap.
@@ -74,7 +74,6 @@ impl Sandbox {
         domain: Arc<str>,
         store: Arc<dyn Store>,
         command: Option<Meta>,
-        publisher: Option<Arc<dyn Publisher>>,
         clock: Arc<dyn Clock>,
         limits: OutputLimits,
         memory_cap: usize,
@@ -90,29 +89,26 @@ impl Sandbox {
             wasi,
             table: ResourceTable::new(),
             stderr,
+            unit: UnitOfWork::new(store, domain.clone(), UnitLimits::default()),
             domain,
-            store,
             clock,
             command,
-            publisher,
             limits,
             memory_cap,
             log_left: LOG_BUDGET,
             emitted: Vec::new(),
             memory_denied: false,
             events_exceeded: false,
-            emit_failed: false,
             timed_out: false,
             store_unavailable: false,
         }
     }
 
     /// Readies a reused (warm) instance's state for its next command.
-    pub(crate) fn begin_command(&mut self, command: Meta, publisher: Arc<dyn Publisher>) {
+    pub(crate) fn begin_command(&mut self, command: Meta) {
         self.command = Some(command);
-        self.publisher = Some(publisher);
         self.emitted.clear();
-        self.emit_failed = false;
+        self.unit.take_ops();
         self.log_left = LOG_BUDGET;
         self.memory_denied = false;
         self.events_exceeded = false;
@@ -124,8 +120,8 @@ impl Sandbox {
     /// Lets go of the last command before the instance is parked.
     pub(crate) fn end_command(&mut self) {
         self.command = None;
-        self.publisher = None;
         self.emitted.clear();
+        self.unit.take_ops();
     }
 
     /// `err` for the guest, noting a store outage.
@@ -236,7 +232,7 @@ fn to_wit_error(err: StoreError) -> wit_store::StoreError {
     match err {
         StoreError::Conflict { current } => wit_store::StoreError::Conflict(current),
         StoreError::NotFound => wit_store::StoreError::NotFound,
-        StoreError::Invalid(m) => wit_store::StoreError::Invalid(m),
+        StoreError::Invalid(m) | StoreError::TooLarge(m) => wit_store::StoreError::Invalid(m),
         StoreError::Unavailable(m) => wit_store::StoreError::Unavailable(m),
     }
 }
@@ -257,10 +253,8 @@ impl wit_store::Host for Sandbox {
         collection: String,
         id: String,
     ) -> Result<Option<wit_store::Document>, wit_store::StoreError> {
-        self.store
-            .get(&self.domain, &collection, &id)
-            .await
-            .map(|d| d.map(to_wit_document))
+        let got = self.unit.get(&collection, &id).await;
+        got.map(|d| d.map(to_wit_document))
             .map_err(|e| self.store_error(e))
     }
 
@@ -270,9 +264,8 @@ impl wit_store::Host for Sandbox {
         filter_json: String,
     ) -> Result<Vec<wit_store::Document>, wit_store::StoreError> {
         let filter = Filter::parse(&filter_json).map_err(to_wit_error)?;
-        self.store
-            .list(&self.domain, &collection, &filter)
-            .await
+        let listed = self.unit.list(&collection, &filter).await;
+        listed
             .map(|docs| docs.into_iter().map(to_wit_document).collect())
             .map_err(|e| self.store_error(e))
     }
@@ -284,10 +277,11 @@ impl wit_store::Host for Sandbox {
         json: String,
         expected_version: Option<u64>,
     ) -> Result<u64, wit_store::StoreError> {
-        self.store
-            .upsert(&self.domain, &collection, &id, &json, expected_version)
-            .await
-            .map_err(|e| self.store_error(e))
+        let written = self
+            .unit
+            .upsert(&collection, &id, &json, expected_version)
+            .await;
+        written.map_err(|e| self.store_error(e))
     }
 
     async fn delete(
@@ -295,17 +289,13 @@ impl wit_store::Host for Sandbox {
         collection: String,
         id: String,
     ) -> Result<bool, wit_store::StoreError> {
-        self.store
-            .delete(&self.domain, &collection, &id)
-            .await
-            .map_err(|e| self.store_error(e))
+        let deleted = self.unit.delete(&collection, &id).await;
+        deleted.map_err(|e| self.store_error(e))
     }
 
     async fn clear(&mut self, collection: String) -> Result<(), wit_store::StoreError> {
-        self.store
-            .clear(&self.domain, &collection)
-            .await
-            .map_err(|e| self.store_error(e))
+        let cleared = self.unit.clear(&collection).await;
+        cleared.map_err(|e| self.store_error(e))
     }
 }
 
@@ -316,28 +306,26 @@ impl scheduler::Host for Sandbox {
         routing_key: String,
         body: String,
     ) -> Result<String, wit_store::StoreError> {
-        let Some(cause) = &self.command else {
+        let Some(cause) = self.command.clone() else {
             return Err(wit_store::StoreError::Invalid(
                 "timers can only be scheduled while handling a command".to_owned(),
             ));
         };
-        crate::timers::schedule(
-            &*self.store,
+        let scheduled = crate::timers::schedule(
+            &mut self.unit,
             &*self.clock,
-            &self.domain,
-            cause,
+            &cause,
             delay_ms,
             &routing_key,
             &body,
         )
-        .await
-        .map_err(|e| self.store_error(e))
+        .await;
+        scheduled.map_err(|e| self.store_error(e))
     }
 
     async fn cancel(&mut self, id: String) -> Result<bool, wit_store::StoreError> {
-        crate::timers::cancel(&*self.store, &self.domain, &id)
-            .await
-            .map_err(|e| self.store_error(e))
+        let cancelled = self.unit.cancel(&id).await;
+        cancelled.map_err(|e| self.store_error(e))
     }
 }
 
@@ -360,12 +348,6 @@ impl emitter::Host for Sandbox {
             // key it has already checked, and serde_json's own message.
             Err(err) => err.event_for(&cause),
         };
-        if let Some(publisher) = &self.publisher {
-            if let Err(err) = publisher.publish(envelope.clone()).await {
-                tracing::warn!(domain = %self.domain, error = %err, "could not publish an emitted event");
-                self.emit_failed = true;
-            }
-        }
         self.emitted.push(envelope);
         Ok(())
     }

@@ -209,46 +209,8 @@ fn upsert(
     Ok(version)
 }
 
-#[async_trait]
-impl Backend for SqliteStore {
-    async fn get(
-        &self,
-        domain: &str,
-        collection: &str,
-        id: &str,
-    ) -> Result<Option<Document>, StoreError> {
-        let (domain, collection, id) = (domain.to_owned(), collection.to_owned(), id.to_owned());
-        self.run(move |conn| {
-            conn.prepare_cached(
-                "SELECT version, json FROM documents WHERE domain = ?1 AND collection = ?2 AND id = ?3",
-            )
-            .and_then(|mut st| {
-                st.query_row(params![domain, collection, id], |row| {
-                    Ok(Document {
-                        id: id.clone(),
-                        version: to_version(row.get(0)?),
-                        json: row.get(1)?,
-                    })
-                })
-                .optional()
-            })
-            .map_err(unavailable)
-        })
-        .await
-    }
-
-    async fn scan<'a>(
-        &'a self,
-        domain: &'a str,
-        collection: &'a str,
-        filter: &'a Filter,
-    ) -> Result<Scan<'a>, StoreError> {
-        Ok(paged(filter, move |after, n| {
-            let (domain, collection) = (domain.to_owned(), collection.to_owned());
-            self.run(move |conn| page(conn, &domain, &collection, after.as_deref(), n))
-        }))
-    }
-
+#[allow(dead_code)]
+impl SqliteStore {
     async fn upsert(
         &self,
         domain: &str,
@@ -289,6 +251,107 @@ impl Backend for SqliteStore {
         .await
     }
 
+    async fn record_processed(
+        &self,
+        message_id: &str,
+        events: &[String],
+    ) -> Result<(), StoreError> {
+        let text = serde_json::to_string(events)
+            .map_err(|e| StoreError::Invalid(format!("cannot encode events: {e}")))?;
+        let id = message_id.to_owned();
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO processed (message_id, events, processed_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (message_id) DO NOTHING",
+                params![id, text, now_ms()],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    // Scaffold for the unit-of-work branch: replaced by the real ones.
+    async fn commit(
+        &self,
+        _commit: &parallel_you_core::store::Commit,
+    ) -> Result<parallel_you_core::store::Committed, StoreError> {
+        Err(StoreError::Unavailable("commit: not yet".to_owned()))
+    }
+    async fn unsent(
+        &self,
+        _now_ms: u64,
+        _lease_until_ms: u64,
+        _limit: usize,
+    ) -> Result<Vec<parallel_you_core::store::Outgoing>, StoreError> {
+        Err(StoreError::Unavailable("unsent: not yet".to_owned()))
+    }
+    async fn mark_sent(&self, _message_id: &str) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("mark_sent: not yet".to_owned()))
+    }
+    async fn sweep(&self, _before_ms: u64, _limit: usize) -> Result<usize, StoreError> {
+        Err(StoreError::Unavailable("sweep: not yet".to_owned()))
+    }
+    async fn timer(
+        &self,
+        _id: &str,
+    ) -> Result<Option<parallel_you_core::store::TimerRow>, StoreError> {
+        Err(StoreError::Unavailable("timer: not yet".to_owned()))
+    }
+    async fn due_timers(
+        &self,
+        _now_ms: u64,
+        _limit: usize,
+    ) -> Result<Vec<parallel_you_core::store::TimerRow>, StoreError> {
+        Err(StoreError::Unavailable("due_timers: not yet".to_owned()))
+    }
+    async fn pending_timers(&self, _domain: &str) -> Result<u64, StoreError> {
+        Err(StoreError::Unavailable(
+            "pending_timers: not yet".to_owned(),
+        ))
+    }
+
+    async fn get(
+        &self,
+        domain: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<Document>, StoreError> {
+        let (domain, collection, id) = (domain.to_owned(), collection.to_owned(), id.to_owned());
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "SELECT version, json FROM documents WHERE domain = ?1 AND collection = ?2 AND id = ?3",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![domain, collection, id], |row| {
+                    Ok(Document {
+                        id: id.clone(),
+                        version: to_version(row.get(0)?),
+                        json: row.get(1)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn scan<'a>(
+        &'a self,
+        domain: &'a str,
+        collection: &'a str,
+        filter: &'a Filter,
+    ) -> Result<Scan<'a>, StoreError> {
+        Ok(paged(filter, move |after, n, _max_bytes| {
+            let (domain, collection) = (domain.to_owned(), collection.to_owned());
+            self.run(move |conn| page(conn, &domain, &collection, after.as_deref(), n))
+        }))
+    }
+
     async fn processed(&self, message_id: &str) -> Result<Option<Vec<String>>, StoreError> {
         let id = message_id.to_owned();
         let text: Option<String> = self
@@ -308,26 +371,6 @@ impl Backend for SqliteStore {
             })
         })
         .transpose()
-    }
-
-    async fn record_processed(
-        &self,
-        message_id: &str,
-        events: &[String],
-    ) -> Result<(), StoreError> {
-        let text = serde_json::to_string(events)
-            .map_err(|e| StoreError::Invalid(format!("cannot encode events: {e}")))?;
-        let id = message_id.to_owned();
-        self.run(move |conn| {
-            conn.execute(
-                "INSERT INTO processed (message_id, events, processed_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (message_id) DO NOTHING",
-                params![id, text, now_ms()],
-            )
-            .map(|_| ())
-            .map_err(unavailable)
-        })
-        .await
     }
 }
 

@@ -1,11 +1,14 @@
 //! Durable timers: commands a handler asked to have delivered later.
 //!
-//! Timers are documents in the store under the host's reserved domain, so
-//! they survive restarts and are shared by every host on a shared store. A
-//! serving host polls for due timers, sends each one's command on the bus and
-//! then deletes it. The command's `message_id` is derived from the timer id,
-//! so a timer sent twice (a crash between send and delete, two hosts racing)
-//! is one command to the idempotency check, never two.
+//! Timers are rows of the store's timer index (due time, domain), so they
+//! survive restarts, are shared by every host on a shared store, and what
+//! is due is one indexed query however many are pending. A command's
+//! timers join its unit of work: scheduled or cancelled only if the command
+//! commits. A serving host polls for due timers, sends each one's command
+//! on the bus and then deletes it. The command's `message_id` is derived
+//! from the timer id, so a timer sent twice (a crash between send and
+//! delete, two hosts racing) is one command to the idempotency check, never
+//! two.
 //!
 //! Scheduling (the sandbox's `scheduler` import) and firing ([`TimerPump`])
 //! read the time from the host's one [`Clock`].
@@ -19,15 +22,16 @@ use serde::{Deserialize, Serialize};
 
 use parallel_you_core::envelope::{self, Envelope, Kind, Meta};
 use parallel_you_core::names::{check_routing_key, domain_of};
-use parallel_you_core::store::{Filter, Store, StoreError};
+use parallel_you_core::store::{Commit, Filter, Op, Store, StoreError, TimerRow, UnitOfWork};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use pump::TimerPump;
 
-/// The reserved domain timers are stored under; no handler can claim it.
+/// The reserved domain of the host's own documents; no handler can claim it.
 pub const DOMAIN: &str = "pyou";
-/// The collection of pending timers.
-pub const COLLECTION: &str = "timers";
+/// Where hosts before the timer index kept pending timers, as documents of
+/// [`DOMAIN`]; [`migrate_legacy`] moves them.
+pub const LEGACY_COLLECTION: &str = "timers";
 /// The longest delay a handler may ask for.
 pub const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
 /// How often a serving host looks for due timers.
@@ -54,17 +58,40 @@ pub struct Timer {
     pub causation_id: String,
 }
 
-/// Stores a timer for `domain`, scheduled by the command `cause`, due
-/// `delay_ms` after `clock`'s now; returns its id.
+/// Schedules, in `unit` (of the handler's domain), a timer scheduled by
+/// the command `cause`, due `delay_ms` after `clock`'s now; returns its id.
 pub async fn schedule(
-    store: &dyn Store,
+    unit: &mut UnitOfWork,
     clock: &dyn Clock,
-    domain: &str,
     cause: &Meta,
     delay_ms: u64,
     routing_key: &str,
     body: &str,
 ) -> Result<String, StoreError> {
+    let id = envelope::new_id();
+    let row = timer_row(
+        &id,
+        unit.domain(),
+        clock,
+        cause,
+        delay_ms,
+        routing_key,
+        body,
+    )?;
+    unit.schedule(row).await?;
+    Ok(id)
+}
+
+/// The checked row of a timer `id` that `domain` asks for.
+pub fn timer_row(
+    id: &str,
+    domain: &str,
+    clock: &dyn Clock,
+    cause: &Meta,
+    delay_ms: u64,
+    routing_key: &str,
+    body: &str,
+) -> Result<TimerRow, StoreError> {
     check_routing_key(routing_key)?;
     if domain_of(routing_key) != domain {
         return Err(StoreError::Invalid(format!(
@@ -88,46 +115,71 @@ pub async fn schedule(
         reply_channel: cause.reply_channel.clone(),
         causation_id: cause.correlation_id.clone(),
     };
-    let id = envelope::new_id();
     let json = serde_json::to_string(&timer)
         .map_err(|e| StoreError::Invalid(format!("cannot encode the timer: {e}")))?;
-    store
-        .upsert(DOMAIN, COLLECTION, &id, &json, Some(0))
-        .await?;
-    Ok(id)
-}
-
-/// Cancels a timer of `domain`; true if it was pending. Another domain's
-/// timer is treated as absent.
-pub async fn cancel(store: &dyn Store, domain: &str, id: &str) -> Result<bool, StoreError> {
-    let Some(doc) = store.get(DOMAIN, COLLECTION, id).await? else {
-        return Ok(false);
-    };
-    match serde_json::from_str::<Timer>(&doc.json) {
-        Ok(timer) if timer.domain == domain => store.delete(DOMAIN, COLLECTION, id).await,
-        _ => Ok(false),
-    }
+    Ok(TimerRow {
+        id: id.to_owned(),
+        domain: timer.domain,
+        due_ms: timer.due_ms,
+        json,
+    })
 }
 
 /// Timers due at `now_ms`, earliest first, with their ids.
 pub async fn due(store: &dyn Store, now_ms: u64) -> Result<Vec<(String, Timer)>, StoreError> {
-    let filter = Filter::parse(&format!(
-        r#"{{"due_ms": {{"$lte": {now_ms}}}, "$limit": {BATCH}}}"#
-    ))?;
-    let mut due: Vec<(String, Timer)> = store
-        .list(DOMAIN, COLLECTION, &filter)
+    Ok(store
+        .due_timers(now_ms, BATCH)
         .await?
         .into_iter()
-        .filter_map(|doc| {
-            let timer = serde_json::from_str::<Timer>(&doc.json);
+        .filter_map(|row| {
+            let timer = serde_json::from_str::<Timer>(&row.json);
             if let Err(err) = &timer {
-                tracing::error!(id = %doc.id, error = %err, "unreadable timer skipped");
+                tracing::error!(id = %row.id, error = %err, "unreadable timer skipped");
             }
-            timer.ok().map(|t| (doc.id, t))
+            timer.ok().map(|t| (row.id, t))
         })
-        .collect();
-    due.sort_by_key(|(_, t)| t.due_ms);
-    Ok(due)
+        .collect())
+}
+
+/// Deletes a timer that has fired (or cannot).
+pub async fn remove(store: &dyn Store, domain: &str, id: &str) -> Result<(), StoreError> {
+    let commit = Commit {
+        ops: vec![Op::cancel(domain, id)],
+        marker: None,
+    };
+    store.commit(&commit).await.map(|_| ())
+}
+
+/// Moves the timers an older host kept as documents into the timer index,
+/// a page at a time; returns how many moved. Each one moves in one commit
+/// (scheduled, then its document deleted), so a crash midway loses none.
+pub async fn migrate_legacy(store: &dyn Store) -> Result<usize, StoreError> {
+    let mut moved = 0;
+    loop {
+        let docs = store
+            .list(DOMAIN, LEGACY_COLLECTION, &Filter::all())
+            .await?;
+        if docs.is_empty() {
+            return Ok(moved);
+        }
+        for doc in docs {
+            let mut ops = Vec::with_capacity(2);
+            match serde_json::from_str::<Timer>(&doc.json) {
+                Ok(timer) => ops.push(Op::schedule(TimerRow {
+                    id: doc.id.clone(),
+                    domain: timer.domain,
+                    due_ms: timer.due_ms,
+                    json: doc.json.clone(),
+                })),
+                Err(err) => {
+                    tracing::error!(id = %doc.id, error = %err, "dropping an unreadable timer")
+                }
+            }
+            ops.push(Op::delete(DOMAIN, LEGACY_COLLECTION, &doc.id)?);
+            store.commit(&Commit { ops, marker: None }).await?;
+            moved += 1;
+        }
+    }
 }
 
 impl Timer {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{due, COLLECTION, DOMAIN, POLL_INTERVAL};
+use super::{due, remove, POLL_INTERVAL};
 use crate::host::Host;
 use parallel_you_core::bus::{Bus, BusError};
 use parallel_you_core::error::{ErrorBody, ErrorCode};
@@ -52,7 +52,7 @@ impl TimerPump {
                     tracing::error!(timer = %id, error = %err, "dropping a timer with an invalid body")
                 }
             }
-            store.delete(DOMAIN, COLLECTION, &id).await?;
+            remove(store.as_ref(), &timer.domain, &id).await?;
             fired += 1;
         }
         Ok(fired)

@@ -3,7 +3,9 @@
 //! Call [`run`] from a test with a fresh, empty store; it panics with a
 //! message naming the broken rule.
 
-use parallel_you_core::store::{Filter, Store, StoreError};
+use parallel_you_core::store::{
+    Commit, Committed, Filter, Marker, Op, Store, StoreError, TimerRow,
+};
 
 fn filter(json: &str) -> Filter {
     Filter::parse(json).expect("test filter parses")
@@ -18,6 +20,10 @@ pub async fn run(store: &dyn Store) {
     domain_isolation(store).await;
     invalid_requests(store).await;
     processed_markers(store).await;
+    commits_are_atomic(store).await;
+    outbox_rows(store).await;
+    timers_indexed_by_due_time(store).await;
+    list_byte_bound(store).await;
 }
 
 async fn versions_and_conflicts(s: &dyn Store) {
@@ -182,15 +188,279 @@ async fn invalid_requests(s: &dyn Store) {
     );
 }
 
+fn marker(id: &str, events: &[&str], at_ms: u64, lease_until_ms: u64) -> Marker {
+    Marker {
+        message_id: id.to_owned(),
+        events: events.iter().map(|e| (*e).to_owned()).collect(),
+        at_ms,
+        lease_until_ms,
+    }
+}
+
+fn put(collection: &str, id: &str, json: &str, expected: Option<u64>) -> Op {
+    Op::put("d", collection, id, json, expected).expect("test op is valid")
+}
+
+fn timer(id: &str, domain: &str, due_ms: u64) -> TimerRow {
+    TimerRow {
+        id: id.to_owned(),
+        domain: domain.to_owned(),
+        due_ms,
+        json: format!(r#"{{"t":"{id}"}}"#),
+    }
+}
+
+async fn body(s: &dyn Store, collection: &str, id: &str) -> Option<(u64, serde_json::Value)> {
+    s.get("d", collection, id)
+        .await
+        .expect("get answers")
+        .map(|d| {
+            (
+                d.version,
+                serde_json::from_str(&d.json).expect("stored JSON"),
+            )
+        })
+}
+
 async fn processed_markers(s: &dyn Store) {
     assert_eq!(s.processed("m1").await, Ok(None));
+    let first = Commit {
+        ops: vec![put("m", "a", r#"{"n":1}"#, Some(0))],
+        marker: Some(marker("m1", &[r#"{"e":1}"#, r#"{"e":2}"#], 1_000, 1_000)),
+    };
+    assert_eq!(s.commit(&first).await, Ok(Committed::Applied(vec![1])));
     let events = vec![r#"{"e":1}"#.to_owned(), r#"{"e":2}"#.to_owned()];
-    s.record_processed("m1", &events).await.unwrap();
     assert_eq!(s.processed("m1").await, Ok(Some(events.clone())));
-    s.record_processed("m1", &[]).await.unwrap();
+    let again = Commit {
+        ops: vec![put("m", "a", r#"{"n":2}"#, None)],
+        marker: Some(marker("m1", &[], 2_000, 2_000)),
+    };
     assert_eq!(
-        s.processed("m1").await,
-        Ok(Some(events)),
-        "the first record of a command stands"
+        s.commit(&again).await,
+        Ok(Committed::Duplicate(events.clone())),
+        "a marker already recorded is a duplicate, with the first record's events"
     );
+    assert_eq!(
+        body(s, "m", "a").await,
+        Some((1, serde_json::json!({"n": 1}))),
+        "a duplicate commit applies none of its ops"
+    );
+    assert_eq!(s.processed("m1").await, Ok(Some(events)));
+    s.mark_sent("m1").await.unwrap();
+    s.clear("d", "m").await.unwrap();
+}
+
+async fn commits_are_atomic(s: &dyn Store) {
+    let applied = s
+        .commit(&Commit {
+            ops: vec![
+                put("u", "a", r#"{"n":1}"#, Some(0)),
+                put("u", "a", r#"{"n":2}"#, Some(1)),
+                put("u", "b", r#"{"n":1}"#, None),
+                Op::delete("d", "u", "b").unwrap(),
+                Op::delete("d", "u", "b").unwrap(),
+            ],
+            marker: Some(marker("u1", &["{}"], 1_000, 1_000)),
+        })
+        .await;
+    assert_eq!(
+        applied,
+        Ok(Committed::Applied(vec![1, 2, 1, 1, 0])),
+        "ops apply in order, each on what the ones before it left"
+    );
+    assert_eq!(
+        body(s, "u", "a").await,
+        Some((2, serde_json::json!({"n": 2})))
+    );
+    assert_eq!(body(s, "u", "b").await, None);
+    let conflicted = s
+        .commit(&Commit {
+            ops: vec![
+                put("u", "c", r#"{"n":1}"#, None),
+                Op::schedule(timer("tu", "d", 5)),
+                put("u", "a", r#"{"n":3}"#, Some(1)),
+            ],
+            marker: Some(marker("u2", &["{}"], 1_000, 1_000)),
+        })
+        .await;
+    assert_eq!(
+        conflicted,
+        Err(StoreError::Conflict { current: 2 }),
+        "a stale version anywhere is a conflict with the current version"
+    );
+    assert_eq!(
+        body(s, "u", "c").await,
+        None,
+        "a conflict undoes the ops before it"
+    );
+    assert_eq!(
+        s.timer("tu").await,
+        Ok(None),
+        "a conflict undoes the timers too"
+    );
+    assert_eq!(
+        s.processed("u2").await,
+        Ok(None),
+        "a conflict records no marker"
+    );
+    s.mark_sent("u1").await.unwrap();
+    let cleared = s
+        .commit(&Commit {
+            ops: vec![
+                put("u", "x", "{}", None),
+                Op::clear("d", "u").unwrap(),
+                put("u", "y", r#"{"after":true}"#, Some(0)),
+            ],
+            marker: None,
+        })
+        .await;
+    assert_eq!(cleared, Ok(Committed::Applied(vec![1, 2, 1])));
+    let left: Vec<String> = s
+        .list("d", "u", &Filter::all())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(
+        left,
+        vec!["y".to_owned()],
+        "a clear in a commit is ordered with its writes"
+    );
+    s.clear("d", "u").await.unwrap();
+}
+
+async fn outbox_rows(s: &dyn Store) {
+    for (id, at) in [("o1", 10), ("o2", 20), ("o3", 30)] {
+        let c = Commit {
+            ops: vec![],
+            marker: Some(marker(id, &[&format!(r#"{{"of":"{id}"}}"#)], at, at + 100)),
+        };
+        assert!(matches!(s.commit(&c).await, Ok(Committed::Applied(_))));
+    }
+    assert_eq!(
+        s.unsent(50, 1_000, 10).await,
+        Ok(vec![]),
+        "no row is handed out while its committing host holds the lease"
+    );
+    s.mark_sent("o2").await.unwrap();
+    let claimed = s.unsent(200, 1_000, 10).await.unwrap();
+    let ids: Vec<&str> = claimed.iter().map(|o| o.message_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec!["o1", "o3"],
+        "unsent rows, oldest first, sent ones skipped"
+    );
+    assert_eq!(claimed[0].events, vec![r#"{"of":"o1"}"#.to_owned()]);
+    assert_eq!(
+        s.unsent(500, 2_000, 10).await,
+        Ok(vec![]),
+        "a claimed row is leased to its relay"
+    );
+    let reclaimed = s.unsent(1_000, 2_000, 1).await.unwrap();
+    assert_eq!(reclaimed.len(), 1, "the limit holds");
+    assert_eq!(
+        reclaimed[0].message_id, "o1",
+        "a lapsed lease frees the row"
+    );
+    s.mark_sent("o1").await.unwrap();
+    s.mark_sent("o3").await.unwrap();
+    s.mark_sent("never-committed").await.unwrap();
+    assert_eq!(s.unsent(10_000, 20_000, 10).await, Ok(vec![]));
+    let unsent_old = Commit {
+        ops: vec![],
+        marker: Some(marker("o4", &["{}"], 5, 5)),
+    };
+    assert!(s.commit(&unsent_old).await.is_ok());
+    assert_eq!(
+        s.sweep(25, 100).await,
+        Ok(2),
+        "sent markers older than the cut go"
+    );
+    assert_eq!(s.processed("o1").await, Ok(None));
+    assert_eq!(s.processed("o2").await, Ok(None));
+    assert!(
+        s.processed("o3").await.unwrap().is_some(),
+        "newer ones stay"
+    );
+    assert!(
+        s.processed("o4").await.unwrap().is_some(),
+        "an unsent row is never swept"
+    );
+    let claimed = s.unsent(10_000, 20_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    s.mark_sent("o4").await.unwrap();
+    assert_eq!(
+        s.sweep(u64::MAX, 100).await,
+        Ok(4),
+        "o3, o4 and the markers of the rules before"
+    );
+}
+
+async fn timers_indexed_by_due_time(s: &dyn Store) {
+    let ops = vec![
+        Op::schedule(timer("t3", "d", 300)),
+        Op::schedule(timer("t1", "d", 100)),
+        Op::schedule(timer("t2", "e", 200)),
+        Op::schedule(timer("t4", "d", 400)),
+    ];
+    assert!(s.commit(&Commit { ops, marker: None }).await.is_ok());
+    assert_eq!(s.pending_timers("d").await, Ok(3));
+    assert_eq!(s.pending_timers("e").await, Ok(1));
+    assert_eq!(s.pending_timers("nobody").await, Ok(0));
+    let due: Vec<String> = s
+        .due_timers(300, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(due, vec!["t1", "t2", "t3"], "due ones only, earliest first");
+    assert_eq!(s.due_timers(300, 2).await.map(|t| t.len()), Ok(2));
+    assert_eq!(s.timer("t2").await, Ok(Some(timer("t2", "e", 200))));
+    let cancels = Commit {
+        ops: vec![
+            Op::cancel("d", "t2"),
+            Op::cancel("e", "t2"),
+            Op::cancel("d", "t9"),
+        ],
+        marker: None,
+    };
+    assert_eq!(
+        s.commit(&cancels).await,
+        Ok(Committed::Applied(vec![0, 1, 0])),
+        "only the scheduling domain cancels a timer"
+    );
+    assert_eq!(s.timer("t2").await, Ok(None));
+    let rest = Commit {
+        ops: vec![
+            Op::cancel("d", "t1"),
+            Op::cancel("d", "t3"),
+            Op::cancel("d", "t4"),
+        ],
+        marker: None,
+    };
+    assert_eq!(s.commit(&rest).await, Ok(Committed::Applied(vec![1, 1, 1])));
+    assert_eq!(s.due_timers(u64::MAX, 10).await, Ok(vec![]));
+    assert_eq!(s.pending_timers("d").await, Ok(0));
+}
+
+async fn list_byte_bound(s: &dyn Store) {
+    let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(1000));
+    for i in 0..20 {
+        s.upsert("d", "big", &format!("{i:02}"), &big, None)
+            .await
+            .unwrap();
+    }
+    let ten = Filter::all().with_max_bytes(big.len() * 10);
+    let r = s.list("d", "big", &ten).await;
+    assert!(
+        matches!(r, Err(StoreError::TooLarge(_))),
+        "a list matching more bytes than its bound fails: {r:?}"
+    );
+    let limited = filter(r#"{"$limit":10}"#).with_max_bytes(big.len() * 10);
+    assert_eq!(s.list("d", "big", &limited).await.map(|d| d.len()), Ok(10));
+    let all = Filter::all().with_max_bytes(big.len() * 20);
+    assert_eq!(s.list("d", "big", &all).await.map(|d| d.len()), Ok(20));
+    s.clear("d", "big").await.unwrap();
 }

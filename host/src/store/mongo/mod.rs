@@ -156,7 +156,7 @@ impl MongoStore {
     /// collection. Creating an index that exists with the same keys and
     /// options is a no-op, so every host does this at start-up.
     async fn ensure_indexes(&self) -> Result<(), StoreError> {
-        let timers = self.docs(crate::timers::DOMAIN, crate::timers::COLLECTION)?;
+        let timers = self.docs(crate::timers::DOMAIN, crate::timers::LEGACY_COLLECTION)?;
         let due = IndexModel::builder()
             .keys(doc! {"body.due_ms": 1})
             .options(IndexOptions::builder().name("due_ms".to_owned()).build())
@@ -209,51 +209,8 @@ impl MongoStore {
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
-#[async_trait]
-impl Backend for MongoStore {
-    async fn get(
-        &self,
-        domain: &str,
-        collection: &str,
-        id: &str,
-    ) -> Result<Option<Document>, StoreError> {
-        let coll = self.docs(domain, collection)?;
-        let found = coll
-            .find_one(doc! {"_id": id})
-            .await
-            .map_err(|e| store_error(&e))?;
-        found
-            .map(|d| from_stored(d).map(|(doc, _)| doc))
-            .transpose()
-    }
-
-    async fn scan<'a>(
-        &'a self,
-        domain: &'a str,
-        collection: &'a str,
-        filter: &'a Filter,
-    ) -> Result<Scan<'a>, StoreError> {
-        let coll = self.docs(domain, collection)?;
-        let limit = filter.limit();
-        let query = to_query(filter);
-        let mut find = coll.find(query).sort(doc! {"_id": 1});
-        if filter.conditions().is_empty() {
-            find = find.limit(i64::try_from(limit).unwrap_or(i64::MAX));
-        }
-        let batch = u32::try_from(limit).unwrap_or(LIST_BATCH).min(LIST_BATCH);
-        let cursor = find.batch_size(batch).await.map_err(|e| store_error(&e))?;
-        // Dropping the cursor once `list` has its page ends it on the server.
-        Ok(cursor
-            .map_err(|e| store_error(&e))
-            .and_then(|stored| {
-                std::future::ready(from_stored(stored).map(|(doc, value)| Scanned {
-                    doc,
-                    value: Some(value),
-                }))
-            })
-            .boxed())
-    }
-
+#[allow(dead_code)]
+impl MongoStore {
     async fn upsert(
         &self,
         domain: &str,
@@ -344,6 +301,106 @@ impl Backend for MongoStore {
         Ok(())
     }
 
+    async fn record_processed(
+        &self,
+        message_id: &str,
+        events: &[String],
+    ) -> Result<(), StoreError> {
+        let marker = doc! {"_id": message_id, "events": events, "at": DateTime::now()};
+        match self.processed.insert_one(marker).await {
+            // The first record of a command stands.
+            Ok(_) => Ok(()),
+            Err(e) if is_duplicate_key(&e) => Ok(()),
+            Err(e) => Err(store_error(&e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for MongoStore {
+    // Scaffold for the unit-of-work branch: replaced by the real ones.
+    async fn commit(
+        &self,
+        _commit: &parallel_you_core::store::Commit,
+    ) -> Result<parallel_you_core::store::Committed, StoreError> {
+        Err(StoreError::Unavailable("commit: not yet".to_owned()))
+    }
+    async fn unsent(
+        &self,
+        _now_ms: u64,
+        _lease_until_ms: u64,
+        _limit: usize,
+    ) -> Result<Vec<parallel_you_core::store::Outgoing>, StoreError> {
+        Err(StoreError::Unavailable("unsent: not yet".to_owned()))
+    }
+    async fn mark_sent(&self, _message_id: &str) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("mark_sent: not yet".to_owned()))
+    }
+    async fn sweep(&self, _before_ms: u64, _limit: usize) -> Result<usize, StoreError> {
+        Err(StoreError::Unavailable("sweep: not yet".to_owned()))
+    }
+    async fn timer(
+        &self,
+        _id: &str,
+    ) -> Result<Option<parallel_you_core::store::TimerRow>, StoreError> {
+        Err(StoreError::Unavailable("timer: not yet".to_owned()))
+    }
+    async fn due_timers(
+        &self,
+        _now_ms: u64,
+        _limit: usize,
+    ) -> Result<Vec<parallel_you_core::store::TimerRow>, StoreError> {
+        Err(StoreError::Unavailable("due_timers: not yet".to_owned()))
+    }
+    async fn pending_timers(&self, _domain: &str) -> Result<u64, StoreError> {
+        Err(StoreError::Unavailable(
+            "pending_timers: not yet".to_owned(),
+        ))
+    }
+
+    async fn get(
+        &self,
+        domain: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<Document>, StoreError> {
+        let coll = self.docs(domain, collection)?;
+        let found = coll
+            .find_one(doc! {"_id": id})
+            .await
+            .map_err(|e| store_error(&e))?;
+        found
+            .map(|d| from_stored(d).map(|(doc, _)| doc))
+            .transpose()
+    }
+
+    async fn scan<'a>(
+        &'a self,
+        domain: &'a str,
+        collection: &'a str,
+        filter: &'a Filter,
+    ) -> Result<Scan<'a>, StoreError> {
+        let coll = self.docs(domain, collection)?;
+        let limit = filter.limit();
+        let query = to_query(filter);
+        let mut find = coll.find(query).sort(doc! {"_id": 1});
+        if filter.conditions().is_empty() {
+            find = find.limit(i64::try_from(limit).unwrap_or(i64::MAX));
+        }
+        let batch = u32::try_from(limit).unwrap_or(LIST_BATCH).min(LIST_BATCH);
+        let cursor = find.batch_size(batch).await.map_err(|e| store_error(&e))?;
+        // Dropping the cursor once `list` has its page ends it on the server.
+        Ok(cursor
+            .map_err(|e| store_error(&e))
+            .and_then(|stored| {
+                std::future::ready(from_stored(stored).map(|(doc, value)| Scanned {
+                    doc,
+                    value: Some(value),
+                }))
+            })
+            .boxed())
+    }
+
     async fn processed(&self, message_id: &str) -> Result<Option<Vec<String>>, StoreError> {
         let found = self
             .processed
@@ -365,19 +422,5 @@ impl Backend for MongoStore {
                 "mongodb: processed record of {message_id} is corrupt"
             ))
         })
-    }
-
-    async fn record_processed(
-        &self,
-        message_id: &str,
-        events: &[String],
-    ) -> Result<(), StoreError> {
-        let marker = doc! {"_id": message_id, "events": events, "at": DateTime::now()};
-        match self.processed.insert_one(marker).await {
-            // The first record of a command stands.
-            Ok(_) => Ok(()),
-            Err(e) if is_duplicate_key(&e) => Ok(()),
-            Err(e) => Err(store_error(&e)),
-        }
     }
 }

@@ -121,6 +121,7 @@ async fn run() -> anyhow::Result<()> {
                 ..Default::default()
             },
             max_body: 0,
+            ..Default::default()
         },
         store.clone(),
     )?);

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod host;
 pub mod hot;
 pub mod metrics;
+pub mod outbox;
 pub mod registry;
 pub mod runtime;
 mod sandbox;
@@ -21,7 +22,7 @@ pub mod store;
 pub mod timers;
 pub mod warm;
 
-pub use host::{Host, HostConfig};
+pub use host::{Host, HostConfig, DEFAULT_DEDUP_WINDOW};
 pub use hot::{HotLoader, HotOutcome, WatchConfig, Watching};
 pub use runtime::{Limits, LoadError, Manifest};
 #[cfg(feature = "sqlite")]

@@ -659,6 +659,7 @@ async fn an_unloaded_domain_gives_back_what_it_had_prefetched() {
             ..common::test_limits()
         },
         max_body: 0,
+        ..Default::default()
     };
     let host = Arc::new(
         parallel_you_host::Host::new(config, Arc::new(parallel_you_core::MemoryStore::new()))
@@ -741,6 +742,7 @@ async fn deleted_queues_are_declared_again_and_served() {
             parallel_you_host::HostConfig {
                 limits: common::test_limits(),
                 max_body: 0,
+                ..Default::default()
             },
             Arc::new(parallel_you_core::MemoryStore::new()),
         )

@@ -55,6 +55,7 @@ impl Served {
                 ..test_limits()
             },
             max_body: 0,
+            ..Default::default()
         };
         let host = Arc::new(Host::with_cache(config, Arc::new(MemoryStore::new()), cache).unwrap());
         host.load_dir(dir.path()).await.unwrap();
@@ -463,6 +464,7 @@ async fn load_cached(dir: &Path, cache: &Path) -> (Arc<Host>, bool) {
     let config = HostConfig {
         limits: test_limits(),
         max_body: 0,
+        ..Default::default()
     };
     let host =
         Arc::new(Host::with_cache(config, Arc::new(MemoryStore::new()), Some(cache)).unwrap());

@@ -13,6 +13,7 @@ async fn load(dir: &std::path::Path) -> Arc<Host> {
             HostConfig {
                 limits: test_limits(),
                 max_body: 0,
+                ..Default::default()
             },
             Arc::new(MemoryStore::new()),
         )

@@ -12,6 +12,7 @@ mod bus;
 mod cli;
 mod common;
 mod dispatch;
+mod effects;
 mod gateway;
 mod hot;
 mod languages;

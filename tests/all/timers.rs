@@ -39,6 +39,7 @@ async fn host_with_clock(
     let config = HostConfig {
         limits: test_limits(),
         max_body: 0,
+        ..Default::default()
     };
     let host = Arc::new(Host::with_clock(config, store, None, clock).unwrap());
     host.load_dir(dir.path()).await.unwrap();

@@ -243,7 +243,7 @@ impl Host {
 }
 
 /// Publishes `events` in order; returns whether all of them went out.
-pub(super) async fn publish_all(out: &dyn Publisher, events: &[Envelope]) -> bool {
+pub(crate) async fn publish_all(out: &dyn Publisher, events: &[Envelope]) -> bool {
     let mut all = true;
     for event in events {
         if let Err(err) = out.publish(event.clone()).await {

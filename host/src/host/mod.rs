@@ -23,7 +23,7 @@ use parallel_you_core::host_info::HandlerStatus;
 use parallel_you_core::host_info::{CommandInfo, HostInfo};
 use parallel_you_core::store::Store;
 
-use dispatch::publish_all;
+pub(crate) use dispatch::{publish_all, OUTBOX_LEASE};
 use serve::ServeState;
 pub use serve::{Serving, MAX_ATTEMPTS};
 
@@ -34,7 +34,15 @@ pub struct HostConfig {
     pub limits: Limits,
     /// Largest command body accepted, in bytes (0: the default, 1 MiB).
     pub max_body: usize,
+    /// How long processed markers are kept to recognise a redelivered
+    /// command (zero: the default, [`DEFAULT_DEDUP_WINDOW`]). A duplicate
+    /// older than this runs again.
+    pub dedup_window: std::time::Duration,
 }
+
+/// How long processed markers are kept unless configured: NServiceBus's
+/// default of 7 days.
+pub const DEFAULT_DEDUP_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// Runs commands against loaded handlers.
 pub struct Host {
@@ -47,6 +55,7 @@ pub struct Host {
     /// What timers are scheduled and fired by.
     clock: Arc<dyn Clock>,
     max_body: usize,
+    dedup_window: std::time::Duration,
     metrics: Metrics,
     /// Tries of the commands failing for a passing reason.
     retries: serve::Retries,
@@ -99,6 +108,11 @@ impl Host {
             store,
             clock,
             max_body,
+            dedup_window: if config.dedup_window.is_zero() {
+                DEFAULT_DEDUP_WINDOW
+            } else {
+                config.dedup_window
+            },
             metrics: Metrics::default(),
             retries: serve::Retries::default(),
             serving: tokio::sync::Mutex::new(None),
@@ -171,6 +185,11 @@ impl Host {
     /// The clock its timers are scheduled and fired by.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// How long processed markers are kept.
+    pub fn dedup_window(&self) -> std::time::Duration {
+        self.dedup_window
     }
 
     /// What this host has done so far.

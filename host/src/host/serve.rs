@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Host;
+use crate::outbox::OutboxRelay;
 use crate::timers::TimerPump;
 use parallel_you_core::bus::{Bus, BusError, Publisher};
 
@@ -52,12 +53,19 @@ impl Host {
         self.sync_bindings(&mut state).await?;
         *serving = Some(state);
         drop(serving);
-        let timers = TimerPump::new(self.clone()).spawn(bus, stop.clone());
+        match crate::timers::migrate_legacy(self.store().as_ref()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(timers = n, "moved timers of an older version to the timer index"),
+            Err(err) => tracing::warn!(error = %err, "could not move the timers of an older version"),
+        }
+        let timers = TimerPump::new(self.clone()).spawn(bus.clone(), stop.clone());
+        let relay = OutboxRelay::new(self.clone()).spawn(bus, stop.clone());
         Ok(Serving {
             host: self.clone(),
             stop,
             inflight,
             timers,
+            relay,
         })
     }
 
@@ -222,14 +230,16 @@ pub struct Serving {
     stop: CancellationToken,
     inflight: TaskTracker,
     timers: tokio::task::JoinHandle<()>,
+    relay: tokio::task::JoinHandle<()>,
 }
 
 impl Serving {
-    /// Stops taking commands and firing timers, then waits up to `grace`
+    /// Stops taking commands, firing timers and relaying, then waits up to `grace`
     /// for the commands in flight to finish. Returns whether they all did.
     pub async fn shutdown(self, grace: Duration) -> bool {
         self.stop.cancel();
         self.timers.abort();
+        self.relay.abort();
         self.inflight.close();
         let finished = tokio::time::timeout(grace, self.inflight.wait())
             .await
@@ -238,10 +248,11 @@ impl Serving {
         finished
     }
 
-    /// Stops taking commands and firing timers without waiting.
+    /// Stops taking commands, firing timers and relaying without waiting.
     pub fn stop(self) {
         self.stop.cancel();
         self.timers.abort();
+        self.relay.abort();
         self.inflight.close();
         if let Ok(mut serving) = self.host.serving.try_lock() {
             *serving = None;

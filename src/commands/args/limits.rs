@@ -9,6 +9,11 @@ pub(crate) struct LimitArgs {
     /// Memory cap of one command's instance, in MiB.
     #[arg(long, env = "PYOU_MEMORY_MIB", default_value_t = 64)]
     pub(crate) memory_mib: usize,
+    /// How long a processed command's marker is kept to recognise its
+    /// redelivery (`7d`, `12h`, `90s`); a duplicate older than this runs
+    /// again.
+    #[arg(long, env = "PYOU_DEDUP_WINDOW", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub(crate) dedup_window: std::time::Duration,
 }
 
 impl LimitArgs {
@@ -21,6 +26,7 @@ impl LimitArgs {
                 ..Default::default()
             },
             max_body: 0,
+            dedup_window: self.dedup_window,
         }
     }
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod conformance;
+pub mod faulty;
 pub mod mongo;
 pub mod rabbit;
 
@@ -75,6 +76,7 @@ pub async fn host_with_limits(
     let config = HostConfig {
         limits,
         max_body: 0,
+        ..Default::default()
     };
     let host = Arc::new(Host::new(config, store).expect("host starts"));
     host.load_dir(dir.path()).await.expect("folder loads");

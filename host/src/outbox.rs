@@ -109,7 +109,10 @@ impl OutboxRelay {
                 if tokio::time::Instant::now() >= next_sweep {
                     match self.sweep_once().await {
                         Ok(0) => {}
-                        Ok(n) => tracing::info!(markers = n, "swept markers past the deduplication window"),
+                        Ok(n) => tracing::info!(
+                            markers = n,
+                            "swept markers past the deduplication window"
+                        ),
                         Err(err) => tracing::warn!(error = %err, "could not sweep old markers"),
                     }
                     next_sweep = tokio::time::Instant::now() + SWEEP_INTERVAL;

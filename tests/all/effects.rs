@@ -39,8 +39,16 @@ async fn a_failed_command_keeps_none_of_its_writes() {
     ] {
         let id = key.replace('.', "-");
         let events = call(&host, cmd(key, &target(&id))).await;
-        assert_eq!(last_error(&events).as_deref(), Some(code), "{key}: {events:?}");
-        assert_eq!(peek(&host, &id).await, serde_json::Value::Null, "{key} left its write");
+        assert_eq!(
+            last_error(&events).as_deref(),
+            Some(code),
+            "{key}: {events:?}"
+        );
+        assert_eq!(
+            peek(&host, &id).await,
+            serde_json::Value::Null,
+            "{key} left its write"
+        );
     }
 }
 
@@ -87,9 +95,17 @@ async fn a_write_that_lost_the_race_at_commit_keeps_nothing_and_says_conflict() 
     let lost = call(&host, cmd("halfway.count", &target("c"))).await;
     assert_eq!(last_error(&lost).as_deref(), Some("conflict"), "{lost:?}");
     assert_eq!(body(&lost[0])["context"]["current_version"], 2);
-    assert_eq!(keys(&lost), vec!["halfway.error"], "no success event goes out");
+    assert_eq!(
+        keys(&lost),
+        vec!["halfway.error"],
+        "no success event goes out"
+    );
     let next = call(&host, cmd("halfway.count", &target("c"))).await;
-    assert_eq!(body(&next[0])["n"], 42, "the meddler's write stands, the loser's does not");
+    assert_eq!(
+        body(&next[0])["n"],
+        42,
+        "the meddler's write stands, the loser's does not"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,9 +123,16 @@ async fn a_store_outage_at_commit_is_retried_without_error_events() {
     let first = first.expect("the command succeeds once the store is back");
     assert_eq!(first.meta.routing_key, "halfway.counted", "{first:?}");
     assert_eq!(body(&first)["n"], 1, "applied once");
-    assert_eq!(faulty.commits.load(Ordering::SeqCst), 3, "two failed tries, then the commit");
+    assert_eq!(
+        faulty.commits.load(Ordering::SeqCst),
+        3,
+        "two failed tries, then the commit"
+    );
     let more = crate::common::next_within(&mut events, Duration::from_millis(300)).await;
-    assert!(more.is_none(), "no unavailable event for the tries: {more:?}");
+    assert!(
+        more.is_none(),
+        "no unavailable event for the tries: {more:?}"
+    );
     serving.stop();
 }
 
@@ -123,13 +146,18 @@ async fn a_store_that_stays_away_dead_letters_the_command_with_one_error() {
     let serving = host.serve(bus.clone()).await.unwrap();
     faulty.fail_next(usize::MAX);
     use parallel_you_core::bus::Bus as _;
-    bus.send(cmd("halfway.count", &target("away"))).await.unwrap();
+    bus.send(cmd("halfway.count", &target("away")))
+        .await
+        .unwrap();
     // The backoff adds up to 0.25 + 0.5 + 1 + 2 + 4 s before the last try.
     let err = crate::common::next_within(&mut events, Duration::from_secs(20)).await;
     let err = err.expect("one error event when the host gives up");
     assert_eq!(body(&err)["code"], "unavailable", "{err:?}");
     assert!(
-        body(&err)["message"].as_str().unwrap_or("").contains("dead-lettered"),
+        body(&err)["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("dead-lettered"),
         "{err:?}"
     );
     assert_eq!(
@@ -151,7 +179,10 @@ impl Publisher for Away {
     }
 }
 
-async fn host_with_clock(store: Arc<dyn Store>, clock: Arc<ManualClock>) -> (Arc<Host>, tempfile::TempDir) {
+async fn host_with_clock(
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+) -> (Arc<Host>, tempfile::TempDir) {
     let dir = handlers_dir(&["halfway"]);
     let config = HostConfig {
         limits: test_limits(),
@@ -170,15 +201,26 @@ async fn events_the_bus_missed_are_relayed_once_from_the_outbox() {
     let (host, _dir) = host_with_clock(store.clone(), clock.clone()).await;
     let command = cmd("halfway.count", &target("r"));
     let lost = host.dispatch(command.clone(), Arc::new(Away)).await;
-    assert_eq!(keys(&lost), vec!["halfway.counted"], "committed though not published");
+    assert_eq!(
+        keys(&lost),
+        vec!["halfway.counted"],
+        "committed though not published"
+    );
     let relay = OutboxRelay::new(host.clone());
     let out = Arc::new(Collector::new());
-    assert_eq!(relay.relay_once(out.as_ref()).await, Ok(0), "the committing host holds the lease");
+    assert_eq!(
+        relay.relay_once(out.as_ref()).await,
+        Ok(0),
+        "the committing host holds the lease"
+    );
     clock.advance(Duration::from_secs(11));
     assert_eq!(relay.relay_once(out.as_ref()).await, Ok(1));
     let relayed = out.take();
     assert_eq!(keys(&relayed), vec!["halfway.counted"]);
-    assert_eq!(relayed[0].meta.message_id, lost[0].meta.message_id, "the very event, same id");
+    assert_eq!(
+        relayed[0].meta.message_id, lost[0].meta.message_id,
+        "the very event, same id"
+    );
     clock.advance(Duration::from_secs(11));
     assert_eq!(relay.relay_once(out.as_ref()).await, Ok(0), "sent once");
     // The redelivered command is answered from its record, not run again.
@@ -199,10 +241,18 @@ async fn markers_past_the_dedup_window_are_swept_and_the_command_runs_again() {
     let relay = OutboxRelay::new(host.clone());
     clock.advance(Duration::from_secs(1800));
     assert_eq!(relay.sweep_once().await, Ok(0), "inside the window");
-    assert_eq!(body(&call(&host, command.clone()).await[0])["n"], 1, "a duplicate is answered from the record");
+    assert_eq!(
+        body(&call(&host, command.clone()).await[0])["n"],
+        1,
+        "a duplicate is answered from the record"
+    );
     clock.advance(Duration::from_secs(1801));
     assert_eq!(relay.sweep_once().await, Ok(1));
     assert_eq!(store.processed(&command.meta.message_id).await, Ok(None));
     let again = call(&host, command).await;
-    assert_eq!(body(&again[0])["n"], 2, "past the window a duplicate runs again, as documented");
+    assert_eq!(
+        body(&again[0])["n"],
+        2,
+        "past the window a duplicate runs again, as documented"
+    );
 }

@@ -8,6 +8,7 @@
 
 mod amqp;
 mod bounds;
+mod budgets;
 mod bus;
 mod cli;
 mod common;

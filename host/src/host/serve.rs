@@ -55,8 +55,13 @@ impl Host {
         drop(serving);
         match crate::timers::migrate_legacy(self.store().as_ref()).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(timers = n, "moved timers of an older version to the timer index"),
-            Err(err) => tracing::warn!(error = %err, "could not move the timers of an older version"),
+            Ok(n) => tracing::info!(
+                timers = n,
+                "moved timers of an older version to the timer index"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not move the timers of an older version")
+            }
         }
         let timers = TimerPump::new(self.clone()).spawn(bus.clone(), stop.clone());
         let relay = OutboxRelay::new(self.clone()).spawn(bus, stop.clone());

@@ -91,7 +91,7 @@ impl Runtime {
                 let mut out = Vec::with_capacity(events.len());
                 let mut failure = None;
                 for ev in events {
-                    match sandbox.check_event(&cmd.meta, ev, sandbox.emitted.len() + out.len()) {
+                    match sandbox.check_event(&cmd.meta, ev) {
                         Ok(env) => out.push(env),
                         Err(e) => {
                             failure = Some(e);

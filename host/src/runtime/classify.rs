@@ -15,8 +15,8 @@ pub(crate) const TRUNCATED_NOTE: &str = "… (truncated)";
 const ERROR_BODY_MARGIN: usize = 1024;
 
 pub(super) fn classify(err: &wasmtime::Error, sandbox: &Sandbox, deadline: Duration) -> ErrorBody {
-    if sandbox.events_exceeded {
-        return sandbox.too_many_events();
+    if let Some(err) = &sandbox.events_exceeded {
+        return err.clone();
     }
     if sandbox.memory_denied {
         return ErrorBody::new(ErrorCode::MemoryLimit, format!("{err}"));

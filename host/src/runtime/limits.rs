@@ -17,6 +17,10 @@ pub struct Limits {
     pub max_events: usize,
     /// Largest event body in bytes (default 1 MiB).
     pub max_event_body: usize,
+    /// Most bytes of event bodies one command may produce in all, emitted
+    /// and returned (default 16 MiB): what the host holds and records for
+    /// one command.
+    pub max_event_bytes: usize,
     /// Bytes of each linear memory kept mapped between instances and reset
     /// with `memset` (only the pages a guest touched, found with Linux's
     /// `PAGEMAP_SCAN`) instead of being unmapped with `madvise` and faulted
@@ -35,6 +39,7 @@ impl Default for Limits {
             max_instances: 64,
             max_events: 1000,
             max_event_body: 1024 * 1024,
+            max_event_bytes: 16 * 1024 * 1024,
             keep_resident: if PoolingAllocationConfig::is_pagemap_scan_available() {
                 64 * 1024 * 1024
             } else {

@@ -88,6 +88,7 @@ impl Runtime {
     fn output_limits(&self) -> OutputLimits {
         OutputLimits {
             max_events: self.limits.max_events,
+            max_event_bytes: self.limits.max_event_bytes,
             max_event_body: self.limits.max_event_body,
         }
     }

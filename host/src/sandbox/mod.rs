@@ -37,6 +37,8 @@ const LOG_BUDGET: usize = 64 * 1024;
 pub(crate) struct OutputLimits {
     /// Most events (emitted and returned) per command.
     pub(crate) max_events: usize,
+    /// Most bytes of event bodies (emitted and returned) per command.
+    pub(crate) max_event_bytes: usize,
     /// Largest event body, in bytes.
     pub(crate) max_event_body: usize,
 }
@@ -58,8 +60,11 @@ pub(crate) struct Sandbox {
     log_left: usize,
     /// Events the guest emitted, in order: published after the commit.
     pub(crate) emitted: Vec<Envelope>,
-    /// Set when the guest emitted past its event cap (and was stopped).
-    pub(crate) events_exceeded: bool,
+    /// Events checked so far for this command, and their body bytes.
+    events_seen: usize,
+    event_bytes: usize,
+    /// Why the guest was stopped at an emit past its event caps.
+    pub(crate) events_exceeded: Option<ErrorBody>,
     /// Set when the guest asked for more memory than its cap.
     pub(crate) memory_denied: bool,
     /// Set when the epoch callback stopped the guest at its deadline.
@@ -98,7 +103,9 @@ impl Sandbox {
             log_left: LOG_BUDGET,
             emitted: Vec::new(),
             memory_denied: false,
-            events_exceeded: false,
+            events_seen: 0,
+            event_bytes: 0,
+            events_exceeded: None,
             timed_out: false,
             store_unavailable: false,
         }
@@ -111,7 +118,9 @@ impl Sandbox {
         self.unit.take_ops();
         self.log_left = LOG_BUDGET;
         self.memory_denied = false;
-        self.events_exceeded = false;
+        self.events_seen = 0;
+        self.event_bytes = 0;
+        self.events_exceeded = None;
         self.timed_out = false;
         self.store_unavailable = false;
         self.stderr.clear();
@@ -140,17 +149,18 @@ impl Sandbox {
     }
 
     /// Turns an event a guest produced into an envelope, or says why it
-    /// cannot be published.
+    /// cannot be published; every event counts against the command's caps.
     pub(crate) fn check_event(
-        &self,
+        &mut self,
         cause: &Meta,
         event: types::Event,
-        already: usize,
     ) -> Result<Envelope, ErrorBody> {
         let invalid = |msg: String| ErrorBody::new(ErrorCode::InvalidEvent, msg);
-        if already >= self.limits.max_events {
-            return Err(self.too_many_events());
+        if let Some(err) = self.past_caps(event.body.len()) {
+            return Err(err);
         }
+        self.events_seen += 1;
+        self.event_bytes += event.body.len();
         check_routing_key(&event.routing_key).map_err(|e| invalid(e.0))?;
         if domain_of(&event.routing_key) != &*self.domain {
             return Err(invalid(format!(
@@ -178,15 +188,23 @@ impl Sandbox {
         Ok(Envelope::event_for(cause, &event.routing_key, body))
     }
 
-    /// Why an event past the cap is refused.
-    pub(crate) fn too_many_events(&self) -> ErrorBody {
-        ErrorBody::new(
-            ErrorCode::InvalidEvent,
+    /// Why one more event of `len` body bytes would pass the command's
+    /// caps (count, total bytes), if it would.
+    fn past_caps(&self, len: usize) -> Option<ErrorBody> {
+        let msg = if self.events_seen >= self.limits.max_events {
             format!(
                 "a command may produce at most {} events",
                 self.limits.max_events
-            ),
-        )
+            )
+        } else if self.event_bytes.saturating_add(len) > self.limits.max_event_bytes {
+            format!(
+                "a command's events may come to at most {} bytes in all",
+                self.limits.max_event_bytes
+            )
+        } else {
+            return None;
+        };
+        Some(ErrorBody::new(ErrorCode::InvalidEvent, msg))
     }
 }
 
@@ -335,14 +353,15 @@ impl emitter::Host for Sandbox {
             tracing::warn!(domain = %self.domain, "emit called outside a command; ignored");
             return Ok(());
         };
-        if self.emitted.len() >= self.limits.max_events {
-            // Stop the guest at its first emit past the cap: it would
+        if let Some(err) = self.past_caps(event.body.len()) {
+            // Stop the guest at its first emit past a cap: it would
             // otherwise run on, and every further emit would cost an error
             // event. The command's one error event comes from `classify`.
-            self.events_exceeded = true;
-            return Err(wasmtime::Error::msg(self.too_many_events().message));
+            let msg = err.message.clone();
+            self.events_exceeded = Some(err);
+            return Err(wasmtime::Error::msg(msg));
         }
-        let envelope = match self.check_event(&cause, event, self.emitted.len()) {
+        let envelope = match self.check_event(&cause, event) {
             Ok(env) => env,
             // Small by construction: `check_event` quotes only a routing
             // key it has already checked, and serde_json's own message.

@@ -72,11 +72,13 @@ impl Store for Faulty {
     async fn commit(&self, commit: &Commit) -> Result<Committed, StoreError> {
         if commit.marker.is_some() {
             self.commits.fetch_add(1, Ordering::SeqCst);
-            let failing = self
-                .failing_commits
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            let failing =
+                self.failing_commits
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
             if failing.is_ok() {
-                return Err(StoreError::Unavailable("the store is away (test)".to_owned()));
+                return Err(StoreError::Unavailable(
+                    "the store is away (test)".to_owned(),
+                ));
             }
             let meddle = self.meddle.lock().ok().and_then(|mut m| m.take());
             if let Some(m) = meddle {
@@ -96,7 +98,12 @@ impl Store for Faulty {
     async fn processed(&self, m: &str) -> Result<Option<Vec<String>>, StoreError> {
         self.inner.processed(m).await
     }
-    async fn unsent(&self, now: u64, lease: u64, limit: usize) -> Result<Vec<Outgoing>, StoreError> {
+    async fn unsent(
+        &self,
+        now: u64,
+        lease: u64,
+        limit: usize,
+    ) -> Result<Vec<Outgoing>, StoreError> {
         self.inner.unsent(now, lease, limit).await
     }
     async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {

@@ -9,6 +9,12 @@
 //! - `flood.huge` fails with a 50 MB message and a 2 MB context;
 //! - `flood.noisy` writes 1 MiB to stderr, then answers `flood.fine`;
 //! - `flood.noisy-panic` writes 1 MiB to stderr, then panics;
+//! - `flood.heavy` emits 1,000 events of 1 MiB less a little (each within
+//!   the body cap, 1 GB in all), then answers `flood.fine`;
+//! - `flood.fill` writes `{"count": n}` documents of 4 MB less a little
+//!   to `hoard`, ids starting at `{"from": i}`;
+//! - `flood.hoard` lists every document of `hoard` and answers how many;
+//! - `flood.timers` schedules `{"count": n}` timers 30 days out;
 //! - `flood.ok` answers `flood.fine`.
 
 use std::io::Write;
@@ -34,8 +40,18 @@ impl Handler for Flood {
                 "Write 1 MiB to stderr, then panic",
                 noisy_panic,
             )
+            .command("flood.heavy", "Emit 1,000 events of ~1 MiB", heavy)
+            .command("flood.fill", "Write documents of ~4 MB", fill)
+            .command("flood.hoard", "List every document of `hoard`", hoard)
+            .command("flood.timers", "Schedule timers 30 days out", timers)
             .command("flood.ok", "Answer `flood.fine`", ok)
-            .emits(&["flood.deep", "flood.drop", "flood.fine"])
+            .emits(&[
+                "flood.deep",
+                "flood.drop",
+                "flood.fine",
+                "flood.heavy",
+                "flood.hoarded",
+            ])
     }
 }
 
@@ -96,5 +112,54 @@ fn noisy_panic(_ctx: &Ctx, _body: IgnoredAny) -> Result<Vec<Event>, Error> {
 }
 
 fn ok(_ctx: &Ctx, _body: IgnoredAny) -> Result<Vec<Event>, Error> {
+    Ok(vec![Event::raw("flood.fine", "{}")])
+}
+
+fn heavy(ctx: &Ctx, _body: IgnoredAny) -> Result<Vec<Event>, Error> {
+    let pad = "x".repeat(MIB - 64);
+    for i in 0..1000 {
+        ctx.emit(Event::raw(
+            "flood.heavy",
+            format!("{{\"i\":{i},\"pad\":\"{pad}\"}}"),
+        ));
+    }
+    Ok(vec![Event::raw("flood.fine", "{}")])
+}
+
+#[derive(Deserialize)]
+struct Fill {
+    from: usize,
+    count: usize,
+}
+
+fn fill(ctx: &Ctx, body: Fill) -> Result<Vec<Event>, Error> {
+    let docs = ctx.collection::<serde_json::Value>("hoard");
+    let pad = "x".repeat(4 * MIB - 64);
+    for i in body.from..body.from + body.count {
+        docs.put(&format!("{i:05}"), &serde_json::json!({ "pad": pad }), None)?;
+    }
+    Ok(vec![Event::raw("flood.fine", "{}")])
+}
+
+fn hoard(ctx: &Ctx, _body: IgnoredAny) -> Result<Vec<Event>, Error> {
+    let docs = ctx
+        .collection::<serde_json::Value>("hoard")
+        .list(serde_json::json!({ "$limit": 10000 }))?;
+    Ok(vec![Event::new(
+        "flood.hoarded",
+        &serde_json::json!({ "count": docs.len() }),
+    )?])
+}
+
+#[derive(Deserialize)]
+struct Count {
+    count: usize,
+}
+
+fn timers(ctx: &Ctx, body: Count) -> Result<Vec<Event>, Error> {
+    let later = std::time::Duration::from_secs(30 * 24 * 3600);
+    for _ in 0..body.count {
+        ctx.schedule(later, "flood.ok", &serde_json::json!({}))?;
+    }
     Ok(vec![Event::raw("flood.fine", "{}")])
 }

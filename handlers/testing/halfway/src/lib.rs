@@ -14,12 +14,36 @@ struct Halfway;
 impl Handler for Halfway {
     fn router() -> Router {
         Router::new("halfway", env!("CARGO_PKG_VERSION"))
-            .command("halfway.write-then-trap", "Write, then panic", write_then_trap)
-            .command("halfway.write-then-spin", "Write, then loop past the deadline", write_then_spin)
-            .command("halfway.write-then-fail", "Write, then answer an error", write_then_fail)
-            .command("halfway.emit-then-trap", "Emit an event, then panic", emit_then_trap)
-            .command("halfway.schedule-then-trap", "Schedule a timer, then panic", schedule_then_trap)
-            .command("halfway.count", "Add one to a counter document and answer it", count)
+            .command(
+                "halfway.write-then-trap",
+                "Write, then panic",
+                write_then_trap,
+            )
+            .command(
+                "halfway.write-then-spin",
+                "Write, then loop past the deadline",
+                write_then_spin,
+            )
+            .command(
+                "halfway.write-then-fail",
+                "Write, then answer an error",
+                write_then_fail,
+            )
+            .command(
+                "halfway.emit-then-trap",
+                "Emit an event, then panic",
+                emit_then_trap,
+            )
+            .command(
+                "halfway.schedule-then-trap",
+                "Schedule a timer, then panic",
+                schedule_then_trap,
+            )
+            .command(
+                "halfway.count",
+                "Add one to a counter document and answer it",
+                count,
+            )
             .command("halfway.peek", "Answer the stored document, if any", peek)
             .emits(&["halfway.started", "halfway.counted", "halfway.peeked"])
     }
@@ -33,7 +57,8 @@ struct Target {
 }
 
 fn write(ctx: &Ctx, id: &str) -> Result<u64, Error> {
-    ctx.collection::<Value>("docs").put(id, &json!({"written": true}), None)
+    ctx.collection::<Value>("docs")
+        .put(id, &json!({"written": true}), None)
 }
 
 fn write_then_trap(ctx: &Ctx, t: Target) -> Result<Vec<Event>, Error> {
@@ -60,7 +85,11 @@ fn emit_then_trap(ctx: &Ctx, t: Target) -> Result<Vec<Event>, Error> {
 }
 
 fn schedule_then_trap(ctx: &Ctx, t: Target) -> Result<Vec<Event>, Error> {
-    ctx.schedule(std::time::Duration::from_secs(3600), "halfway.count", &json!({"id": t.id}))?;
+    ctx.schedule(
+        std::time::Duration::from_secs(3600),
+        "halfway.count",
+        &json!({"id": t.id}),
+    )?;
     panic!("halfway.schedule-then-trap scheduled, then panicked")
 }
 
@@ -71,7 +100,10 @@ fn count(ctx: &Ctx, t: Target) -> Result<Vec<Event>, Error> {
         None => (0, Some(0)),
     };
     docs.put(&t.id, &json!({"n": n + 1}), version)?;
-    Ok(vec![Event::new("halfway.counted", &json!({"id": t.id, "n": n + 1}))?])
+    Ok(vec![Event::new(
+        "halfway.counted",
+        &json!({"id": t.id, "n": n + 1}),
+    )?])
 }
 
 fn peek(ctx: &Ctx, t: Target) -> Result<Vec<Event>, Error> {

@@ -11,6 +11,7 @@
 mod bindings;
 pub mod bus;
 pub mod cache;
+pub mod faults;
 pub mod host;
 pub mod hot;
 pub mod metrics;

@@ -330,3 +330,150 @@ impl UnitOfWork {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Commit, MemoryStore};
+    use super::*;
+
+    fn unit(store: &Arc<dyn Store>) -> UnitOfWork {
+        UnitOfWork::new(store.clone(), Arc::from("d"), UnitLimits::default())
+    }
+
+    fn ids(docs: &[Document]) -> Vec<&str> {
+        docs.iter().map(|d| d.id.as_str()).collect()
+    }
+
+    async fn commit(store: &Arc<dyn Store>, unit: &mut UnitOfWork) {
+        let commit = Commit {
+            ops: unit.take_ops(),
+            marker: None,
+        };
+        assert!(store.commit(&commit).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn reads_see_the_commands_own_writes_and_the_store_sees_none() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        assert_eq!(store.upsert("d", "c", "a", r#"{"n":1}"#, None).await, Ok(1));
+        let mut u = unit(&store);
+        assert_eq!(u.upsert("c", "a", r#"{"n":2}"#, Some(1)).await, Ok(2));
+        assert_eq!(u.upsert("c", "b", r#"{"n":1}"#, Some(0)).await, Ok(1));
+        assert_eq!(
+            u.get("c", "a").await.map(|d| d.map(|d| d.json)),
+            Ok(Some(r#"{"n":2}"#.to_owned()))
+        );
+        assert_eq!(
+            u.upsert("c", "a", "{}", Some(1)).await,
+            Err(StoreError::Conflict { current: 2 }),
+            "versions are checked against the command's own view"
+        );
+        assert_eq!(
+            store.get("d", "c", "b").await,
+            Ok(None),
+            "nothing reaches the store"
+        );
+        assert_eq!(u.delete("c", "a").await, Ok(true));
+        assert_eq!(u.get("c", "a").await, Ok(None));
+        assert_eq!(
+            store.get("d", "c", "a").await.map(|d| d.map(|d| d.version)),
+            Ok(Some(1))
+        );
+        commit(&store, &mut u).await;
+        assert_eq!(store.get("d", "c", "a").await, Ok(None));
+        assert_eq!(
+            store.get("d", "c", "b").await.map(|d| d.map(|d| d.version)),
+            Ok(Some(1))
+        );
+    }
+
+    #[tokio::test]
+    async fn list_merges_the_commands_changes_in_id_order() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        for id in ["a", "b", "c", "d"] {
+            assert!(store.upsert("d", "c", id, r#"{"k":1}"#, None).await.is_ok());
+        }
+        let mut u = unit(&store);
+        assert!(u.delete("c", "b").await.is_ok());
+        assert!(u.upsert("c", "bb", r#"{"k":1}"#, None).await.is_ok());
+        assert!(u.upsert("c", "c", r#"{"k":2}"#, None).await.is_ok());
+        let k1 = Filter::parse(r#"{"k":1}"#).unwrap_or_else(|e| panic!("{e}"));
+        let listed = u.list("c", &k1).await.unwrap_or_default();
+        assert_eq!(ids(&listed), vec!["a", "bb", "d"]);
+        let two = Filter::parse(r#"{"k":1,"$limit":2}"#).unwrap_or_else(|e| panic!("{e}"));
+        let listed = u.list("c", &two).await.unwrap_or_default();
+        assert_eq!(
+            ids(&listed),
+            vec!["a", "bb"],
+            "the limit counts the merged view"
+        );
+        assert!(u.clear("c").await.is_ok());
+        assert!(u.upsert("c", "z", r#"{"k":1}"#, None).await.is_ok());
+        let listed = u.list("c", &k1).await.unwrap_or_default();
+        assert_eq!(
+            ids(&listed),
+            vec!["z"],
+            "a clear hides the committed documents"
+        );
+        assert_eq!(u.get("c", "a").await, Ok(None));
+        commit(&store, &mut u).await;
+        let all = store
+            .list("d", "c", &Filter::all())
+            .await
+            .unwrap_or_default();
+        assert_eq!(ids(&all), vec!["z"]);
+    }
+
+    #[tokio::test]
+    async fn a_unit_is_bounded_in_changes_and_bytes() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let limits = UnitLimits {
+            max_ops: 3,
+            max_write_bytes: 40,
+            max_read_bytes: 30,
+            max_pending_timers: 1,
+        };
+        let mut u = UnitOfWork::new(store.clone(), Arc::from("d"), limits);
+        assert!(u.upsert("c", "a", r#"{"n":1}"#, None).await.is_ok());
+        let big = format!(r#"{{"s":"{}"}}"#, "x".repeat(40));
+        assert!(matches!(
+            u.upsert("c", "b", &big, None).await,
+            Err(StoreError::TooLarge(_))
+        ));
+        assert!(u.upsert("c", "b", "{}", None).await.is_ok());
+        assert!(u.delete("c", "x").await.is_ok());
+        assert!(
+            matches!(u.delete("c", "y").await, Err(StoreError::TooLarge(m)) if m.contains("at most 3 changes"))
+        );
+        assert!(store.upsert("d", "r", "r", &big, None).await.is_ok());
+        assert!(
+            matches!(u.get("r", "r").await, Err(StoreError::TooLarge(_))),
+            "past the read budget"
+        );
+        let timer = |id: &str| TimerRow {
+            id: id.to_owned(),
+            domain: "d".to_owned(),
+            due_ms: 1,
+            json: "{}".to_owned(),
+        };
+        let mut t = UnitOfWork::new(store.clone(), Arc::from("d"), limits);
+        assert_eq!(t.schedule(timer("t1")).await, Ok(()));
+        assert!(
+            matches!(t.schedule(timer("t2")).await, Err(StoreError::TooLarge(m)) if m.contains("limit is 1"))
+        );
+        assert_eq!(
+            t.cancel("t1").await,
+            Ok(true),
+            "a timer of this unit cancels in it"
+        );
+        assert_eq!(t.schedule(timer("t2")).await, Ok(()), "and frees its place");
+        let other = TimerRow {
+            domain: "e".to_owned(),
+            ..timer("t3")
+        };
+        assert!(matches!(
+            t.schedule(other).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+}

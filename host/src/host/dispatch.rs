@@ -8,6 +8,7 @@ use std::time::Instant;
 use tracing::Instrument;
 
 use super::Host;
+use crate::faults::{self, Point};
 use parallel_you_core::bus::Publisher;
 use parallel_you_core::envelope::{Envelope, EnvelopeError, Kind};
 use parallel_you_core::error::{Code, ErrorBody, ErrorCode};
@@ -122,6 +123,7 @@ impl Host {
                 (vec![err.event_for(&cmd.meta)], Vec::new(), Some(code))
             }
         };
+        faults::reached(Point::AfterGuest);
         let handled = self.commit(cmd, events, ops, out.as_ref()).await;
         let code = handled.code.clone().or(code);
         self.metrics.command(
@@ -158,7 +160,9 @@ impl Host {
             };
             let err = match self.store.commit(&commit).await {
                 Ok(Committed::Applied(_)) => {
+                    faults::reached(Point::AfterCommit);
                     if publish_all(out, &events).await {
+                        faults::reached(Point::AfterPublish);
                         if let Err(err) = self.store.mark_sent(&cmd.meta.message_id).await {
                             // The relay publishes them again: the same
                             // message ids, which consumers deduplicate.

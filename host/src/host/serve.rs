@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Host;
+use crate::faults::{self, Point};
 use crate::outbox::OutboxRelay;
 use crate::timers::TimerPump;
 use parallel_you_core::bus::{Bus, BusError, Publisher};
@@ -155,6 +156,7 @@ impl Host {
                         match handled.retry {
                             None => {
                                 host.retries.forget(&cmd.meta.message_id);
+                                faults::reached(Point::AfterMark);
                                 delivery.ack().await
                             }
                             Some(err) => {

@@ -256,3 +256,23 @@ async fn markers_past_the_dedup_window_are_swept_and_the_command_runs_again() {
         "past the window a duplicate runs again, as documented"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_built_against_the_0_1_0_contract_still_loads_and_runs() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (host, _dir) = host_with_store(&["legacy"], store.clone()).await;
+    assert!(
+        host.registry().failures().is_empty(),
+        "{:?}",
+        host.registry().failures()
+    );
+    let events = call(&host, cmd("legacy.ping", "{}")).await;
+    assert_eq!(
+        keys(&events),
+        vec!["legacy.emitted", "legacy.pong"],
+        "{events:?}"
+    );
+    assert_eq!(body(&events[1])["version"], 1);
+    let stored = store.get("legacy", "pings", "last").await.unwrap();
+    assert_eq!(stored.map(|d| d.version), Some(1), "committed");
+}

@@ -146,7 +146,9 @@ impl Served {
         let stdout = child.stdout.take().unwrap();
         let line = tokio::task::spawn_blocking(move || {
             let mut line = String::new();
-            std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
+            std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .map(|_| line)
         });
         let line = tokio::time::timeout(Duration::from_secs(120), line)
             .await
@@ -217,8 +219,14 @@ impl Drop for Served {
 }
 
 fn clock_ticks_per_second() -> u64 {
-    let out = std::process::Command::new("getconf").arg("CLK_TCK").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(100)
+    let out = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(100)
 }
 
 /// Peak resident memory a served host may reach under the hostile commands
@@ -266,8 +274,15 @@ async fn a_served_host_stays_in_its_memory_bound_and_idles_with_timers_pending()
     tokio::time::sleep(window).await;
     let used = served.cpu_ticks() - before;
     let share = used as f64 / (clock_ticks_per_second() as f64 * window.as_secs_f64());
-    println!("idle CPU with {cap} timers pending: {:.2} % of a core", share * 100.0);
-    assert!(share < 0.02, "idle host used {:.1} % of a core", share * 100.0);
+    println!(
+        "idle CPU with {cap} timers pending: {:.2} % of a core",
+        share * 100.0
+    );
+    assert!(
+        share < 0.02,
+        "idle host used {:.1} % of a core",
+        share * 100.0
+    );
 
     let ok = served.send("flood.ok", "{}").await;
     assert_eq!(keys_of(&ok), vec!["flood.fine"], "the host still serves");

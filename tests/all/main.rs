@@ -12,6 +12,7 @@ mod budgets;
 mod bus;
 mod cli;
 mod common;
+mod crash;
 mod dispatch;
 mod effects;
 mod gateway;

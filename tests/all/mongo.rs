@@ -1,9 +1,8 @@
 //! The MongoDB store against a real wire-protocol server (see
 //! `tests/common/mongo.rs` for where the server comes from): the shared
 //! conformance suite, concurrency done by the server, filters answering
-//! like the embedded store, outages and restarts, the crash window between
-//! a command's writes and its processed marker, and `pyou` processes
-//! sharing one database.
+//! like the embedded store, outages and restarts, a crash before a
+//! command's commit, and `pyou` processes sharing one database.
 
 use crate::common;
 
@@ -311,8 +310,8 @@ fn texts(events: &[parallel_you_core::Envelope]) -> Vec<String> {
         .collect()
 }
 
-/// A store that dies right after the handler's writes: the marker never
-/// reaches the server, as when the host crashes between the two.
+/// A store whose commit never reaches the server, as when the host
+/// crashes after running a command and before committing it.
 struct CrashBeforeMarker(Arc<dyn Store>);
 
 #[async_trait]
@@ -401,29 +400,38 @@ async fn redelivery_to_another_host_neither_loses_nor_repeats_a_recorded_command
     );
     assert_eq!(value(host_b.clone()).await, 1, "applied once");
 
-    // The crash window: A stores the effect and dies before the marker.
+    // The crash window: A ran the command and died before its commit.
+    // Writes and marker are one transaction, so nothing of it is kept.
     let crashed = Arc::new(CrashBeforeMarker(a.clone()));
     let (host_crash, _hc) = host_with_store(&["counter"], crashed).await;
     let command = cmd("counter.increment", r#"{"name":"once"}"#);
-    call(&host_crash, command.clone()).await;
-    assert_eq!(value(host_b.clone()).await, 2, "the effect is stored");
+    let lost = call(&host_crash, command.clone()).await;
+    assert_eq!(
+        last_error(&lost).as_deref(),
+        Some("unavailable"),
+        "{lost:?}"
+    );
+    assert_eq!(
+        value(host_b.clone()).await,
+        1,
+        "a command whose commit failed leaves nothing"
+    );
     assert_eq!(b.processed(&command.meta.message_id).await, Ok(None));
-    // Redelivered to B: nothing is lost. With writes and marker ordered
-    // rather than in one transaction, the unpinned increment runs again.
+    // Redelivered to B: applied exactly once.
     let redelivered = call(&host_b, command.clone()).await;
     assert_eq!(last_error(&redelivered), None, "{redelivered:?}");
     assert_eq!(
         value(host_b.clone()).await,
-        3,
-        "at least once: applied again"
+        2,
+        "exactly once: the redelivered command is applied once"
     );
     let replay = call(&host_a, command).await;
     assert_eq!(
         texts(&replay),
         texts(&redelivered),
-        "from then on it is recorded"
+        "a replay on A republishes B's recorded events"
     );
-    assert_eq!(value(host_b.clone()).await, 3);
+    assert_eq!(value(host_b.clone()).await, 2, "the replay applies nothing");
     drop_db(&b).await;
 }
 

@@ -2,7 +2,8 @@
 //! `tests/common/mongo.rs` for where the server comes from): the shared
 //! conformance suite, concurrency done by the server, filters answering
 //! like the embedded store, outages and restarts, a crash before a
-//! command's commit, and `pyou` processes sharing one database.
+//! command's commit, two hosts racing to commit one command, and `pyou`
+//! processes sharing one database.
 
 use crate::common;
 
@@ -16,7 +17,8 @@ use async_trait::async_trait;
 use common::mongo::{drop_db, fresh_db, fresh_store, server_uri, uri_with_db, OwnServer};
 use common::{call, cmd, handlers_dir, host_with_store, last_error};
 use parallel_you_core::store::{
-    Commit, Committed, Document, Filter, MemoryStore, Outgoing, Store, StoreError, TimerRow,
+    Commit, Committed, Document, Filter, Marker, MemoryStore, Op, Outgoing, Store, StoreError,
+    TimerRow,
 };
 use parallel_you_host::store::MongoStore;
 
@@ -433,6 +435,57 @@ async fn redelivery_to_another_host_neither_loses_nor_repeats_a_recorded_command
     );
     assert_eq!(value(host_b.clone()).await, 2, "the replay applies nothing");
     drop_db(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_commits_of_one_marker_apply_once() {
+    let Some(uri) = server_uri("racing_commits_of_one_marker_apply_once") else {
+        return;
+    };
+    // Two clients with their own connections stand in for two hosts that
+    // both ran one command.
+    let db = fresh_db();
+    let a = Arc::new(MongoStore::connect(&uri, Some(&db)).await.unwrap());
+    let b = Arc::new(MongoStore::connect(&uri, Some(&db)).await.unwrap());
+    for round in 0..30_u64 {
+        let event = format!(r#"{{"round":{round}}}"#);
+        let commit = Commit {
+            ops: vec![
+                Op::put("d", "c", "hot", &event, None).unwrap(),
+                Op::put("d", "c", &format!("r{round}"), "{}", Some(0)).unwrap(),
+            ],
+            marker: Some(Marker {
+                message_id: format!("race-{round}"),
+                events: vec![event.clone()],
+                at_ms: round,
+                lease_until_ms: round,
+            }),
+        };
+        let start = Arc::new(tokio::sync::Barrier::new(2));
+        let tasks = [a.clone(), b.clone()].map(|store| {
+            let (commit, start) = (commit.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                store.commit(&commit).await
+            })
+        });
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        results.sort_by_key(|r| !matches!(r, Ok(Committed::Applied(_))));
+        assert_eq!(
+            results,
+            [
+                Ok(Committed::Applied(vec![round + 1, 1])),
+                Ok(Committed::Duplicate(vec![event])),
+            ],
+            "round {round}: one commit applies, the other is a duplicate"
+        );
+    }
+    let hot = a.get("d", "c", "hot").await.unwrap().unwrap();
+    assert_eq!(hot.version, 30, "each round's put applied once");
+    drop_db(&a).await;
 }
 
 fn pyou(handlers: &Path, args: &[&str], envs: &[(&str, &str)], stdin: &str) -> std::process::Child {

@@ -1,9 +1,9 @@
 //! The MongoDB store against a real wire-protocol server (see
 //! `tests/common/mongo.rs` for where the server comes from): the shared
 //! conformance suite, concurrency done by the server, filters answering
-//! like the embedded store, outages and restarts, the crash window between
-//! a command's writes and its processed marker, and `pyou` processes
-//! sharing one database.
+//! like the embedded store, outages and restarts, a crash before a
+//! command's commit, two hosts racing to commit one command, and `pyou`
+//! processes sharing one database.
 
 use crate::common;
 
@@ -17,7 +17,8 @@ use async_trait::async_trait;
 use common::mongo::{drop_db, fresh_db, fresh_store, server_uri, uri_with_db, OwnServer};
 use common::{call, cmd, handlers_dir, host_with_store, last_error};
 use parallel_you_core::store::{
-    Commit, Committed, Document, Filter, MemoryStore, Outgoing, Store, StoreError, TimerRow,
+    Commit, Committed, Document, Filter, Marker, MemoryStore, Op, Outgoing, Store, StoreError,
+    TimerRow,
 };
 use parallel_you_host::store::MongoStore;
 
@@ -311,8 +312,8 @@ fn texts(events: &[parallel_you_core::Envelope]) -> Vec<String> {
         .collect()
 }
 
-/// A store that dies right after the handler's writes: the marker never
-/// reaches the server, as when the host crashes between the two.
+/// A store whose commit never reaches the server, as when the host
+/// crashes after running a command and before committing it.
 struct CrashBeforeMarker(Arc<dyn Store>);
 
 #[async_trait]
@@ -401,30 +402,90 @@ async fn redelivery_to_another_host_neither_loses_nor_repeats_a_recorded_command
     );
     assert_eq!(value(host_b.clone()).await, 1, "applied once");
 
-    // The crash window: A stores the effect and dies before the marker.
+    // The crash window: A ran the command and died before its commit.
+    // Writes and marker are one transaction, so nothing of it is kept.
     let crashed = Arc::new(CrashBeforeMarker(a.clone()));
     let (host_crash, _hc) = host_with_store(&["counter"], crashed).await;
     let command = cmd("counter.increment", r#"{"name":"once"}"#);
-    call(&host_crash, command.clone()).await;
-    assert_eq!(value(host_b.clone()).await, 2, "the effect is stored");
+    let lost = call(&host_crash, command.clone()).await;
+    assert_eq!(
+        last_error(&lost).as_deref(),
+        Some("unavailable"),
+        "{lost:?}"
+    );
+    assert_eq!(
+        value(host_b.clone()).await,
+        1,
+        "a command whose commit failed leaves nothing"
+    );
     assert_eq!(b.processed(&command.meta.message_id).await, Ok(None));
-    // Redelivered to B: nothing is lost. With writes and marker ordered
-    // rather than in one transaction, the unpinned increment runs again.
+    // Redelivered to B: applied exactly once.
     let redelivered = call(&host_b, command.clone()).await;
     assert_eq!(last_error(&redelivered), None, "{redelivered:?}");
     assert_eq!(
         value(host_b.clone()).await,
-        3,
-        "at least once: applied again"
+        2,
+        "exactly once: the redelivered command is applied once"
     );
     let replay = call(&host_a, command).await;
     assert_eq!(
         texts(&replay),
         texts(&redelivered),
-        "from then on it is recorded"
+        "a replay on A republishes B's recorded events"
     );
-    assert_eq!(value(host_b.clone()).await, 3);
+    assert_eq!(value(host_b.clone()).await, 2, "the replay applies nothing");
     drop_db(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_commits_of_one_marker_apply_once() {
+    let Some(uri) = server_uri("racing_commits_of_one_marker_apply_once") else {
+        return;
+    };
+    // Two clients with their own connections stand in for two hosts that
+    // both ran one command.
+    let db = fresh_db();
+    let a = Arc::new(MongoStore::connect(&uri, Some(&db)).await.unwrap());
+    let b = Arc::new(MongoStore::connect(&uri, Some(&db)).await.unwrap());
+    for round in 0..30_u64 {
+        let event = format!(r#"{{"round":{round}}}"#);
+        let commit = Commit {
+            ops: vec![
+                Op::put("d", "c", "hot", &event, None).unwrap(),
+                Op::put("d", "c", &format!("r{round}"), "{}", Some(0)).unwrap(),
+            ],
+            marker: Some(Marker {
+                message_id: format!("race-{round}"),
+                events: vec![event.clone()],
+                at_ms: round,
+                lease_until_ms: round,
+            }),
+        };
+        let start = Arc::new(tokio::sync::Barrier::new(2));
+        let tasks = [a.clone(), b.clone()].map(|store| {
+            let (commit, start) = (commit.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                store.commit(&commit).await
+            })
+        });
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        results.sort_by_key(|r| !matches!(r, Ok(Committed::Applied(_))));
+        assert_eq!(
+            results,
+            [
+                Ok(Committed::Applied(vec![round + 1, 1])),
+                Ok(Committed::Duplicate(vec![event])),
+            ],
+            "round {round}: one commit applies, the other is a duplicate"
+        );
+    }
+    let hot = a.get("d", "c", "hot").await.unwrap().unwrap();
+    assert_eq!(hot.version, 30, "each round's put applied once");
+    drop_db(&a).await;
 }
 
 fn pyou(handlers: &Path, args: &[&str], envs: &[(&str, &str)], stdin: &str) -> std::process::Child {

@@ -9,45 +9,48 @@
 //!   [`MAX_BSON_DEPTH`], a string with NUL, or a BSON size near the 16 MiB
 //!   limit) is kept as JSON text in `json` instead, flagged `text: true`,
 //!   and `list` always fetches such documents so its own check decides.
-//! - `processed`: `{_id: message_id, events: [envelope JSON…], at}`.
-//! - Timers are documents of the reserved domain (`docs.pyou.timers`).
+//! - [`PROCESSED`]: the processed markers, which are also the outbox:
+//!   `{_id: message_id, events: [envelope JSON…], at, lease_until_ms, sent}`
+//!   (see `outbox`).
+//! - [`TIMERS`]: the pending timers, `{_id, domain, due_ms, json}` (see
+//!   `timers`).
 //!
-//! Optimistic concurrency is done by the server, never read-then-write:
-//! creating is an insert that the unique `_id` index refuses for an existing
-//! id; replacing version `v` is an update whose filter is `{_id, version: v}`.
-//! Only after a refusal is the current version read, to report it.
+//! Neither host collection can collide with a domain's: those all start
+//! with [`DOCS_PREFIX`].
 //!
-//! A command's domain writes and its processed marker are **not** one
-//! transaction: each write is atomic on its own and the host records the
-//! marker after the handler's last write (see [`crate::host`]). A crash in
-//! between loses no effect; the redelivered command runs again against the
-//! stored state. A transaction would have to stay open across the guest's
-//! whole run while its emitted events are already on the bus, and MongoDB
-//! aborts a transaction at its first write conflict, where this store's
-//! contract is a `conflict` the handler can read past and retry.
-//!
-//! Every failure to reach the server is [`StoreError::Unavailable`]; the
+//! A commit of several ops, or of a command's marker, is one multi-document
+//! transaction (see `commit`); a lone write is atomic by itself and skips
+//! it. Every failure to reach the server is [`StoreError::Unavailable`]; the
 //! driver reconnects by itself once the server is back.
 //!
 //! Bodies become BSON in `bson`; `list` filters become server queries in
 //! `query`.
 
 mod bson;
+mod commit;
+mod outbox;
+mod put;
 mod query;
+mod timers;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::{StreamExt, TryStreamExt};
-use mongodb::bson::{doc, Bson, DateTime, Document as BsonDocument};
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Document as BsonDocument};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
+use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 
-use parallel_you_core::store::{Backend, Checked, Document, Filter, Scan, Scanned, StoreError};
+use parallel_you_core::store::{
+    paged, Backend, Checked, Commit, Committed, Document, Filter, Outgoing, Scan, StoreError,
+    TimerRow,
+};
 
+use bson::from_stored;
 pub use bson::MAX_BSON_DEPTH;
-use bson::{from_stored, version_of, Body, TEXT_FLAG};
 use query::to_query;
 
 /// The database used when the URI names none.
@@ -57,17 +60,19 @@ pub const DEFAULT_DATABASE: &str = "pyou";
 /// driver's own default (30 s) is longer than a command's deadline, which
 /// would turn an outage into `timeout` outcomes recorded as final.
 pub const DEFAULT_SELECTION_TIMEOUT: Duration = Duration::from_secs(2);
-/// Most documents fetched per round trip while `list` checks them.
-const LIST_BATCH: u32 = 256;
-/// Attempts of a write that races a concurrent create or delete of its id.
-const WRITE_ATTEMPTS: usize = 4;
 /// The server's duplicate key error.
 const DUPLICATE_KEY: i32 = 11000;
 /// Server error codes that mean the request itself is unacceptable.
-const INVALID_CODES: [i32; 4] = [2, 10334, 17419, 17420];
+const INVALID_CODES: [i32; 1] = [2];
+/// Server error codes that mean a document or a transaction is larger than
+/// the server takes (BSONObjectTooLarge, an update's or an upsert's result
+/// too large, TransactionTooLarge, TransactionTooLargeForCache).
+const TOO_LARGE_CODES: [i32; 5] = [10334, 17419, 17420, 257, 334];
 
-/// The collection of processed-command markers.
+/// The collection of processed-command markers and their outbox rows.
 pub const PROCESSED: &str = "processed";
+/// The collection of pending timers.
+pub const TIMERS: &str = "timers";
 /// The prefix of every domain collection's name.
 pub const DOCS_PREFIX: &str = "docs.";
 
@@ -76,6 +81,7 @@ pub const DOCS_PREFIX: &str = "docs.";
 pub struct MongoStore {
     db: Database,
     processed: Collection<BsonDocument>,
+    timers: Collection<BsonDocument>,
 }
 
 fn unavailable(err: &mongodb::error::Error) -> StoreError {
@@ -95,15 +101,30 @@ fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
     server_code(err) == Some(DUPLICATE_KEY)
 }
 
-/// Maps a driver error: a refused request is `invalid`, anything else
-/// (no server, a dropped connection, a server fault) `unavailable`.
+/// Maps a driver error: a document or transaction over the server's size
+/// limits is `too_large`, a refused request `invalid`, anything else (no
+/// server, a dropped connection, a server fault) `unavailable`.
 fn store_error(err: &mongodb::error::Error) -> StoreError {
-    match server_code(err) {
-        Some(code) if INVALID_CODES.contains(&code) => {
+    match (server_code(err), err.kind.as_ref()) {
+        (Some(code), _) if TOO_LARGE_CODES.contains(&code) => {
+            StoreError::TooLarge(format!("mongodb refused the write as too large: {err}"))
+        }
+        (Some(code), _) if INVALID_CODES.contains(&code) => {
             StoreError::Invalid(format!("mongodb refused the request: {err}"))
+        }
+        // The driver measures a document against the server's
+        // `maxBsonObjectSize` before sending it.
+        (None, ErrorKind::InvalidArgument { message, .. })
+            if message.contains("must be within") =>
+        {
+            StoreError::TooLarge(format!("mongodb: {message}"))
         }
         _ => unavailable(err),
     }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 impl MongoStore {
@@ -137,6 +158,7 @@ impl MongoStore {
             .map_err(|e| StoreError::Unavailable(format!("mongodb: cannot reach {name}: {e}")))?;
         let store = MongoStore {
             processed: db.collection(PROCESSED),
+            timers: db.collection(TIMERS),
             db,
         };
         store.ensure_indexes().await?;
@@ -148,30 +170,28 @@ impl MongoStore {
         &self.db
     }
 
-    /// Creates the indexes beyond `_id`: every host polls for due timers,
-    /// so they are found by their due time, and the text-body flag is
-    /// indexed (sparse: only flagged documents are in it) so the poll's
-    /// `$or` needs no collection scan. Uniqueness needs no index of its
-    /// own: ids are `_id`, which the server keeps unique in every
-    /// collection. Creating an index that exists with the same keys and
-    /// options is a no-op, so every host does this at start-up.
+    /// Creates the indexes beyond `_id`, so every poll is an indexed query
+    /// whatever the number of rows: the relay's for unsent outbox rows
+    /// oldest first (markers of older hosts have no `sent` and are not
+    /// unsent), the timer pump's for due timers, and the per-domain count
+    /// of pending timers. Creating an index that exists with the same keys
+    /// and options is a no-op, so every host does this at start-up.
     async fn ensure_indexes(&self) -> Result<(), StoreError> {
-        let timers = self.docs(crate::timers::DOMAIN, crate::timers::LEGACY_COLLECTION)?;
-        let due = IndexModel::builder()
-            .keys(doc! {"body.due_ms": 1})
-            .options(IndexOptions::builder().name("due_ms".to_owned()).build())
-            .build();
-        let text = IndexModel::builder()
-            .keys(doc! {TEXT_FLAG: 1})
-            .options(
-                IndexOptions::builder()
-                    .name("text_body".to_owned())
-                    .sparse(true)
-                    .build(),
-            )
-            .build();
-        timers
-            .create_indexes([due, text])
+        let index = |keys: BsonDocument, name: &str| {
+            IndexModel::builder()
+                .keys(keys)
+                .options(IndexOptions::builder().name(name.to_owned()).build())
+                .build()
+        };
+        self.processed
+            .create_index(index(doc! {"sent": 1, "at": 1, "_id": 1}, "unsent"))
+            .await
+            .map_err(|e| store_error(&e))?;
+        self.timers
+            .create_indexes([
+                index(doc! {"due_ms": 1, "_id": 1}, "due_ms"),
+                index(doc! {"domain": 1}, "domain"),
+            ])
             .await
             .map_err(|e| store_error(&e))?;
         Ok(())
@@ -191,173 +211,55 @@ impl MongoStore {
             .collection(&format!("{DOCS_PREFIX}{domain}.{collection}")))
     }
 
-    /// The current version of a document, 0 when absent.
-    async fn current_version(
-        &self,
-        coll: &Collection<BsonDocument>,
-        id: &str,
-    ) -> Result<u64, StoreError> {
-        let found = coll
-            .find_one(doc! {"_id": id})
-            .projection(doc! {"version": 1})
+    /// One page of a scan: up to `n` documents after id `after` matching
+    /// `query`, in id order, stopping once they hold `max_bytes` of JSON.
+    /// `widest` is the largest body the scan has seen: the cursor's batches
+    /// are sized from it, so a page of big documents fetches about
+    /// `max_bytes` and one document rather than a full batch (the first
+    /// page, before any size is known, is bounded by the server's 16 MiB
+    /// per batch).
+    async fn page(
+        coll: Collection<BsonDocument>,
+        query: BsonDocument,
+        after: Option<String>,
+        n: usize,
+        max_bytes: usize,
+        widest: Arc<AtomicUsize>,
+    ) -> Result<Vec<Document>, StoreError> {
+        let query = match after {
+            None => query,
+            Some(after) if query.is_empty() => doc! {"_id": {"$gt": after}},
+            Some(after) => doc! {"$and": [query, {"_id": {"$gt": after}}]},
+        };
+        let batch = match widest.load(Ordering::Relaxed) {
+            0 => n,
+            w => (max_bytes / w).clamp(1, n),
+        };
+        let mut cursor = coll
+            .find(query)
+            .sort(doc! {"_id": 1})
+            .limit(i64::try_from(n).unwrap_or(i64::MAX))
+            .batch_size(u32::try_from(batch).unwrap_or(u32::MAX))
             .await
             .map_err(|e| store_error(&e))?;
-        Ok(found.map_or(0, |d| version_of(&d)))
-    }
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-#[allow(dead_code)]
-impl MongoStore {
-    async fn upsert(
-        &self,
-        domain: &str,
-        collection: &str,
-        id: &str,
-        json: &str,
-        expected_version: Option<u64>,
-    ) -> Result<u64, StoreError> {
-        let coll = self.docs(domain, collection)?;
-        let body = Body::of(json)?;
-        for _ in 0..WRITE_ATTEMPTS {
-            let now = DateTime::now();
-            match expected_version {
-                Some(0) => {
-                    match coll.insert_one(body.created(id, now)).await {
-                        Ok(_) => return Ok(1),
-                        Err(e) if is_duplicate_key(&e) => {
-                            let current = self.current_version(&coll, id).await?;
-                            // Deleted again since: try the create once more.
-                            if current != 0 {
-                                return Err(StoreError::Conflict { current });
-                            }
-                        }
-                        Err(e) => return Err(store_error(&e)),
-                    }
-                }
-                Some(expected) => {
-                    let next = expected.saturating_add(1);
-                    let res = coll
-                        .update_one(
-                            doc! {"_id": id, "version": to_i64(expected)},
-                            body.update(Some(to_i64(next)), now),
-                        )
-                        .await
-                        .map_err(|e| store_error(&e))?;
-                    if res.matched_count == 1 {
-                        return Ok(next);
-                    }
-                    let current = self.current_version(&coll, id).await?;
-                    // Deleted and recreated back to `expected` since: retry.
-                    if current != expected {
-                        return Err(StoreError::Conflict { current });
-                    }
-                }
-                None => {
-                    // An update of the existing document, else a create; not
-                    // one upsert, so a create racing another create is the
-                    // `_id` index's duplicate key, never a lost answer.
-                    let mut update = body.update(None, now);
-                    update.insert("$inc", doc! {"version": 1_i64});
-                    let updated = coll
-                        .find_one_and_update(doc! {"_id": id}, update)
-                        .return_document(ReturnDocument::After)
-                        .projection(doc! {"version": 1})
-                        .await
-                        .map_err(|e| store_error(&e))?;
-                    if let Some(stored) = updated {
-                        return Ok(version_of(&stored));
-                    }
-                    match coll.insert_one(body.created(id, now)).await {
-                        Ok(_) => return Ok(1),
-                        // Created meanwhile: update it on the next attempt.
-                        Err(e) if is_duplicate_key(&e) => {}
-                        Err(e) => return Err(store_error(&e)),
-                    }
-                }
-            }
+        let mut page = Vec::new();
+        let mut bytes = 0usize;
+        // Dropping the cursor at a page's end closes it on the server.
+        while page.len() < n && bytes < max_bytes {
+            let Some(stored) = cursor.try_next().await.map_err(|e| store_error(&e))? else {
+                break;
+            };
+            let (doc, _) = from_stored(stored)?;
+            bytes = bytes.saturating_add(doc.json.len());
+            widest.fetch_max(doc.json.len(), Ordering::Relaxed);
+            page.push(doc);
         }
-        Err(StoreError::Unavailable(format!(
-            "mongodb: document {id:?} kept changing under {WRITE_ATTEMPTS} attempts to write it"
-        )))
-    }
-
-    async fn delete(&self, domain: &str, collection: &str, id: &str) -> Result<bool, StoreError> {
-        let coll = self.docs(domain, collection)?;
-        let res = coll
-            .delete_one(doc! {"_id": id})
-            .await
-            .map_err(|e| store_error(&e))?;
-        Ok(res.deleted_count > 0)
-    }
-
-    async fn clear(&self, domain: &str, collection: &str) -> Result<(), StoreError> {
-        let coll = self.docs(domain, collection)?;
-        coll.delete_many(doc! {})
-            .await
-            .map_err(|e| store_error(&e))?;
-        Ok(())
-    }
-
-    async fn record_processed(
-        &self,
-        message_id: &str,
-        events: &[String],
-    ) -> Result<(), StoreError> {
-        let marker = doc! {"_id": message_id, "events": events, "at": DateTime::now()};
-        match self.processed.insert_one(marker).await {
-            // The first record of a command stands.
-            Ok(_) => Ok(()),
-            Err(e) if is_duplicate_key(&e) => Ok(()),
-            Err(e) => Err(store_error(&e)),
-        }
+        Ok(page)
     }
 }
 
 #[async_trait]
 impl Backend for MongoStore {
-    // Scaffold for the unit-of-work branch: replaced by the real ones.
-    async fn commit(
-        &self,
-        _commit: &parallel_you_core::store::Commit,
-    ) -> Result<parallel_you_core::store::Committed, StoreError> {
-        Err(StoreError::Unavailable("commit: not yet".to_owned()))
-    }
-    async fn unsent(
-        &self,
-        _now_ms: u64,
-        _lease_until_ms: u64,
-        _limit: usize,
-    ) -> Result<Vec<parallel_you_core::store::Outgoing>, StoreError> {
-        Err(StoreError::Unavailable("unsent: not yet".to_owned()))
-    }
-    async fn mark_sent(&self, _message_id: &str) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("mark_sent: not yet".to_owned()))
-    }
-    async fn sweep(&self, _before_ms: u64, _limit: usize) -> Result<usize, StoreError> {
-        Err(StoreError::Unavailable("sweep: not yet".to_owned()))
-    }
-    async fn timer(
-        &self,
-        _id: &str,
-    ) -> Result<Option<parallel_you_core::store::TimerRow>, StoreError> {
-        Err(StoreError::Unavailable("timer: not yet".to_owned()))
-    }
-    async fn due_timers(
-        &self,
-        _now_ms: u64,
-        _limit: usize,
-    ) -> Result<Vec<parallel_you_core::store::TimerRow>, StoreError> {
-        Err(StoreError::Unavailable("due_timers: not yet".to_owned()))
-    }
-    async fn pending_timers(&self, _domain: &str) -> Result<u64, StoreError> {
-        Err(StoreError::Unavailable(
-            "pending_timers: not yet".to_owned(),
-        ))
-    }
-
     async fn get(
         &self,
         domain: &str,
@@ -381,46 +283,54 @@ impl Backend for MongoStore {
         filter: &'a Filter,
     ) -> Result<Scan<'a>, StoreError> {
         let coll = self.docs(domain, collection)?;
-        let limit = filter.limit();
         let query = to_query(filter);
-        let mut find = coll.find(query).sort(doc! {"_id": 1});
-        if filter.conditions().is_empty() {
-            find = find.limit(i64::try_from(limit).unwrap_or(i64::MAX));
-        }
-        let batch = u32::try_from(limit).unwrap_or(LIST_BATCH).min(LIST_BATCH);
-        let cursor = find.batch_size(batch).await.map_err(|e| store_error(&e))?;
-        // Dropping the cursor once `list` has its page ends it on the server.
-        Ok(cursor
-            .map_err(|e| store_error(&e))
-            .and_then(|stored| {
-                std::future::ready(from_stored(stored).map(|(doc, value)| Scanned {
-                    doc,
-                    value: Some(value),
-                }))
-            })
-            .boxed())
+        let widest = Arc::new(AtomicUsize::new(0));
+        Ok(paged(filter, move |after, n, max_bytes| {
+            Self::page(
+                coll.clone(),
+                query.clone(),
+                after,
+                n,
+                max_bytes,
+                widest.clone(),
+            )
+        }))
+    }
+
+    async fn commit(&self, commit: &Commit) -> Result<Committed, StoreError> {
+        self.commit_all(commit).await
     }
 
     async fn processed(&self, message_id: &str) -> Result<Option<Vec<String>>, StoreError> {
-        let found = self
-            .processed
-            .find_one(doc! {"_id": message_id})
-            .await
-            .map_err(|e| store_error(&e))?;
-        let Some(found) = found else {
-            return Ok(None);
-        };
-        let events = match found.get("events") {
-            Some(Bson::Array(items)) => items
-                .iter()
-                .map(|b| b.as_str().map(str::to_owned))
-                .collect::<Option<Vec<_>>>(),
-            _ => None,
-        };
-        events.map(Some).ok_or_else(|| {
-            StoreError::Unavailable(format!(
-                "mongodb: processed record of {message_id} is corrupt"
-            ))
-        })
+        self.marker_events(message_id).await
+    }
+
+    async fn unsent(
+        &self,
+        now_ms: u64,
+        lease_until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Outgoing>, StoreError> {
+        self.claim_unsent(now_ms, lease_until_ms, limit).await
+    }
+
+    async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {
+        self.set_sent(message_id).await
+    }
+
+    async fn sweep(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        self.sweep_sent(before_ms, limit).await
+    }
+
+    async fn timer(&self, id: &str) -> Result<Option<TimerRow>, StoreError> {
+        self.find_timer(id).await
+    }
+
+    async fn due_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<TimerRow>, StoreError> {
+        self.find_due(now_ms, limit).await
+    }
+
+    async fn pending_timers(&self, domain: &str) -> Result<u64, StoreError> {
+        self.count_pending(domain).await
     }
 }

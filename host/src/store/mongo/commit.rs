@@ -287,6 +287,8 @@ impl MongoStore {
 /// Commits the transaction, sending the commit again while its outcome is
 /// unknown.
 async fn finish(session: &mut ClientSession) -> Result<(), Abort> {
+    // The crash tests' point between the transaction's writes and its commit.
+    crate::faults::reached(crate::faults::Point::MidCommit);
     let mut last = None;
     for _ in 0..COMMIT_ATTEMPTS {
         match session.commit_transaction().await {

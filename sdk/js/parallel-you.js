@@ -10,7 +10,7 @@
 //   optional JSON Schema of the body, and a function taking the parsed body)
 //   and the events it may publish;
 // * each command function receives a `Ctx` (the command's meta, the domain's
-//   document store through `Collection`s, early `ctx.emit`, timers with
+//   document store through `Collection`s, `ctx.emit`, timers with
 //   `ctx.schedule`, logging) and
 //   returns the events it caused (an array of `event(...)`), or throws a
 //   `HandlerError`;
@@ -253,7 +253,10 @@ export class Ctx {
     return new Collection(name);
   }
 
-  /** Publishes an event now, before the command returns. */
+  /**
+   * Adds an event to the command's output: published when the command
+   * commits, before the returned events; never if the command fails.
+   */
   emit(routingKey, body = {}) {
     witEmit(event(routingKey, body));
   }

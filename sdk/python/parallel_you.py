@@ -270,7 +270,8 @@ class Ctx:
         return Collection(name)
 
     def emit(self, routing_key, body=None):
-        """Publishes an event now, before the command returns."""
+        """Adds an event to the command's output: published when the command
+        commits, before the returned events; never if the command fails."""
         emitter.emit(event(routing_key, body))
 
     def schedule(self, delay_ms, routing_key, body=None):

@@ -36,8 +36,9 @@ impl Ctx {
         Collection::new(name)
     }
 
-    /// Publishes an event now, before the command returns (progress,
-    /// partial results). Returned events are published after these.
+    /// Adds an event to the command's output, as it goes: published when
+    /// the command commits, before the returned events, and never if the
+    /// command fails (`wit/handler.wit`, interface `emitter`).
     pub fn emit(&self, event: Event) {
         emitter::emit(&event);
     }

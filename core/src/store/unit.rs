@@ -265,7 +265,7 @@ impl UnitOfWork {
             return Ok(false);
         }
         let pending = self.store.timer(id).await?;
-        if !pending.is_some_and(|t| t.domain == *self.domain) {
+        if pending.is_none_or(|t| t.domain != *self.domain) {
             return Ok(false);
         }
         self.room_for(&op)?;

@@ -47,6 +47,11 @@ pub(super) fn commit(conn: &mut Connection, commit: &Commit) -> Result<Committed
         )
         .map_err(sql_error)?;
     }
+    if commit.marker.is_some() {
+        // The crash tests' point between the transaction's writes and its
+        // commit.
+        crate::faults::reached(crate::faults::Point::MidCommit);
+    }
     tx.commit().map_err(sql_error)?;
     Ok(Committed::Applied(outcomes))
 }

@@ -194,7 +194,7 @@ impl Backend for MemoryStore {
             if let Some(docs) = state.collections.get(&key) {
                 let from = after.map_or(Bound::Unbounded, Bound::Excluded);
                 for (_, doc) in docs.range::<String, _>((from, Bound::Unbounded)) {
-                    if page.len() >= n || bytes >= max_bytes {
+                    if page.len() >= n || (bytes >= max_bytes && !page.is_empty()) {
                         break;
                     }
                     bytes += doc.json.len();

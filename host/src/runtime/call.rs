@@ -154,6 +154,7 @@ impl Runtime {
                 instance: None,
             };
         };
+        let _running = self.ticker.running();
         let deadline = self.limits.deadline;
         let started = Instant::now();
         let (mut store, parked) = match slot {

@@ -5,23 +5,19 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::Duration;
 
 use parking_lot::RwLock;
 use tokio::sync::Semaphore;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use super::epoch::EpochTicker;
 use super::{Limits, Runtime};
 use crate::bindings;
 use crate::cache::{CacheError, CompileCache};
 use crate::timers::{Clock, SystemClock};
 use crate::warm::WARM_SLOTS;
 
-/// How often the epoch advances: deadlines are checked, and busy guests
-/// yield to the executor, at this granularity. Short slices keep a looping
-/// guest from delaying the runtime's timers and I/O.
-const EPOCH_TICK: Duration = Duration::from_millis(2);
 /// Why the runtime could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the WebAssembly runtime: {0}")]
@@ -86,16 +82,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
         bindings::Handler::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(err)?;
-        let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("pyou-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            })
+        let ticker = EpochTicker::start(&engine)
             .map_err(|e| RuntimeError(format!("cannot start the epoch thread: {e}")))?;
         Ok(Runtime {
             engine,
@@ -106,6 +93,7 @@ impl Runtime {
             limits,
             policies: RwLock::new(HashMap::new()),
             parked: Arc::new(AtomicUsize::new(0)),
+            ticker,
         })
     }
 }

@@ -9,6 +9,7 @@
 mod call;
 mod classify;
 mod engine;
+mod epoch;
 mod limits;
 mod load;
 mod manifest;
@@ -47,6 +48,8 @@ pub struct Runtime {
     policies: RwLock<HashMap<String, InstancePolicy>>,
     /// Instances parked by all warm pools.
     parked: Arc<AtomicUsize>,
+    /// Advances the epoch while a call runs.
+    ticker: epoch::EpochTicker,
 }
 
 impl std::fmt::Debug for Runtime {

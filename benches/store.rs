@@ -4,6 +4,11 @@
 //! domain's create-and-start through `Host::dispatch` with the real
 //! component (two commands, ~4 document reads and writes plus a timer and
 //! two processed markers per pair), one at a time and 8 in flight.
+//! (3) A command's effects, two document writes and its marker, the two
+//! ways side by side: as separate operations (two upserts, then the marker
+//! on its own, the shape before issue 14) and as one unit of work (the
+//! overlay, one commit of both writes with the marker, then the mark that
+//! its events were sent).
 //!
 //! Run with `cargo bench --bench store`. MongoDB is the server at
 //! `PYOU_TEST_MONGO_URI`, else a SecantusDB that `scripts/start-mongo`
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 use parallel_you_core::bus::Collector;
 use parallel_you_core::envelope::Envelope;
 use parallel_you_core::error::error_code_of;
-use parallel_you_core::store::{MemoryStore, Store};
+use parallel_you_core::store::{Commit, Marker, MemoryStore, Store, UnitLimits, UnitOfWork};
 use parallel_you_host::store::{MongoStore, SqliteStore};
 use parallel_you_host::{Host, HostConfig};
 
@@ -149,6 +154,54 @@ async fn store_ops(store: &dyn Store) -> anyhow::Result<[(Duration, usize); 3]> 
     Ok([get, upsert, versioned])
 }
 
+fn marker(i: usize) -> Marker {
+    Marker {
+        message_id: format!("m{i}-{}", parallel_you_core::envelope::new_id()),
+        events: vec![r#"{"meta":{},"body":{}}"#.to_owned()],
+        at_ms: 1,
+        lease_until_ms: 1,
+    }
+}
+
+/// (separate operations, one unit of work) per command.
+async fn effects(store: Arc<dyn Store>) -> anyhow::Result<[(Duration, usize); 2]> {
+    let body = r#"{"title":"Write the README","state":"ready","priority":2}"#;
+    let store = &store;
+    let separate = per_op(OPS, |i| async move {
+        store
+            .upsert("bench", "fx", &format!("a{}", i % 100), body, None)
+            .await?;
+        store
+            .upsert("bench", "fx", &format!("b{}", i % 100), body, None)
+            .await?;
+        let commit = Commit {
+            ops: Vec::new(),
+            marker: Some(marker(i)),
+        };
+        store.commit(&commit).await?;
+        Ok(())
+    })
+    .await?;
+    let unit = per_op(OPS, |i| async move {
+        let mut unit = UnitOfWork::new(store.clone(), Arc::from("bench"), UnitLimits::default());
+        unit.upsert("fx", &format!("a{}", i % 100), body, None)
+            .await?;
+        unit.upsert("fx", &format!("b{}", i % 100), body, None)
+            .await?;
+        let marker = marker(i);
+        let id = marker.message_id.clone();
+        let commit = Commit {
+            ops: unit.take_ops(),
+            marker: Some(marker),
+        };
+        store.commit(&commit).await?;
+        store.mark_sent(&id).await?;
+        Ok(())
+    })
+    .await?;
+    Ok([separate, unit])
+}
+
 async fn create_and_start(host: &Host, sink: &Arc<Collector>, i: usize) -> anyhow::Result<()> {
     let create = Envelope::command(
         "thread.task.create",
@@ -242,6 +295,7 @@ async fn run() -> anyhow::Result<()> {
         "pairs/s (8 in flight)"
     );
     let mut rows = Vec::new();
+    let mut effect_rows = Vec::new();
     for (name, store) in &stores {
         let [get, upsert, versioned] = store_ops(store.as_ref()).await?;
         let (serial, rate) = thread_pairs(store.clone()).await?;
@@ -254,6 +308,22 @@ async fn run() -> anyhow::Result<()> {
             rate
         );
         rows.push((name, get, upsert, versioned, serial));
+        effect_rows.push((name, effects(store.clone()).await?));
+    }
+    println!();
+    println!(
+        "{:<10} {:>22} {:>20} {:>8}",
+        "store", "separate ops µs/cmd", "unit of work µs/cmd", "ratio"
+    );
+    for (name, [separate, unit]) in &effect_rows {
+        println!(
+            "{name:<10} {:>22.1} {:>20.1} {:>8.2}  (n = {}, {})",
+            us(separate.0),
+            us(unit.0),
+            unit.0.as_secs_f64() / separate.0.as_secs_f64(),
+            separate.1,
+            unit.1
+        );
     }
     println!();
     for (name, get, upsert, versioned, serial) in rows {

@@ -23,7 +23,7 @@ pub mod store;
 pub mod timers;
 pub mod warm;
 
-pub use host::{Host, HostConfig, DEFAULT_DEDUP_WINDOW};
+pub use host::{Host, HostConfig, RetryPolicy, DEFAULT_DEDUP_WINDOW};
 pub use hot::{HotLoader, HotOutcome, WatchConfig, Watching};
 pub use runtime::{Limits, LoadError, Manifest};
 #[cfg(feature = "sqlite")]

@@ -25,6 +25,9 @@ use parallel_you_host::store::{MongoStore, SqliteStore};
 const COMMANDS: usize = 1000;
 /// Times the crashing host is killed per run, at most.
 const KILLS: usize = 3;
+/// Commands sent at once, and the pause after each batch.
+const BATCH: usize = 40;
+const BATCH_PAUSE: Duration = Duration::from_millis(250);
 /// How long one run may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(180);
 
@@ -117,22 +120,38 @@ async fn run(rabbit: &Rabbit, backing: Backing, data: &std::path::Path, point: P
     config.management_url = Some(rabbit.management_url());
     let bus = AmqpBus::connect(config).await.unwrap();
     let mut events = bus.subscribe("counter.#").await.unwrap();
-    let crash_at = |kill: usize| format!("{}:{}", point.as_str(), 20 + 37 * kill % 60);
+    // Early hits, so the restarted host is killed again within the run.
+    let crash_at = |kill: usize| format!("{}:{}", point.as_str(), 5 + (13 * kill) % 20);
     let (_steady, mut crashing) = tokio::task::block_in_place(|| {
         (
             HostChild::start(rabbit, handlers.path(), data, &backing, None),
             HostChild::start(rabbit, handlers.path(), data, &backing, Some(crash_at(0))),
         )
     });
-    // The run's commands, by correlation id.
+    // The run's commands, by correlation id, sent in paced batches from a
+    // task of their own so the crashing host is restarted (and killed
+    // again) while commands keep coming.
     let run_tag = parallel_you_core::envelope::new_id().to_lowercase();
     let mut names = BTreeMap::new();
+    let mut commands = Vec::with_capacity(COMMANDS);
     for i in 0..COMMANDS {
         let name = format!("{run_tag}-{i}");
         let cmd = common::cmd("counter.increment", &format!(r#"{{"name":"{name}"}}"#));
         names.insert(cmd.meta.correlation_id.clone(), name);
-        bus.send(cmd).await.unwrap();
+        commands.push(cmd);
     }
+    let mut config = AmqpConfig::new(rabbit.url());
+    config.management_url = Some(rabbit.management_url());
+    let sender = AmqpBus::connect(config).await.unwrap();
+    let sending = tokio::spawn(async move {
+        for batch in commands.chunks(BATCH) {
+            for cmd in batch {
+                sender.send(cmd.clone()).await.unwrap();
+            }
+            tokio::time::sleep(BATCH_PAUSE).await;
+        }
+        sender.close().await;
+    });
     // Outcome event ids per command, and every event id seen.
     let mut outcomes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut seen = 0;
@@ -182,6 +201,7 @@ async fn run(rabbit: &Rabbit, backing: Backing, data: &std::path::Path, point: P
             .or_default()
             .insert(event.meta.message_id.clone());
     }
+    sending.await.unwrap();
     let doubled_outcomes = outcomes.values().filter(|ids| ids.len() > 1).count();
     let store = backing.open().await;
     let mut lost = COMMANDS - outcomes.len();

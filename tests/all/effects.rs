@@ -12,7 +12,7 @@ use parallel_you_core::envelope::Envelope;
 use parallel_you_core::store::{MemoryStore, Store};
 use parallel_you_host::outbox::OutboxRelay;
 use parallel_you_host::timers::ManualClock;
-use parallel_you_host::{Host, HostConfig};
+use parallel_you_host::{Host, HostConfig, RetryPolicy};
 
 fn target(id: &str) -> String {
     format!(r#"{{"id":"{id}"}}"#)
@@ -140,7 +140,19 @@ async fn a_store_outage_at_commit_is_retried_without_error_events() {
 async fn a_store_that_stays_away_dead_letters_the_command_with_one_error() {
     let faulty = Faulty::new(Arc::new(MemoryStore::new()));
     let store: Arc<dyn Store> = faulty.clone();
-    let (host, _dir) = host_with_store(&["halfway"], store.clone()).await;
+    let retry = RetryPolicy {
+        max_attempts: 5,
+        first_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(400),
+    };
+    let dir = handlers_dir(&["halfway"]);
+    let config = HostConfig {
+        limits: test_limits(),
+        retry,
+        ..Default::default()
+    };
+    let host = Arc::new(Host::new(config, store.clone()).unwrap());
+    host.load_dir(dir.path()).await.unwrap();
     let bus = Arc::new(parallel_you_core::bus::InProcessBus::new());
     let mut events = crate::common::subscribe(bus.as_ref(), "halfway.#").await;
     let serving = host.serve(bus.clone()).await.unwrap();
@@ -149,8 +161,8 @@ async fn a_store_that_stays_away_dead_letters_the_command_with_one_error() {
     bus.send(cmd("halfway.count", &target("away")))
         .await
         .unwrap();
-    // The backoff adds up to 0.25 + 0.5 + 1 + 2 + 4 s before the last try.
-    let err = crate::common::next_within(&mut events, Duration::from_secs(20)).await;
+    // The backoff adds up to 0.05 + 0.1 + 0.2 + 0.4 s before the last try.
+    let err = crate::common::next_within(&mut events, Duration::from_secs(10)).await;
     let err = err.expect("one error event when the host gives up");
     assert_eq!(body(&err)["code"], "unavailable", "{err:?}");
     assert!(
@@ -162,7 +174,7 @@ async fn a_store_that_stays_away_dead_letters_the_command_with_one_error() {
     );
     assert_eq!(
         faulty.commits.load(Ordering::SeqCst),
-        parallel_you_host::host::MAX_ATTEMPTS as usize
+        retry.max_attempts as usize
     );
     let more = crate::common::next_within(&mut events, Duration::from_millis(500)).await;
     assert!(more.is_none(), "one error event only: {more:?}");

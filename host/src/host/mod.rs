@@ -25,7 +25,7 @@ use parallel_you_core::store::Store;
 
 pub(crate) use dispatch::{publish_all, OUTBOX_LEASE};
 use serve::ServeState;
-pub use serve::{Serving, MAX_ATTEMPTS};
+pub use serve::{RetryPolicy, Serving};
 
 /// Settings of a host.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +38,8 @@ pub struct HostConfig {
     /// command (zero: the default, [`DEFAULT_DEDUP_WINDOW`]). A duplicate
     /// older than this runs again.
     pub dedup_window: std::time::Duration,
+    /// How commands failing for a passing reason are retried.
+    pub retry: RetryPolicy,
 }
 
 /// How long processed markers are kept unless configured: NServiceBus's
@@ -56,6 +58,7 @@ pub struct Host {
     clock: Arc<dyn Clock>,
     max_body: usize,
     dedup_window: std::time::Duration,
+    retry: RetryPolicy,
     metrics: Metrics,
     /// Tries of the commands failing for a passing reason.
     retries: serve::Retries,
@@ -113,6 +116,7 @@ impl Host {
             } else {
                 config.dedup_window
             },
+            retry: config.retry,
             metrics: Metrics::default(),
             retries: serve::Retries::default(),
             serving: tokio::sync::Mutex::new(None),

@@ -16,13 +16,41 @@ use crate::outbox::OutboxRelay;
 use crate::timers::TimerPump;
 use parallel_you_core::bus::{Bus, BusError, Publisher};
 
-/// How many times a command that fails for a passing reason of the host's
-/// (its store away) is tried before it is dead-lettered with its error.
-pub const MAX_ATTEMPTS: u32 = 6;
-/// The pause before the first retry; it doubles with each one after.
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-/// The longest pause between two tries.
-const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// How a command that fails for a passing reason of the host's (its store
+/// away, a transaction of a crashed host still holding its locks) is tried
+/// again before it is dead-lettered with its error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included.
+    pub max_attempts: u32,
+    /// The pause before the first retry; it doubles with each one after.
+    pub first_backoff: Duration,
+    /// The longest pause between two tries.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 12 tries over ~76 s: longer than MongoDB's default transaction
+    /// lifetime (60 s), after which the transactions of a host that died
+    /// mid-commit are aborted and their locks freed.
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 12,
+            first_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause after the `tries`-th failed try.
+    pub fn backoff(&self, tries: u32) -> Duration {
+        self.first_backoff
+            .saturating_mul(1u32 << tries.saturating_sub(1).min(16))
+            .min(self.max_backoff)
+    }
+}
+
 /// Commands whose tries are counted at once; past it the oldest counts
 /// are forgotten (the command then gets more tries, never endless ones
 /// while the host keeps up).
@@ -161,7 +189,7 @@ impl Host {
                             }
                             Some(err) => {
                                 let tries = host.retries.bump(&cmd.meta.message_id);
-                                if tries >= MAX_ATTEMPTS {
+                                if tries >= host.retry.max_attempts {
                                     // Given up: one error event, and the
                                     // command to the dead-letter queue.
                                     host.retries.forget(&cmd.meta.message_id);
@@ -175,7 +203,7 @@ impl Host {
                                 } else {
                                     // A passing failure: back to the queue
                                     // after a growing pause, no event.
-                                    tokio::time::sleep(backoff(tries)).await;
+                                    tokio::time::sleep(host.retry.backoff(tries)).await;
                                     delivery.requeue().await
                                 }
                             }
@@ -267,13 +295,6 @@ impl Serving {
     }
 }
 
-/// The pause after the `tries`-th failed try.
-fn backoff(tries: u32) -> Duration {
-    FIRST_BACKOFF
-        .saturating_mul(1u32 << tries.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF)
-}
-
 /// Tries of the commands that failed for a passing reason, by message id.
 #[derive(Debug, Default)]
 pub(super) struct Retries {
@@ -303,11 +324,14 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {
-        assert_eq!(backoff(1), Duration::from_millis(250));
-        assert_eq!(backoff(2), Duration::from_millis(500));
-        assert_eq!(backoff(4), Duration::from_secs(2));
-        assert_eq!(backoff(10), MAX_BACKOFF);
-        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+        let p = RetryPolicy::default();
+        assert_eq!(p.backoff(1), Duration::from_millis(250));
+        assert_eq!(p.backoff(2), Duration::from_millis(500));
+        assert_eq!(p.backoff(4), Duration::from_secs(2));
+        assert_eq!(p.backoff(10), p.max_backoff);
+        assert_eq!(p.backoff(u32::MAX), p.max_backoff);
+        let total: Duration = (1..p.max_attempts).map(|t| p.backoff(t)).sum();
+        assert!(total > Duration::from_secs(60), "{total:?}");
     }
 
     #[test]

@@ -27,6 +27,7 @@ impl LimitArgs {
             },
             max_body: 0,
             dedup_window: self.dedup_window,
+            retry: parallel_you_host::RetryPolicy::default(),
         }
     }
 }

@@ -159,7 +159,17 @@ async fn run(rabbit: &Rabbit, backing: Backing, data: &std::path::Path, point: P
     let mut kills = 0;
     let started = Instant::now();
     let mut settled_at = None;
+    let mut reported = Instant::now();
     loop {
+        if reported.elapsed() > Duration::from_secs(10) {
+            reported = Instant::now();
+            eprintln!(
+                "{}: {} of {COMMANDS} answered, {kills} kills, {:?}",
+                point.as_str(),
+                outcomes.len(),
+                started.elapsed()
+            );
+        }
         if crashing.exited() {
             kills += 1;
             let crash = (kills < KILLS).then(|| crash_at(kills));

@@ -54,6 +54,8 @@ pub(crate) struct Catalog {
 struct Listing {
     entries: Arc<Vec<CommandEntry>>,
     by_key: HashMap<String, usize>,
+    /// The bound routing keys it was built from, in the bus's order.
+    keys: Vec<String>,
 }
 
 impl Listing {
@@ -63,9 +65,11 @@ impl Listing {
             .enumerate()
             .map(|(i, e)| (e.routing_key.clone(), i))
             .collect();
+        let keys = entries.iter().map(|e| e.routing_key.clone()).collect();
         Listing {
             entries: Arc::new(entries),
             by_key,
+            keys,
         }
     }
 }
@@ -91,8 +95,21 @@ impl Catalog {
         listing.entries.get(i).cloned()
     }
 
-    /// Reads the bindings again. On a bus error the last list stays.
+    /// Reads the bindings again and rebuilds the list if they changed
+    /// (the periodic check: unchanged bindings cost one comparison). On a
+    /// bus error the last list stays.
     pub(crate) async fn refresh(&self) {
+        self.read(false).await;
+    }
+
+    /// Rebuilds the list from the bindings and the host's manifests, even
+    /// if the keys are the same: a handler was loaded again, and its
+    /// summaries or schemas may have changed.
+    pub(crate) async fn reload(&self) {
+        self.read(true).await;
+    }
+
+    async fn read(&self, always: bool) {
         let bindings = match self.bus.bindings().await {
             Ok(b) => b,
             Err(err) => {
@@ -100,6 +117,18 @@ impl Catalog {
                 return;
             }
         };
+        if !always {
+            let listing = self.listing.read();
+            let same = listing.keys.len() == bindings.len()
+                && listing
+                    .keys
+                    .iter()
+                    .zip(&bindings)
+                    .all(|(k, b)| *k == b.routing_key);
+            if same {
+                return;
+            }
+        }
         let entries: Vec<CommandEntry> = bindings
             .into_iter()
             .map(|b| {

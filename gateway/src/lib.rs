@@ -139,7 +139,7 @@ impl Gateway {
             config,
             shutdown: CancellationToken::new(),
         });
-        gw.catalog.refresh().await;
+        gw.catalog.reload().await;
         // The pump: one reader, so each session's events keep publish order.
         let pump = gw.clone();
         tokio::spawn(async move {
@@ -153,7 +153,7 @@ impl Gateway {
                             // at the next periodic refresh.
                             if ev.meta.routing_key.starts_with("handler.") {
                                 let gw = pump.clone();
-                                tokio::spawn(async move { gw.catalog.refresh().await });
+                                tokio::spawn(async move { gw.catalog.reload().await });
                             }
                             pump.sessions.file(&ev)
                         }

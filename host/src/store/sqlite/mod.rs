@@ -5,9 +5,9 @@
 //! was in flight. One thread of its own owns the connection and runs the
 //! operations in the order they are sent: a write waiting up to the busy
 //! timeout for another process's lock blocks that thread, never a tokio
-//! worker. A commit is one write transaction ([`commit`]); the processed
-//! markers are the outbox too ([`outbox`]); timers have a table of their
-//! own ([`timers`]).
+//! worker. A commit is one write transaction (`commit.rs`); the processed
+//! markers are the outbox too (`outbox.rs`); timers have a table of their
+//! own (`timers.rs`).
 
 mod commit;
 mod documents;

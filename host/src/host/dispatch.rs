@@ -18,6 +18,10 @@ use parallel_you_core::store::{Commit, Committed, Marker, Op, StoreError};
 /// before any relay may take them from the outbox.
 pub(crate) const OUTBOX_LEASE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Runs of one command when another overtakes it at the commit, before its
+/// answer is a `conflict` error event.
+const CONFLICT_RUNS: u32 = 3;
+
 impl Host {
     /// Handles a message given as envelope JSON text; an invalid one gets an
     /// `invalid_envelope` error event addressed with what could be read.
@@ -102,49 +106,62 @@ impl Host {
             return self.fail(cmd, err, out.as_ref()).await;
         };
         let started = Instant::now();
-        let outcome = self.runtime.run(&handler, cmd, self.store.clone()).await;
-        let (events, ops, code) = match outcome.result {
-            Ok(tail) => {
-                let mut events = outcome.emitted;
-                events.extend(tail);
-                (events, outcome.ops, None)
-            }
-            // The host's own passing failure (the store away while the guest
-            // ran): nothing is kept, and the command runs again later.
-            Err(err) if err.code.is_transient() => {
-                tracing::warn!(code = %err.code, "command failed for a passing reason");
-                return Handled::retry(err);
-            }
-            // A failed command keeps nothing of what it did, not even the
-            // events it emitted before failing: only its error event.
-            Err(err) => {
-                tracing::warn!(code = %err.code, "command failed");
-                let code = err.code.clone();
-                (vec![err.event_for(&cmd.meta)], Vec::new(), Some(code))
-            }
-        };
-        faults::reached(Point::AfterGuest);
-        let handled = self.commit(cmd, events, ops, out.as_ref()).await;
-        let code = handled.code.clone().or(code);
-        self.metrics.command(
-            &cmd.meta.routing_key,
-            started.elapsed(),
-            code.as_ref().map(Code::as_str),
-        );
-        handled
+        let mut run = 1;
+        loop {
+            let outcome = self.runtime.run(&handler, cmd, self.store.clone()).await;
+            let (events, ops, code) = match outcome.result {
+                Ok(tail) => {
+                    let mut events = outcome.emitted;
+                    events.extend(tail);
+                    (events, outcome.ops, None)
+                }
+                // The host's own passing failure (the store away while the
+                // guest ran): nothing is kept, and the command runs again later.
+                Err(err) if err.code.is_transient() => {
+                    tracing::warn!(code = %err.code, "command failed for a passing reason");
+                    return Handled::retry(err);
+                }
+                // A failed command keeps nothing of what it did, not even the
+                // events it emitted before failing: only its error event.
+                Err(err) => {
+                    tracing::warn!(code = %err.code, "command failed");
+                    let code = err.code.clone();
+                    (vec![err.event_for(&cmd.meta)], Vec::new(), Some(code))
+                }
+            };
+            faults::reached(Point::AfterGuest);
+            let may_rerun = run < CONFLICT_RUNS;
+            let Some(handled) = self.commit(cmd, events, ops, out.as_ref(), may_rerun).await else {
+                // Overtaken at the commit, nothing kept: run it again on
+                // what the other command left, as if it had come after it
+                // (a handler that retries conflicts sees it at call time).
+                tracing::info!(run, "overtaken at the commit; running the command again");
+                run += 1;
+                continue;
+            };
+            let code = handled.code.clone().or(code);
+            self.metrics.command(
+                &cmd.meta.routing_key,
+                started.elapsed(),
+                code.as_ref().map(Code::as_str),
+            );
+            return handled;
+        }
     }
 
     /// Commits a command's `ops` with its marker and `events` in one step,
-    /// then publishes the events and marks them sent. A conflict or a
-    /// refusal of the commit becomes the command's error event, committed
-    /// in place of its effects; an outage leaves the command to be retried.
+    /// then publishes the events and marks them sent. A conflict (unless
+    /// `may_rerun`: then `None`, to run the command again) or a refusal of
+    /// the commit becomes the command's error event, committed in place of
+    /// its effects; an outage leaves the command to be retried.
     async fn commit(
         &self,
         cmd: &Envelope,
         mut events: Vec<Envelope>,
         mut ops: Vec<Op>,
         out: &dyn Publisher,
-    ) -> Handled {
+        may_rerun: bool,
+    ) -> Option<Handled> {
         let mut code = None;
         loop {
             let now = self.clock.now_ms();
@@ -170,29 +187,31 @@ impl Host {
                         }
                     }
                     // Unpublished events wait in the outbox for the relay.
-                    return Handled {
+                    return Some(Handled {
                         events,
                         retry: None,
                         code,
-                    };
+                    });
                 }
                 Ok(Committed::Duplicate(_)) => {
                     // Another host committed this command first; its events
                     // are its to publish.
                     tracing::info!("committed by another host meanwhile");
-                    return Handled::done(Vec::new());
+                    return Some(Handled::done(Vec::new()));
                 }
                 Err(err) => err,
             };
             let body = match err {
                 StoreError::Unavailable(m) => {
-                    return Handled::retry(ErrorBody::new(ErrorCode::Unavailable, m))
+                    return Some(Handled::retry(ErrorBody::new(ErrorCode::Unavailable, m)))
                 }
+                StoreError::Conflict { .. } if may_rerun && !commit.ops.is_empty() => return None,
                 _ if commit.ops.is_empty() && code.is_some() => {
                     // Not even the error event could be recorded: say it
                     // without a record rather than loop.
                     tracing::error!(error = %err, "could not record the command's error event");
-                    return self.fail(cmd, ErrorBody::new(ErrorCode::Unavailable, err.to_string()), out).await;
+                    let err = ErrorBody::new(ErrorCode::Unavailable, err.to_string());
+                    return Some(self.fail(cmd, err, out).await);
                 }
                 StoreError::Conflict { current } => ErrorBody::new(
                     ErrorCode::Conflict,

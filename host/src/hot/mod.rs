@@ -257,6 +257,15 @@ impl HotLoader {
     pub async fn report_failure(&self, err: LoadError) -> HotOutcome {
         let change = self.host.begin_change().await;
         let registry = change.registry();
+        // The watcher may see one write as several changes: the same
+        // failure of the same file is reported once.
+        if registry
+            .failures()
+            .iter()
+            .any(|f| f.file == err.file && f.reason == err.reason)
+        {
+            return HotOutcome::Failed(err.reason);
+        }
         let serving = registry.by_file(&err.file).map(|h| version_json(h));
         tracing::warn!(%err, "handler not loaded");
         let body = json!({

@@ -16,6 +16,8 @@ pub struct Meddle {
     pub collection: String,
     pub id: String,
     pub json: String,
+    /// Before how many marked commits it writes (then it is spent).
+    pub times: usize,
 }
 
 /// Wraps `inner`; see the fields for the cues.
@@ -80,15 +82,23 @@ impl Store for Faulty {
                     "the store is away (test)".to_owned(),
                 ));
             }
-            let meddle = self.meddle.lock().ok().and_then(|mut m| m.take());
-            if let Some(m) = meddle {
+            let meddle = self.meddle.lock().ok().and_then(|mut slot| {
+                let m = slot.as_mut()?;
+                m.times = m.times.saturating_sub(1);
+                let write = (m.collection.clone(), m.id.clone(), m.json.clone());
+                if m.times == 0 {
+                    *slot = None;
+                }
+                Some(write)
+            });
+            if let Some((collection, id, json)) = meddle {
                 let domain = commit.ops.iter().find_map(|op| match op {
                     parallel_you_core::store::Op::Put { domain, .. } => Some(domain.clone()),
                     _ => None,
                 });
                 if let Some(domain) = domain {
                     self.inner
-                        .upsert(&domain, &m.collection, &m.id, &m.json, None)
+                        .upsert(&domain, &collection, &id, &json, None)
                         .await?;
                 }
             }

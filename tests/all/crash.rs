@@ -29,7 +29,7 @@ const KILLS: usize = 3;
 const BATCH: usize = 40;
 const BATCH_PAUSE: Duration = Duration::from_millis(250);
 /// How long one run may take before the test fails.
-const RUN_LIMIT: Duration = Duration::from_secs(180);
+const RUN_LIMIT: Duration = Duration::from_secs(300);
 
 /// Where the hosts keep their state.
 #[derive(Clone)]

@@ -13,12 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::conformance;
-use async_trait::async_trait;
+use common::faulty::Faulty;
 use common::mongo::{drop_db, fresh_db, fresh_store, server_uri, uri_with_db, OwnServer};
 use common::{call, cmd, handlers_dir, host_with_store, last_error};
 use parallel_you_core::store::{
-    Commit, Committed, Document, Filter, Marker, MemoryStore, Op, Outgoing, Store, StoreError,
-    TimerRow,
+    Commit, Committed, Document, Filter, Marker, MemoryStore, Op, Store, StoreError,
 };
 use parallel_you_host::store::MongoStore;
 
@@ -312,67 +311,6 @@ fn texts(events: &[parallel_you_core::Envelope]) -> Vec<String> {
         .collect()
 }
 
-/// A store whose commit never reaches the server, as when the host
-/// crashes after running a command and before committing it.
-struct CrashBeforeMarker(Arc<dyn Store>);
-
-#[async_trait]
-impl Store for CrashBeforeMarker {
-    async fn get(&self, d: &str, c: &str, id: &str) -> Result<Option<Document>, StoreError> {
-        self.0.get(d, c, id).await
-    }
-    async fn list(&self, d: &str, c: &str, f: &Filter) -> Result<Vec<Document>, StoreError> {
-        self.0.list(d, c, f).await
-    }
-    async fn upsert(
-        &self,
-        d: &str,
-        c: &str,
-        id: &str,
-        json: &str,
-        v: Option<u64>,
-    ) -> Result<u64, StoreError> {
-        self.0.upsert(d, c, id, json, v).await
-    }
-    async fn delete(&self, d: &str, c: &str, id: &str) -> Result<bool, StoreError> {
-        self.0.delete(d, c, id).await
-    }
-    async fn clear(&self, d: &str, c: &str) -> Result<(), StoreError> {
-        self.0.clear(d, c).await
-    }
-    async fn processed(&self, m: &str) -> Result<Option<Vec<String>>, StoreError> {
-        self.0.processed(m).await
-    }
-    async fn commit(&self, _: &Commit) -> Result<Committed, StoreError> {
-        Err(StoreError::Unavailable(
-            "crashed before the commit".to_owned(),
-        ))
-    }
-    async fn unsent(
-        &self,
-        now: u64,
-        lease: u64,
-        limit: usize,
-    ) -> Result<Vec<Outgoing>, StoreError> {
-        self.0.unsent(now, lease, limit).await
-    }
-    async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {
-        self.0.mark_sent(message_id).await
-    }
-    async fn sweep(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
-        self.0.sweep(before_ms, limit).await
-    }
-    async fn timer(&self, id: &str) -> Result<Option<TimerRow>, StoreError> {
-        self.0.timer(id).await
-    }
-    async fn due_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<TimerRow>, StoreError> {
-        self.0.due_timers(now_ms, limit).await
-    }
-    async fn pending_timers(&self, domain: &str) -> Result<u64, StoreError> {
-        self.0.pending_timers(domain).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redelivery_to_another_host_neither_loses_nor_repeats_a_recorded_command() {
     let Some(uri) =
@@ -404,7 +342,9 @@ async fn redelivery_to_another_host_neither_loses_nor_repeats_a_recorded_command
 
     // The crash window: A ran the command and died before its commit.
     // Writes and marker are one transaction, so nothing of it is kept.
-    let crashed = Arc::new(CrashBeforeMarker(a.clone()));
+    // (A store whose marked commits never reach the server.)
+    let crashed = Faulty::new(a.clone());
+    crashed.fail_next(usize::MAX);
     let (host_crash, _hc) = host_with_store(&["counter"], crashed).await;
     let command = cmd("counter.increment", r#"{"name":"once"}"#);
     let lost = call(&host_crash, command.clone()).await;

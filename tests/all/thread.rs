@@ -5,19 +5,16 @@
 use crate::common;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
+use common::faulty::Faulty;
 use common::{body, call, cmd, components, host_with_store};
 use parallel_you_core::bus::{Bus, InProcessBus, Subscription};
 use parallel_you_core::envelope::Envelope;
 use parallel_you_core::error::error_code_of;
-use parallel_you_core::store::{
-    Checked, Commit, Committed, Document, Filter, MemoryStore, Outgoing, Store, StoreError,
-    TimerRow,
-};
+use parallel_you_core::store::{MemoryStore, Store};
 use parallel_you_host::host::Serving;
 use parallel_you_host::store::SqliteStore;
 use parallel_you_host::Host;
@@ -726,105 +723,15 @@ async fn a_stale_expected_version_is_a_conflict() {
     assert_eq!(app.get(&id).await["notes"], "x");
 }
 
-/// A store that makes the next two reads of one document wait for each
-/// other, so two commands surely read the same version before either writes.
-struct Rendezvous {
-    inner: Checked<MemoryStore>,
-    id: String,
-    armed: AtomicUsize,
-    barrier: tokio::sync::Barrier,
-}
-
-#[async_trait]
-impl Store for Rendezvous {
-    async fn get(
-        &self,
-        domain: &str,
-        collection: &str,
-        id: &str,
-    ) -> Result<Option<Document>, StoreError> {
-        let doc = self.inner.get(domain, collection, id).await;
-        if id == self.id
-            && self
-                .armed
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok()
-        {
-            // Bounded: past the timeout the test sees no conflict and fails.
-            let _ = tokio::time::timeout(Duration::from_millis(400), self.barrier.wait()).await;
-        }
-        doc
-    }
-    async fn list(
-        &self,
-        domain: &str,
-        collection: &str,
-        filter: &Filter,
-    ) -> Result<Vec<Document>, StoreError> {
-        self.inner.list(domain, collection, filter).await
-    }
-    async fn upsert(
-        &self,
-        domain: &str,
-        collection: &str,
-        id: &str,
-        json: &str,
-        expected_version: Option<u64>,
-    ) -> Result<u64, StoreError> {
-        self.inner
-            .upsert(domain, collection, id, json, expected_version)
-            .await
-    }
-    async fn delete(&self, domain: &str, collection: &str, id: &str) -> Result<bool, StoreError> {
-        self.inner.delete(domain, collection, id).await
-    }
-    async fn clear(&self, domain: &str, collection: &str) -> Result<(), StoreError> {
-        self.inner.clear(domain, collection).await
-    }
-    async fn processed(&self, message_id: &str) -> Result<Option<Vec<String>>, StoreError> {
-        self.inner.processed(message_id).await
-    }
-    async fn commit(&self, commit: &Commit) -> Result<Committed, StoreError> {
-        self.inner.commit(commit).await
-    }
-    async fn unsent(
-        &self,
-        now: u64,
-        lease: u64,
-        limit: usize,
-    ) -> Result<Vec<Outgoing>, StoreError> {
-        self.inner.unsent(now, lease, limit).await
-    }
-    async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {
-        self.inner.mark_sent(message_id).await
-    }
-    async fn sweep(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
-        self.inner.sweep(before_ms, limit).await
-    }
-    async fn timer(&self, id: &str) -> Result<Option<TimerRow>, StoreError> {
-        self.inner.timer(id).await
-    }
-    async fn due_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<TimerRow>, StoreError> {
-        self.inner.due_timers(now_ms, limit).await
-    }
-    async fn pending_timers(&self, domain: &str) -> Result<u64, StoreError> {
-        self.inner.pending_timers(domain).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_starts_do_not_both_succeed() {
-    let store = Arc::new(Rendezvous {
-        inner: MemoryStore::new(),
-        id: "race".into(),
-        armed: AtomicUsize::new(0),
-        barrier: tokio::sync::Barrier::new(2),
-    });
+    let store = Faulty::new(Arc::new(MemoryStore::new()));
+    *store.rendezvous.lock().unwrap() = Some("race".into());
     let app = App::over(store.clone()).await;
     let s = app.saga(json!({"title": "s"})).await;
     app.story(json!({"id": "race", "saga_id": s["id"], "title": "raced"}))
         .await;
-    store.armed.store(2, Ordering::SeqCst);
+    store.rendezvous_reads.store(2, Ordering::SeqCst);
     let starts: Vec<_> = (0..2)
         .map(|_| {
             let host = app.host.clone();

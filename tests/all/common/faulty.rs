@@ -29,6 +29,12 @@ pub struct Faulty {
     pub commits: AtomicUsize,
     /// Written to the commit's domain right before the next marked commit.
     pub meddle: Mutex<Option<Meddle>>,
+    /// A document id whose next `rendezvous_reads` reads wait for each
+    /// other, so two commands surely read the same version before either
+    /// writes.
+    pub rendezvous: Mutex<Option<String>>,
+    pub rendezvous_reads: AtomicUsize,
+    barrier: tokio::sync::Barrier,
 }
 
 impl Faulty {
@@ -38,6 +44,9 @@ impl Faulty {
             failing_commits: AtomicUsize::new(0),
             commits: AtomicUsize::new(0),
             meddle: Mutex::new(None),
+            rendezvous: Mutex::new(None),
+            rendezvous_reads: AtomicUsize::new(0),
+            barrier: tokio::sync::Barrier::new(2),
         })
     }
 
@@ -50,7 +59,23 @@ impl Faulty {
 #[async_trait]
 impl Store for Faulty {
     async fn get(&self, d: &str, c: &str, id: &str) -> Result<Option<Document>, StoreError> {
-        self.inner.get(d, c, id).await
+        let doc = self.inner.get(d, c, id).await;
+        let gated = self
+            .rendezvous
+            .lock()
+            .ok()
+            .is_some_and(|g| g.as_deref() == Some(id));
+        if gated
+            && self
+                .rendezvous_reads
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            // Bounded: past the timeout the test sees no race and fails.
+            let wait = self.barrier.wait();
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(400), wait).await;
+        }
+        doc
     }
     async fn list(&self, d: &str, c: &str, f: &Filter) -> Result<Vec<Document>, StoreError> {
         self.inner.list(d, c, f).await

@@ -36,10 +36,10 @@
 // WIT `u64` values (versions, timestamps) are JavaScript BigInts at the
 // boundary; this helper hands out plain numbers (exact up to 2^53).
 
-import * as store from "parallel-you:handler/store@0.1.1";
-import { emit as witEmit } from "parallel-you:handler/emitter@0.1.1";
-import * as scheduler from "parallel-you:handler/scheduler@0.1.1";
-import { log as witLog } from "parallel-you:handler/log@0.1.1";
+import * as store from "parallel-you:handler/store@0.1.2";
+import { emit as witEmit } from "parallel-you:handler/emitter@0.1.2";
+import * as scheduler from "parallel-you:handler/scheduler@0.1.2";
+import { log as witLog } from "parallel-you:handler/log@0.1.2";
 
 const MAX_MESSAGE = 1000;
 const STACK_LINES = 12;

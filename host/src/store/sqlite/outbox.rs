@@ -63,12 +63,20 @@ pub(super) fn unsent(
     Ok(out)
 }
 
-/// Marks a row sent; a missing one is no error.
-pub(super) fn mark_sent(conn: &Connection, message_id: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE processed SET sent = 1 WHERE message_id = ?1")
-        .and_then(|mut st| st.execute(params![message_id]))
-        .map(|_| ())
-        .map_err(sql_error)
+/// Marks rows sent, in one transaction; a missing one is no error.
+pub(super) fn mark_sent(conn: &mut Connection, message_ids: &[String]) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql_error)?;
+    {
+        let mut mark = tx
+            .prepare_cached("UPDATE processed SET sent = 1 WHERE message_id = ?1")
+            .map_err(sql_error)?;
+        for id in message_ids {
+            mark.execute(params![id]).map_err(sql_error)?;
+        }
+    }
+    tx.commit().map_err(sql_error)
 }
 
 /// Deletes up to `limit` sent rows processed before `before_ms`.

@@ -51,6 +51,15 @@ pub struct Meta {
     pub session_id: Option<String>,
     /// RFC 3339 UTC time with milliseconds, e.g. `2026-11-23T15:41:09.123Z`.
     pub timestamp: String,
+    /// On an event: the last one its command caused, so a client waiting for
+    /// the answer can stop (the host sets it; see [`Envelope::mark_last`]).
+    /// Written only when true, so older readers see the same shape as before.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub last: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Meta {
@@ -67,6 +76,7 @@ impl Meta {
             causation_id: None,
             session_id: None,
             timestamp: now_rfc3339(),
+            last: false,
         }
     }
 
@@ -215,6 +225,15 @@ impl Envelope {
                 cause.reply_channel.clone(),
             ),
             body,
+        }
+    }
+
+    /// Marks the last of a command's `events` as its last (and no other):
+    /// a command's answer is complete when its `last` event has arrived.
+    pub fn mark_last(events: &mut [Envelope]) {
+        let n = events.len();
+        for (i, event) in events.iter_mut().enumerate() {
+            event.meta.last = i + 1 == n;
         }
     }
 

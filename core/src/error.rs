@@ -178,11 +178,14 @@ impl ErrorBody {
     }
 
     /// The error event answering the command `cause`: routing key
-    /// `<domain>.error`, published under the command's reply channel.
+    /// `<domain>.error`, published under the command's reply channel. It is
+    /// the command's whole answer, so it is marked `last`.
     pub fn event_for(mut self, cause: &Meta) -> Envelope {
         self.command = Some(cause.routing_key.clone());
         let key = error_key(&cause.routing_key);
-        Envelope::event_for(cause, &key, self.to_raw())
+        let mut event = Envelope::event_for(cause, &key, self.to_raw());
+        event.meta.last = true;
+        event
     }
 
     /// The error event answering a message that was not a valid envelope,
@@ -195,12 +198,14 @@ impl ErrorBody {
             .filter(|k| check_routing_key(k).is_ok())
             .map(error_key)
             .unwrap_or_else(|| "pyou.error".to_owned());
+        let mut meta = Meta::new(Kind::Event, &key).caused_by(
+            partial.correlation_id.clone(),
+            partial.session_id.clone(),
+            partial.reply_channel.clone(),
+        );
+        meta.last = true;
         Envelope {
-            meta: Meta::new(Kind::Event, &key).caused_by(
-                partial.correlation_id.clone(),
-                partial.session_id.clone(),
-                partial.reply_channel.clone(),
-            ),
+            meta,
             body: self.to_raw(),
         }
     }

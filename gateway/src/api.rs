@@ -21,9 +21,6 @@ use crate::rejection::ApiError;
 use crate::session_param::session_param;
 use crate::Gateway;
 
-/// After the first event of a `?wait=` request, how long to wait for more.
-const SETTLE: Duration = Duration::from_millis(25);
-
 /// Handles `POST /api/*path`.
 pub(crate) async fn post_command(
     State(gw): State<Arc<Gateway>>,
@@ -102,11 +99,16 @@ pub(crate) async fn post_command(
             )
                 .into_response());
         };
+        // Until the command's last event (the host marks it), or the wait
+        // is over: no settling time after the first one.
+        let deadline = tokio::time::Instant::now() + wait;
         let mut events = Vec::new();
-        if let Ok(Some(first)) = tokio::time::timeout(wait, rx.recv()).await {
-            events.push(first);
-            while let Ok(Some(more)) = tokio::time::timeout(SETTLE, rx.recv()).await {
-                events.push(more);
+        let mut complete = false;
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            complete = event.meta.last;
+            events.push(event);
+            if complete {
+                break;
             }
         }
         gw.sessions.stop_waiting(&correlation_id);
@@ -120,7 +122,7 @@ pub(crate) async fn post_command(
         Ok((
             StatusCode::OK,
             [(CONTENT_TYPE, "application/json")],
-            wait_answer(&correlation_id, &message_id, &events),
+            wait_answer(&correlation_id, &message_id, &events, complete),
         )
             .into_response())
     }
@@ -128,17 +130,24 @@ pub(crate) async fn post_command(
     .await
 }
 
-/// The `?wait=` answer: `{"correlation_id", "message_id", "events": [...]}`.
+/// The `?wait=` answer: `{"correlation_id", "message_id", "events": [...],
+/// "complete"}`; `complete` is false when the wait ended before the
+/// command's last event.
 ///
 /// Spliced from the events' own JSON texts rather than built as a `Value`:
 /// that would re-parse every body, and serde_json refuses (`json!` panics
 /// on) bodies nested deeper than 128 levels. This cannot fail on any body.
-fn wait_answer(correlation_id: &str, message_id: &str, events: &[Envelope]) -> String {
+fn wait_answer(
+    correlation_id: &str,
+    message_id: &str,
+    events: &[Envelope],
+    complete: bool,
+) -> String {
     // Serialising a plain string cannot fail.
     let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let texts: Vec<String> = events.iter().map(Envelope::to_json).collect();
     format!(
-        r#"{{"correlation_id":{},"message_id":{},"events":[{}]}}"#,
+        r#"{{"correlation_id":{},"message_id":{},"events":[{}],"complete":{complete}}}"#,
         quoted(correlation_id),
         quoted(message_id),
         texts.join(",")
@@ -176,16 +185,17 @@ mod tests {
             };
             events.push(Envelope::event_for(&cmd, "a.done", body));
         }
-        let answer = wait_answer("c\"1", "m1", &events);
+        let answer = wait_answer("c\"1", "m1", &events, true);
         assert!(answer.starts_with(r#"{"correlation_id":"c\"1","message_id":"m1","events":[{"#));
         for ev in &events {
             assert!(answer.contains(&ev.to_json()));
         }
         // What serde_json can read of it is what was sent.
-        let shallow = wait_answer("c", "m", &events[..2]);
+        let shallow = wait_answer("c", "m", &events[..2], false);
         let Ok(value) = serde_json::from_str::<serde_json::Value>(&shallow) else {
             panic!("{shallow}")
         };
         assert_eq!(value["events"].as_array().map(Vec::len), Some(2));
+        assert_eq!(value["complete"], false);
     }
 }

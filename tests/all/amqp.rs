@@ -322,6 +322,9 @@ async fn pyou_host_and_pyou_gateway_as_separate_processes() {
         "{events}"
     );
     assert_eq!(first["body"]["value"], 5);
+    // The host's mark of the command's last event crosses the broker.
+    assert_eq!(first["meta"]["last"], true, "{events}");
+    assert_eq!(events["complete"], true, "{events}");
 
     // Without a broker, the roles that need one say so.
     let out = Command::new(env!("CARGO_BIN_EXE_pyou"))

@@ -292,7 +292,7 @@ async fn overflowing_buffer_sends_a_gap_notice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_answers_with_the_events() {
-    let server = Server::start(&["counter", "spin"], GatewayConfig::default(), None).await;
+    let server = Server::start(&["counter", "spin", "noop"], GatewayConfig::default(), None).await;
     let (status, body) = post(
         &server.url("/api/counter/increment?wait=5000"),
         None,
@@ -304,6 +304,25 @@ async fn wait_answers_with_the_events() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["meta"]["causation_id"], body["correlation_id"]);
     assert_eq!(events[0]["body"]["value"], 1);
+    assert_eq!(events[0]["meta"]["last"], true, "{body}");
+    assert_eq!(body["complete"], true);
+    // Several events: all of them, in order, and only the last marked so.
+    let (status, body) = post(&server.url("/api/noop/emit?wait=5000"), None, r#"{"n":3}"#).await;
+    assert_eq!(status, 200, "{body}");
+    let keys: Vec<_> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["meta"]["routing_key"].clone(), e["meta"]["last"].clone()))
+        .collect();
+    let emitted = (Value::from("noop.emitted"), Value::Null);
+    let done = (Value::from("noop.done"), Value::Bool(true));
+    assert_eq!(
+        keys,
+        [emitted.clone(), emitted.clone(), emitted, done],
+        "{body}"
+    );
+    assert_eq!(body["complete"], true);
     // An error is an answer too.
     let (status, body) = post(
         &server.url("/api/counter/get?wait=5000"),
@@ -313,6 +332,8 @@ async fn wait_answers_with_the_events() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(body["events"][0]["body"]["code"], "not_found");
+    assert_eq!(body["events"][0]["meta"]["last"], true);
+    assert_eq!(body["complete"], true);
     // Nothing within the wait: 504 with the correlation id to follow up.
     let (status, body) = post(&server.url("/api/spin/forever?wait=100"), None, "{}").await;
     assert_eq!(status, 504, "{body}");

@@ -164,6 +164,7 @@ impl Host {
     ) -> Option<Handled> {
         let mut code = None;
         loop {
+            Envelope::mark_last(&mut events);
             let now = self.clock.now_ms();
             let marker = Marker {
                 message_id: cmd.meta.message_id.clone(),

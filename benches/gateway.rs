@@ -1,6 +1,7 @@
 //! Gateway figures on loopback: `wrk` against `POST /api/noop/ping` (202),
-//! and end to end POST → event on the session's WebSocket, beside the plain
-//! POST → 202 round trip of the same client.
+//! end to end POST → event on the session's WebSocket beside the plain
+//! POST → 202 round trip of the same client, `?wait` round trips, and
+//! commands sent over one WebSocket against the same commands over HTTP.
 //!
 //! Run with `cargo bench --bench gateway` (needs `wrk` on PATH for the load
 //! part: `apt-get install wrk`; without it that part is skipped with a note).
@@ -19,6 +20,10 @@ use tokio_tungstenite::tungstenite::Message;
 const ROUND_TRIPS: usize = 2000;
 const TIME_CAP: Duration = Duration::from_secs(20);
 const WRK_SECONDS: u32 = 10;
+/// Commands per side of the WebSocket-vs-HTTP comparison.
+const STREAMED: usize = 5000;
+/// HTTP clients in flight on the HTTP side of it.
+const HTTP_CLIENTS: usize = 32;
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -118,9 +123,35 @@ async fn run() -> anyhow::Result<()> {
         }
         end_to_end.push(t.elapsed());
     }
+    let mut waited = Vec::new();
+    let started = Instant::now();
+    for i in 0..ROUND_TRIPS {
+        if started.elapsed() > TIME_CAP {
+            break;
+        }
+        let t = Instant::now();
+        let res = client
+            .post(format!("{url}?wait=2000"))
+            .body(format!(r#"{{"i":{i}}}"#))
+            .send()
+            .await?;
+        anyhow::ensure!(res.status().as_u16() == 200, "status {}", res.status());
+        res.bytes().await?;
+        waited.push(t.elapsed());
+    }
     println!();
     report("POST → 202 (one client, sequential)", post_only);
     report("POST → event on the WebSocket", end_to_end);
+    report("POST ?wait → 200 with the events", waited);
+
+    // The same commands over one WebSocket and over HTTP (32 clients),
+    // each until its answers arrived on a session socket.
+    let ws_rate = over_websocket(&addr.to_string()).await?;
+    let http_rate = over_http(&addr.to_string(), &client).await?;
+    println!(
+        "\n{STREAMED} noop.ping to answer: one WebSocket {ws_rate:.0}/s, HTTP ({HTTP_CLIENTS} clients) {http_rate:.0}/s, ratio {:.2}",
+        ws_rate / http_rate
+    );
 
     // Load: wrk, bounded in time.
     let lua = handlers.path().join("post.lua");
@@ -167,6 +198,88 @@ async fn run() -> anyhow::Result<()> {
     server.await??;
     serving.shutdown(Duration::from_secs(10)).await;
     Ok(())
+}
+
+/// Reads `n` text frames (events) from `ws` within [`TIME_CAP`].
+async fn read_events<S>(ws: &mut S, n: usize) -> anyhow::Result<usize>
+where
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let deadline = tokio::time::Instant::now() + TIME_CAP;
+    let mut got = 0;
+    while got < n {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(_)))) => got += 1,
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => anyhow::bail!("websocket ended: {other:?}"),
+            Err(_) => break,
+        }
+    }
+    Ok(got)
+}
+
+/// Commands per second, sent on one socket as fast as it takes them, until
+/// the last answer came back on it.
+async fn over_websocket(addr: &str) -> anyhow::Result<f64> {
+    use futures::SinkExt;
+    let (ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/ws?session=wsbench")).await?;
+    let (mut tx, mut rx) = ws.split();
+    let t = Instant::now();
+    let sender = tokio::spawn(async move {
+        for i in 0..STREAMED {
+            let cmd =
+                parallel_you_core::Envelope::command("noop.ping", &format!(r#"{{"i":{i}}}"#))?
+                    .with_session("wsbench");
+            tx.send(Message::text(cmd.to_json())).await?;
+        }
+        anyhow::Ok(tx)
+    });
+    let got = read_events(&mut rx, STREAMED).await?;
+    let elapsed = t.elapsed();
+    drop(sender.await??);
+    anyhow::ensure!(
+        got == STREAMED,
+        "only {got} of {STREAMED} answers over the WebSocket"
+    );
+    Ok(STREAMED as f64 / elapsed.as_secs_f64())
+}
+
+/// The same commands POSTed by [`HTTP_CLIENTS`] clients in a session whose
+/// socket reads the answers.
+async fn over_http(addr: &str, client: &reqwest::Client) -> anyhow::Result<f64> {
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/ws?session=httpbench")).await?;
+    let url = format!("http://{addr}/api/noop/ping");
+    let t = Instant::now();
+    let posters: Vec<_> = (0..HTTP_CLIENTS)
+        .map(|c| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                for i in (c..STREAMED).step_by(HTTP_CLIENTS) {
+                    let res = client
+                        .post(&url)
+                        .header("X-Session-Id", "httpbench")
+                        .body(format!(r#"{{"i":{i}}}"#))
+                        .send()
+                        .await?;
+                    anyhow::ensure!(res.status().as_u16() == 202, "status {}", res.status());
+                    res.bytes().await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    let got = read_events(&mut ws, STREAMED).await?;
+    let elapsed = t.elapsed();
+    for p in posters {
+        p.await??;
+    }
+    anyhow::ensure!(
+        got == STREAMED,
+        "only {got} of {STREAMED} answers over HTTP"
+    );
+    Ok(STREAMED as f64 / elapsed.as_secs_f64())
 }
 
 fn main() -> anyhow::Result<()> {

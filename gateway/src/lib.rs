@@ -201,6 +201,13 @@ impl Gateway {
         self.catalog.entries().as_ref().clone()
     }
 
+    /// The commands served now: the catalog brought up to date with the
+    /// bus bindings first (it follows them on its own, a moment later).
+    pub async fn current_commands(&self) -> Vec<CommandEntry> {
+        self.catalog.refresh().await;
+        self.commands()
+    }
+
     /// Serves HTTP (or HTTPS and WSS with `tls`) on `listener` until
     /// `signal` completes, then stops accepting, closes every WebSocket
     /// with a close frame, and waits up to `grace` for requests in flight.

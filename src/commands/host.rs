@@ -19,8 +19,16 @@ pub(crate) struct Args {
 /// Runs until SIGINT or SIGTERM, then finishes the commands in flight.
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     let bus = args.bus.connect_broker("host").await?;
-    let host = args.host.start().await?;
+    let host = args.host.open().await?;
     let serving = host.serve(bus).await?;
+    // Each component consumes as soon as it is loaded.
+    tokio::select! {
+        _ = args.host.bring_online(&host) => {}
+        _ = shutdown_signal() => {
+            stop_host(serving, None).await;
+            return Ok(0);
+        }
+    }
     let watching = args.watch.start(&host, &args.host)?;
     let domains: Vec<String> = host
         .registry()

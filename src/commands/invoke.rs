@@ -46,7 +46,6 @@ fn read_input(source: &str) -> anyhow::Result<String> {
 /// Runs the command and prints each event as one JSON line. Exits 0 when no
 /// error event was produced, 1 when one was, 2 for bad usage.
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
-    let host = args.host.start().await?;
     let out = Arc::new(Collector::new());
     let events = match (&args.envelope, &args.routing_key, &args.body) {
         (Some(source), _, _) => {
@@ -57,9 +56,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
                     return Ok(EXIT_USAGE);
                 }
             };
+            // Only the component the envelope is for is loaded; one that
+            // cannot be read is refused by the host with what it could read.
+            let key = Envelope::from_json(&text, usize::MAX)
+                .map(|e| e.meta.routing_key)
+                .unwrap_or_default();
+            let host = args.host.start_for(&key).await?;
             host.dispatch_json(&text, out.clone()).await
         }
         (None, Some(key), Some(body)) => {
+            let host = args.host.start_for(key).await?;
             let body = if body == "-" {
                 read_input("-")?
             } else {

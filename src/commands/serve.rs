@@ -21,13 +21,36 @@ pub(crate) struct Args {
 }
 
 /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+///
+/// Listens first, then brings the components online one by one (a cold
+/// compile can take tens of seconds), and prints its one line on stdout
+/// (for scripts and tests) once all of them are loaded.
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
-    let host = args.host.start().await?;
+    let host = args.host.open().await?;
     let bus = args.bus.connect("serve").await?;
     let serving = host.serve(bus.clone()).await?;
-    let watching = args.watch.start(&host, &args.host)?;
     let gateway = Gateway::start(bus, Some(host.clone()), GatewayConfig::default()).await?;
-    args.listen.serve(&gateway, "pyou serving").await?;
+    let (url, mut server) = args.listen.spawn(&gateway)?;
+    eprintln!(
+        "pyou: listening on {url}; loading {}",
+        args.host.handlers.handlers.display()
+    );
+    let stopped_early = tokio::select! {
+        _ = args.host.bring_online(&host) => None,
+        ended = &mut server => Some(ended),
+    };
+    let watching = match stopped_early {
+        Some(ended) => {
+            stop_host(serving, None).await;
+            ended??;
+            return Ok(0);
+        }
+        None => args.watch.start(&host, &args.host)?,
+    };
+    let commands = gateway.current_commands().await.len();
+    println!("pyou serving {commands} commands on {url} (GET /api lists them)");
+    let ended = server.await;
     stop_host(serving, watching).await;
+    ended??;
     Ok(0)
 }

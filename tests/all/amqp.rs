@@ -216,7 +216,7 @@ impl HostProcess {
     /// Starts `pyou <role> --bus … --management-url … <args>` and returns
     /// it with the first line it prints (it prints one when ready).
     fn spawn(role: &str, rabbit: &Rabbit, args: &[&std::ffi::OsStr]) -> (Self, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pyou"))
+        let mut child = common::pyou()
             .args([role, "--bus", &rabbit.url(), "--management-url"])
             .arg(rabbit.management_url())
             .args(args)
@@ -327,7 +327,7 @@ async fn pyou_host_and_pyou_gateway_as_separate_processes() {
     assert_eq!(events["complete"], true, "{events}");
 
     // Without a broker, the roles that need one say so.
-    let out = Command::new(env!("CARGO_BIN_EXE_pyou"))
+    let out = common::pyou()
         .args(["gateway", "--listen", "127.0.0.1:0"])
         .env_remove("PYOU_BUS")
         .env_remove("RABBITMQ_URL")

@@ -133,7 +133,7 @@ impl Served {
         use std::io::BufRead;
         let handlers = crate::common::handlers_dir(names);
         let data = tempfile::tempdir().unwrap();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pyou"))
+        let mut child = crate::common::pyou()
             .args(["serve", "--listen", "127.0.0.1:0", "--handlers"])
             .arg(handlers.path())
             .arg("--data")

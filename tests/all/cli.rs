@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use common::handlers_dir;
 
 fn pyou(handlers: &Path, data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pyou"));
+    let mut command = common::pyou();
     command.args(args).arg("--handlers").arg(handlers);
     if args.first() == Some(&"invoke") {
         command.arg("--data").arg(data);
@@ -205,7 +205,7 @@ async fn serve_answers_over_http_and_stops_gracefully_on_sigterm() {
     use std::io::BufRead;
     let handlers = handlers_dir(&["counter"]);
     let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pyou"))
+    let mut child = common::pyou()
         .args(["serve", "--listen", "127.0.0.1:0", "--handlers"])
         .arg(handlers.path())
         .arg("--data")
@@ -245,7 +245,7 @@ async fn serve_answers_over_http_and_stops_gracefully_on_sigterm() {
 
     // `pyou watch` prints the session's events, including those published
     // before it connected (the session buffer replays them).
-    let watch = Command::new(env!("CARGO_BIN_EXE_pyou"))
+    let watch = common::pyou()
         .args([
             "watch",
             "--url",
@@ -288,4 +288,98 @@ async fn serve_answers_over_http_and_stops_gracefully_on_sigterm() {
         None,
     );
     assert_eq!(events(&get)[0]["body"]["value"], 1);
+}
+
+#[test]
+fn invoke_loads_only_the_component_that_serves_the_key() {
+    let handlers = handlers_dir(&["counter", "noop"]);
+    // A file that cannot load: reported only when it is actually loaded.
+    std::fs::write(handlers.path().join("broken.wasm"), b"\0asm not really")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let h = handlers.path();
+    let out = pyou(
+        h,
+        data.path(),
+        &["invoke", "counter.get", r#"{"name":"x"}"#],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(events(&out)[0]["body"]["code"], "not_found", "{stderr}");
+    assert!(
+        !stderr.contains("broken.wasm"),
+        "loaded more than counter: {stderr}"
+    );
+    // noop.wasm is not named after counter's domain either: the key's
+    // owner is found among the others, still without the broken one when
+    // it comes first (smaller).
+    let out = pyou(h, data.path(), &["invoke", "noop.ping", r#"{"a":1}"#], None);
+    assert_eq!(events(&out)[0]["meta"]["routing_key"], "noop.ponged");
+    // A key nobody serves: every file was tried, so the broken one is said.
+    let out = pyou(h, data.path(), &["invoke", "nobody.here", "{}"], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(events(&out)[0]["body"]["code"], "unknown_routing_key");
+    assert!(stderr.contains("broken.wasm"), "{stderr}");
+}
+
+#[tokio::test]
+async fn serve_listens_first_then_brings_components_online_smallest_first() {
+    use std::io::BufRead;
+    let handlers = handlers_dir(&["thread", "counter"]);
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut child = common::pyou()
+        .args(["serve", "--listen", "127.0.0.1:0", "--handlers"])
+        .arg(handlers.path())
+        .arg("--data")
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("stderr"));
+    let _child = Kill(child);
+    // stderr up to the last component's line, then stdout's one line.
+    let lines = tokio::task::spawn_blocking(move || {
+        let progress: Vec<String> = std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.starts_with("pyou:"))
+            .take_while(|l| !l.contains("thread.wasm serves"))
+            .collect();
+        let mut ready = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut ready)
+            .map(|_| (progress, ready))
+    });
+    let (progress, ready) = tokio::time::timeout(std::time::Duration::from_secs(120), lines)
+        .await
+        .unwrap_or_else(|_| panic!("pyou serve did not finish loading"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        progress[0].starts_with("pyou: listening on http://"),
+        "{progress:?}"
+    );
+    // counter.wasm is the smaller one: it serves before thread is loaded.
+    assert!(
+        progress
+            .iter()
+            .any(|l| l.starts_with("pyou: counter.wasm serves counter")),
+        "{progress:?}"
+    );
+    assert!(ready.starts_with("pyou serving "), "{ready:?}");
+    let commands: usize = ready
+        .split_whitespace()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{ready:?}"));
+    assert!(commands > 10, "both components' commands: {ready:?}");
 }

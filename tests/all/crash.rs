@@ -11,7 +11,7 @@ use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,7 +67,7 @@ impl HostChild {
         backing: &Backing,
         crash: Option<String>,
     ) -> HostChild {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_pyou"));
+        let mut command = common::pyou();
         command
             .args(["host", "--bus", &rabbit.url(), "--management-url"])
             .arg(rabbit.management_url())

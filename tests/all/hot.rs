@@ -516,10 +516,7 @@ async fn a_corrupt_cache_entry_is_recompiled_not_trusted() {
 
 /// Runs `pyou` to completion.
 fn pyou(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_pyou"))
-        .args(args)
-        .output()
-        .unwrap()
+    common::pyou().args(args).output().unwrap()
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, for at most [`BOUND`].
@@ -541,12 +538,12 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pyou_serve_deploy_and_handlers_through_the_gateway() {
     use std::io::BufRead;
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     let handlers = handlers_dir(&["counter"]);
     let data = tempfile::tempdir().unwrap();
     let dir = handlers.path().to_str().unwrap().to_owned();
     let cache = data.path().join("cache");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pyou"))
+    let mut child = common::pyou()
         .args(["serve", "--listen", "127.0.0.1:0", "--handlers", &dir])
         .arg("--data")
         .arg(data.path())

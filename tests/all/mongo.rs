@@ -8,7 +8,7 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -429,7 +429,7 @@ async fn racing_commits_of_one_marker_apply_once() {
 }
 
 fn pyou(handlers: &Path, args: &[&str], envs: &[(&str, &str)], stdin: &str) -> std::process::Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pyou"))
+    let mut child = common::pyou()
         .args(args)
         .arg("--handlers")
         .arg(handlers)

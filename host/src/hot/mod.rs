@@ -32,9 +32,11 @@ use crate::host::Host;
 use crate::runtime::{LoadError, LoadedHandler};
 use parallel_you_core::envelope::Envelope;
 
+mod folder;
 mod framing;
 mod watcher;
 
+pub use folder::{component_files, Progress};
 pub use framing::incomplete;
 pub use watcher::{WatchConfig, WatchError, Watching};
 

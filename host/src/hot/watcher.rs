@@ -10,6 +10,7 @@ use notify_debouncer_mini::notify::RecursiveMode;
 use notify_debouncer_mini::{new_debouncer, DebounceEventResult, DebouncedEventKind};
 use tokio_util::sync::CancellationToken;
 
+use super::folder::is_component_path;
 use super::{HotLoader, HotOutcome};
 use crate::runtime::LoadError;
 
@@ -101,17 +102,6 @@ impl HotLoader {
         let task = tokio::spawn(watcher.run(rx, stop.clone(), debouncer));
         Ok(Watching { stop, task })
     }
-}
-
-/// Whether a path in the folder is a component to load: `*.wasm`, not a
-/// hidden file (temporary files of `pyou deploy` and editors start with a
-/// dot).
-fn is_component_path(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "wasm")
-        && path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| !n.starts_with('.'))
 }
 
 /// Size and modification time of a file when it was last loaded or
@@ -257,18 +247,5 @@ impl FolderWatcher {
                 self.incomplete_since.remove(path);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_visible_wasm_files_are_components() {
-        assert!(is_component_path(Path::new("/h/counter.wasm")));
-        assert!(!is_component_path(Path::new("/h/.counter.wasm.tmp1")));
-        assert!(!is_component_path(Path::new("/h/.counter.wasm")));
-        assert!(!is_component_path(Path::new("/h/notes.txt")));
     }
 }

@@ -5,6 +5,12 @@ use super::handlers::HandlersDir;
 use super::limits::LimitArgs;
 use super::store::StoreArgs;
 
+use std::sync::Arc;
+
+use parallel_you_core::names;
+use parallel_you_host::hot::{component_files, Progress};
+use parallel_you_host::{Host, HotLoader, HotOutcome};
+
 /// What a subcommand that runs handlers needs: the handlers, the store and
 /// the sandbox limits.
 #[derive(Debug, Clone, clap::Args)]
@@ -20,27 +26,98 @@ pub(crate) struct HostArgs {
 }
 
 impl HostArgs {
-    /// A host over the embedded store with the handlers loaded; files that
-    /// failed to load are reported on stderr.
-    pub(crate) async fn start(&self) -> anyhow::Result<std::sync::Arc<parallel_you_host::Host>> {
-        use anyhow::Context as _;
+    /// A host over the store, with no handler loaded yet.
+    pub(crate) async fn open(&self) -> anyhow::Result<Arc<Host>> {
         let store = self.data.open().await?;
-        let host = std::sync::Arc::new(parallel_you_host::Host::with_cache(
+        Ok(Arc::new(Host::with_cache(
             self.limits.host_config(),
             store,
             self.cache.dir(&self.data.data).as_deref(),
-        )?);
-        host.load_dir(&self.handlers.handlers)
-            .await
-            .with_context(|| {
-                format!(
-                    "loading the handlers in {}",
-                    self.handlers.handlers.display()
-                )
-            })?;
-        for failure in host.registry().failures() {
-            eprintln!("warning: {failure}");
+        )?))
+    }
+
+    /// Loads the handlers folder into a host that already serves, smallest
+    /// component first, each serving as soon as it is ready; one line per
+    /// component on stderr (and one when a compile is slow). Returns how
+    /// many components serve.
+    pub(crate) async fn bring_online(&self, host: &Arc<Host>) -> usize {
+        let loader = HotLoader::new(host.clone());
+        loader
+            .bring_online(&self.handlers.handlers, &mut report)
+            .await;
+        host.registry().handlers().count()
+    }
+
+    /// A host with only the component that serves `routing_key` loaded
+    /// (all of them when none does): the file named after its domain is
+    /// tried first, then the others, smallest first.
+    pub(crate) async fn start_for(&self, routing_key: &str) -> anyhow::Result<Arc<Host>> {
+        use anyhow::Context as _;
+        let host = self.open().await?;
+        let dir = &self.handlers.handlers;
+        let mut files = component_files(dir)
+            .with_context(|| format!("reading the handlers folder {}", dir.display()))?;
+        let named = format!("{}.wasm", names::domain_of(routing_key));
+        // A stable sort keeps the others smallest first.
+        files.sort_by_key(|(path, _)| path.file_name().is_none_or(|n| *n != *named));
+        let loader = HotLoader::new(host.clone());
+        for (file, _) in files {
+            warn_unloaded(&file, &loader.load_file(&file).await);
+            if host.registry().route(routing_key).is_some() {
+                break;
+            }
         }
         Ok(host)
+    }
+}
+
+/// One line of [`HostArgs::bring_online`]'s progress on stderr.
+fn report(step: Progress<'_>) {
+    let name = |file: &std::path::Path| {
+        file.file_name().map_or_else(
+            || file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    };
+    match step {
+        Progress::Slow { file, bytes } => {
+            eprintln!("pyou: compiling {} ({})…", name(file), size(bytes));
+        }
+        Progress::Done {
+            file,
+            outcome,
+            elapsed,
+        } => match outcome {
+            HotOutcome::Loaded { domain } | HotOutcome::Upgraded { domain } => eprintln!(
+                "pyou: {} serves {domain} ({:.1} s)",
+                name(file),
+                elapsed.as_secs_f64()
+            ),
+            other => warn_unloaded(file, other),
+        },
+    }
+}
+
+/// A warning on stderr for a file that did not load.
+fn warn_unloaded(file: &std::path::Path, outcome: &HotOutcome) {
+    match outcome {
+        HotOutcome::Failed(reason) => eprintln!("warning: {}: {reason}", file.display()),
+        HotOutcome::Incomplete(why) => {
+            eprintln!(
+                "warning: {}: not loaded, incomplete ({why})",
+                file.display()
+            )
+        }
+        _ => {}
+    }
+}
+
+/// A file size for people: `137 KiB`, `18.4 MiB`.
+fn size(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB {
+        format!("{:.1} MiB", bytes as f64 / MIB as f64)
+    } else {
+        format!("{} KiB", bytes.div_ceil(1024))
     }
 }

@@ -39,6 +39,25 @@ impl ListenArgs {
         Ok((listener, tls))
     }
 
+    /// Binds, and serves `gateway` in a task of its own until SIGINT or
+    /// SIGTERM; returns the URL it serves at and the task.
+    pub(crate) fn spawn(
+        &self,
+        gateway: &std::sync::Arc<parallel_you_gateway::Gateway>,
+    ) -> anyhow::Result<(String, tokio::task::JoinHandle<anyhow::Result<()>>)> {
+        let (listener, tls) = self.bind()?;
+        let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let gateway = gateway.clone();
+        let task = tokio::spawn(async move {
+            gateway
+                .serve(listener, tls, shutdown_signal(), GRACE)
+                .await?;
+            Ok(())
+        });
+        Ok((format!("{scheme}://{addr}"), task))
+    }
+
     /// Binds, prints one line on stdout (so scripts and tests can find the
     /// port), then serves `gateway` until SIGINT or SIGTERM. `serving` starts
     /// the line: it says which process this is.

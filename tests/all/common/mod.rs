@@ -21,6 +21,18 @@ use parallel_you_host::host::Serving;
 use parallel_you_host::{Host, HostConfig, Limits};
 
 /// The folder holding every built component (bundled and test-only).
+/// The `pyou` binary, with its compilation cache in the build's temporary
+/// folder rather than the user's cache: shared by every test (a cache), and
+/// never outside the target directory.
+pub fn pyou() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pyou"));
+    command.env(
+        "PYOU_CACHE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyou-cache"),
+    );
+    command
+}
+
 pub fn components() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {

@@ -4,6 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -14,6 +17,12 @@ use parallel_you_core::error::{ErrorBody, ErrorCode};
 use crate::rejection::ApiError;
 use crate::session_param::session_param;
 use crate::Gateway;
+
+/// Commands of one socket on their way to the bus at once. A send to
+/// RabbitMQ waits for the broker's confirm; one at a time, a socket would
+/// carry a few hundred commands a second. Past this many the socket is not
+/// read until one is through, so a client cannot make the gateway hold more.
+const SENDS_IN_FLIGHT: usize = 64;
 
 /// Handles the upgrade request.
 pub(crate) async fn upgrade(
@@ -52,6 +61,8 @@ fn gap_notice(session: &str, missed: u64) -> String {
 }
 
 async fn run(gw: Arc<Gateway>, session: String, mut socket: WebSocket) {
+    let session: Arc<str> = Arc::from(session);
+    let mut sending = FuturesUnordered::<BoxFuture<'static, Option<String>>>::new();
     let attached = gw.sessions.attach(&session);
     let mut cursor = attached.cursor;
     let mut changed = attached.changed;
@@ -78,13 +89,16 @@ async fn run(gw: Arc<Gateway>, session: String, mut socket: WebSocket) {
                 break;
             }
             c = changed.changed() => if c.is_err() { break },
-            msg = socket.recv() => match msg {
-                Some(Ok(Message::Text(text))) => {
-                    if let Some(reply) = command_from_client(&gw, &session, text.as_str()).await {
-                        if !send_text(&mut socket, &reply).await {
-                            break;
-                        }
+            Some(refused) = sending.next(), if !sending.is_empty() => {
+                if let Some(reply) = refused {
+                    if !send_text(&mut socket, &reply).await {
+                        break;
                     }
+                }
+            }
+            msg = socket.recv(), if sending.len() < SENDS_IN_FLIGHT => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    sending.push(Box::pin(command_from_client(gw.clone(), session.clone(), text)));
                 }
                 Some(Ok(Message::Binary(_))) => {
                     let err = ErrorBody::new(ErrorCode::InvalidEnvelope, "send envelopes as text frames of JSON")
@@ -98,6 +112,9 @@ async fn run(gw: Arc<Gateway>, session: String, mut socket: WebSocket) {
             },
         }
     }
+    // Commands read from the socket are sent even when it closed meanwhile:
+    // the client saw them go.
+    while sending.next().await.is_some() {}
     gw.sessions.detach(&session);
     tracing::debug!(session_id = %session, "websocket detached");
 }
@@ -112,8 +129,13 @@ fn socket_meta(session: &str, correlation_id: Option<String>) -> PartialMeta {
 
 /// Sends a command envelope written by the client. Returns an error event
 /// (JSON text) for the client when it cannot be sent.
-async fn command_from_client(gw: &Gateway, session: &str, text: &str) -> Option<String> {
-    let cmd = match Envelope::from_json(text, gw.config.max_body) {
+async fn command_from_client(
+    gw: Arc<Gateway>,
+    session: Arc<str>,
+    text: Utf8Bytes,
+) -> Option<String> {
+    let session = &*session;
+    let cmd = match Envelope::from_json(text.as_str(), gw.config.max_body) {
         Ok(cmd) => cmd,
         Err(err) => {
             let partial = err.partial.in_session(session);

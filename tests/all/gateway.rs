@@ -29,12 +29,20 @@ struct Server {
 
 impl Server {
     async fn start(names: &[&str], config: GatewayConfig, tls: Option<TlsFiles>) -> Server {
+        Self::start_on(common::serve_on_bus(names).await, config, tls).await
+    }
+
+    async fn start_on(
+        on_bus: common::OnBus,
+        config: GatewayConfig,
+        tls: Option<TlsFiles>,
+    ) -> Server {
         let common::OnBus {
             host,
             bus,
             serving,
             handlers,
-        } = common::serve_on_bus(names).await;
+        } = on_bus;
         let bus: Arc<dyn Bus> = bus;
         let gateway = Gateway::start(bus.clone(), Some(host.clone()), config)
             .await
@@ -463,6 +471,43 @@ async fn websocket_clients_send_commands_and_bad_ones_get_an_error_event() {
         .await
         .unwrap();
     assert_eq!(health["status"], "ok");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_pipelined_on_one_socket_all_run_once() {
+    const N: u64 = 300;
+    // Hundreds of commands at once on a small machine: a deadline that
+    // measures the handler, not the queue for the cores.
+    let limits = parallel_you_host::Limits {
+        deadline: Duration::from_secs(10),
+        ..common::test_limits()
+    };
+    let on_bus = common::serve_on_bus_with(&["counter"], limits).await;
+    let server = Server::start_on(on_bus, GatewayConfig::default(), None).await;
+    let mut ws = server.ws("pipe").await;
+    // Sent without waiting for answers: more than the socket's sends in
+    // flight, so its backpressure is crossed too.
+    // (One counter each: on a shared one, 64 at once would overtake each
+    // other into `conflict`, as they should.)
+    for i in 0..N {
+        let body = format!(r#"{{"name":"pipe-{i}"}}"#);
+        let cmd = common::cmd("counter.increment", &body).with_session("pipe");
+        ws.send(Message::text(cmd.to_json())).await.unwrap();
+    }
+    let mut names = Vec::new();
+    while (names.len() as u64) < N {
+        let ev = next_json(&mut ws, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("{} of {N} answers", names.len()));
+        assert_eq!(ev["meta"]["routing_key"], "counter.incremented", "{ev}");
+        assert_eq!(ev["body"]["value"], 1, "{ev}");
+        names.push(ev["body"]["name"].as_str().unwrap().to_owned());
+    }
+    names.sort_unstable();
+    let mut want: Vec<String> = (0..N).map(|i| format!("pipe-{i}")).collect();
+    want.sort_unstable();
+    assert_eq!(names, want);
     server.stop().await;
 }
 

@@ -107,7 +107,12 @@ pub struct OnBus {
 
 /// Starts an [`OnBus`] host.
 pub async fn serve_on_bus(names: &[&str]) -> OnBus {
-    let (host, handlers) = host_with(names).await;
+    serve_on_bus_with(names, test_limits()).await
+}
+
+/// [`serve_on_bus`] with other sandbox limits.
+pub async fn serve_on_bus_with(names: &[&str], limits: Limits) -> OnBus {
+    let (host, handlers) = host_with_limits(names, Arc::new(MemoryStore::new()), limits).await;
     let bus = Arc::new(InProcessBus::new());
     let serving = host
         .serve(bus.clone())

@@ -43,16 +43,27 @@ impl Rabbit {
             eprintln!("SKIPPED: {SERVER} is not installed (apt-get install rabbitmq-server)");
             return None;
         }
-        let mut rabbit = Rabbit {
-            dir: tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
-            port: free_port(),
-            management_port: free_port(),
-            dist_port: free_port(),
-            epmd_port: free_port(),
-            child: None,
-        };
-        rabbit.launch();
-        Some(rabbit)
+        // A port free when picked may be taken by the time the node binds
+        // it (other tests start servers too): then try fresh ones.
+        for attempt in 1.. {
+            let mut rabbit = Rabbit {
+                dir: tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+                port: free_port(),
+                management_port: free_port(),
+                dist_port: free_port(),
+                epmd_port: free_port(),
+                child: None,
+            };
+            match rabbit.launch() {
+                Ok(()) => return Some(rabbit),
+                Err(log) if attempt < 3 && port_taken(&log) => {
+                    eprintln!("rabbitmq-server: a port was taken meanwhile; trying others");
+                    rabbit.stop();
+                }
+                Err(log) => panic!("{log}"),
+            }
+        }
+        None
     }
 
     /// The process id of the node's Erlang VM, once it wrote its pid file.
@@ -78,7 +89,7 @@ impl Rabbit {
         self.dir.path().join(name)
     }
 
-    fn launch(&mut self) {
+    fn launch(&mut self) -> Result<(), String> {
         let dir = self.dir.path();
         std::fs::write(
             self.path("rabbitmq.conf"),
@@ -115,21 +126,22 @@ impl Rabbit {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {SERVER}: {e}"));
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    /// Waits until both the AMQP and the management ports answer.
-    fn wait_ready(&mut self) {
+    /// Waits until both the AMQP and the management ports answer; the
+    /// server's log if it exited instead.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let amqp = std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok();
             let http = std::net::TcpStream::connect(("127.0.0.1", self.management_port)).is_ok();
             if amqp && http {
-                return;
+                return Ok(());
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 let log = std::fs::read_to_string(self.path("server.log")).unwrap_or_default();
-                panic!("rabbitmq-server exited ({status}):\n{log}");
+                return Err(format!("rabbitmq-server exited ({status}):\n{log}"));
             }
             assert!(
                 Instant::now() < deadline,
@@ -174,8 +186,13 @@ impl Rabbit {
     pub fn restart(&mut self) {
         // epmd stays: the restarted node registers with it again.
         self.stop_node();
-        self.launch();
+        self.launch().unwrap_or_else(|log| panic!("{log}"));
     }
+}
+
+/// Whether a server log says a port it was given was in use.
+fn port_taken(log: &str) -> bool {
+    log.contains("already_used") || log.contains("eaddrinuse")
 }
 
 impl Drop for Rabbit {

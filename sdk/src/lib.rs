@@ -1,5 +1,5 @@
 //! Write [Parallel You](https://github.com/parallel-you/parallel-you) command
-//! handlers in a few lines.
+//! handlers and reactors in a few lines.
 //!
 //! A handler is a WebAssembly component built for `wasm32-wasip2` that
 //! implements the `parallel-you:handler` world (`wit/handler.wit`). This
@@ -72,6 +72,13 @@
 //!
 //! export_handler!(Counter);
 //! ```
+//!
+//! A *reactor* (world `reactor`, `wit/reactor.wit`) is built the same way
+//! from this crate: a [`Reactor`] subscribes functions taking a
+//! [`ReactorCtx`] and a [`Delivered`] body to event patterns and returns
+//! [`CommandToSend`]s; its queries take a [`QueryCtx`] and parameters;
+//! [`export_reactor!`] exports a type implementing [`EventReactor`] (the
+//! example on [`Reactor`]; `handlers/effort` is a whole one).
 //!
 //! Each command runs in a fresh component instance, so the router is built
 //! anew for every call: keep [`Handler::router`] cheap (it only collects a

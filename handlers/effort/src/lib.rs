@@ -12,8 +12,10 @@
 //! `timestamp-ms`. A run counts at most 31 days.
 //!
 //! Collections: `runs` (one per thread and run: the facts seen and the
-//! span credited), `totals` (`thread:<id>`, `saga:<id>`, `sprint:<id>`,
-//! `energy:<band>`), `days` (`YYYY-MM-DD`, with the time per band).
+//! span credited), `totals` (`thread:<id>`, `saga:<id>` and `sprint:<id>`
+//! with the time per thread and band, `energy:<band>`), `days`
+//! (`YYYY-MM-DD`, with the time per band). A run counts for the saga and
+//! sprint its thread had when the run was first seen.
 //! Facts keep their earliest instant and totals move by the difference a
 //! fact makes to its run's span, so duplicate and out-of-order events
 //! give the same totals as one delivery in order.
@@ -30,7 +32,7 @@ use parallel_you_sdk::{export_reactor, EventReactor, Reactor};
 
 use model::{EndReason, Fact};
 use queries::{by_day, by_saga, by_sprint, by_thread, BY_ID_SCHEMA, DAY_RANGE_SCHEMA};
-use record::{records, DAYS, RUNS, TOTALS};
+use record::{records, DAYS, RUNS};
 
 struct Effort;
 
@@ -71,8 +73,6 @@ impl EventReactor for Effort {
             )
             .schema(DAY_RANGE_SCHEMA)
             .index(RUNS, &["thread_id"])
-            .index(TOTALS, &["dim", "saga_id"])
-            .index(TOTALS, &["dim", "sprint_id"])
             .index(DAYS, &["day"])
     }
 }

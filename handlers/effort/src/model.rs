@@ -242,6 +242,13 @@ pub(crate) struct Total {
     pub(crate) sprint_id: Option<String>,
     #[serde(default)]
     pub(crate) energy: Option<String>,
+    /// A saga's or sprint's time per thread and per band (a saga has at
+    /// most the thread domain's 10 000 children, so this stays well under
+    /// the store's document size).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) by_thread: BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) by_energy: BTreeMap<String, u64>,
 }
 
 /// Time spent on one UTC day (collection `days`, id the day).

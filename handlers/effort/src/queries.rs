@@ -11,10 +11,8 @@ use crate::day::is_day;
 use crate::model::{check_id, human, Day, Run, Total};
 use crate::record::{Docs, DAYS, RUNS, TOTALS};
 
-/// Most runs `by_thread` lists, threads `by_saga`/`by_sprint` list, and
-/// days `by_day` covers.
+/// Most runs `by_thread` lists and days `by_day` covers.
 pub(crate) const MAX_RUNS: usize = 200;
-pub(crate) const MAX_THREADS: usize = 1000;
 pub(crate) const MAX_DAYS: usize = 366;
 
 /// Parameters naming one thread, saga or sprint.
@@ -75,12 +73,13 @@ pub(crate) fn by_thread<D: Docs>(store: &D, p: ById) -> Result<Value, Error> {
     }))
 }
 
-/// One saga: its time, and its threads' (most first).
+/// One saga: its time, per thread (most first) and per band.
 pub(crate) fn by_saga<D: Docs>(store: &D, p: ById) -> Result<Value, Error> {
     group(store, "saga", p)
 }
 
-/// One sprint: its time, and its stories' (most first).
+/// One sprint: its time, per story (most first) and per band: the time
+/// spent while each story was planned in it.
 pub(crate) fn by_sprint<D: Docs>(store: &D, p: ById) -> Result<Value, Error> {
     group(store, "sprint", p)
 }
@@ -88,34 +87,19 @@ pub(crate) fn by_sprint<D: Docs>(store: &D, p: ById) -> Result<Value, Error> {
 fn group<D: Docs>(store: &D, dim: &str, p: ById) -> Result<Value, Error> {
     check_id("id", &p.id)?;
     let total = require(store, dim, &p.id)?;
-    let field = format!("{dim}_id");
-    let mut threads: Vec<(String, Total)> = store.find(
-        TOTALS,
-        json!({ "dim": "thread", field.as_str(): p.id, "$limit": MAX_THREADS + 1 }),
-    )?;
-    let more = threads.len() > MAX_THREADS;
-    threads.truncate(MAX_THREADS);
-    threads.sort_by(|a, b| b.1.ms.cmp(&a.1.ms).then_with(|| a.1.key.cmp(&b.1.key)));
-    let mut by_energy: BTreeMap<&str, u64> = BTreeMap::new();
-    for (_, t) in &threads {
-        *by_energy
-            .entry(t.energy.as_deref().unwrap_or("none"))
-            .or_default() += t.ms;
-    }
+    let mut threads: Vec<(&String, &u64)> = total.by_thread.iter().collect();
+    threads.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
     let list: Vec<Value> = threads
         .iter()
-        .map(|(_, t)| {
-            json!({ "id": t.key, "ms": t.ms, "human": human(t.ms), "runs": t.runs, "energy": t.energy })
-        })
+        .map(|(id, ms)| json!({ "id": id, "ms": ms, "human": human(**ms) }))
         .collect();
     Ok(json!({
-        field.as_str(): p.id,
+        format!("{dim}_id"): p.id,
         "ms": total.ms,
         "human": human(total.ms),
         "runs": total.runs,
-        "by_energy": by_energy,
+        "by_energy": total.by_energy,
         "threads": list,
-        "more_threads": more,
     }))
 }
 

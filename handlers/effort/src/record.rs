@@ -124,14 +124,7 @@ pub(crate) fn record(
     }
     for (dim, key) in dims {
         if d.ms != 0 || started_now {
-            add_total(
-                store,
-                dim,
-                key,
-                d.ms,
-                started_now,
-                (dim == "thread").then_some(t),
-            )?;
+            add_total(store, dim, key, d.ms, started_now, t, &run)?;
         }
     }
     for (day, ms) in &d.days {
@@ -144,13 +137,19 @@ pub(crate) fn record(
     )))
 }
 
+/// Moves one total by `ms`. A thread's total also keeps the thread's saga,
+/// sprint and band as this event has them; a saga's and a sprint's keep
+/// the time per thread and per band within them (the run's attribution,
+/// so a story moved to another sprint keeps its earlier runs' time where
+/// it was spent).
 fn add_total(
     store: &impl Docs,
     dim: &str,
     key: &str,
     ms: i64,
     new_run: bool,
-    thread: Option<&ThreadEvent>,
+    t: &ThreadEvent,
+    run: &Run,
 ) -> Result<(), Error> {
     let id = format!("{dim}:{key}");
     let (mut total, version) = store.read::<Total>(TOTALS, &id)?.unwrap_or_else(|| {
@@ -163,10 +162,19 @@ fn add_total(
     });
     total.ms = model::add(total.ms, ms);
     total.runs += u64::from(new_run);
-    if let Some(t) = thread {
-        total.saga_id.clone_from(&t.saga_id);
-        total.sprint_id.clone_from(&t.sprint_id);
-        total.energy = Some(t.band().to_owned());
+    match dim {
+        "thread" => {
+            total.saga_id.clone_from(&t.saga_id);
+            total.sprint_id.clone_from(&t.sprint_id);
+            total.energy = Some(t.band().to_owned());
+        }
+        "saga" | "sprint" => {
+            let per_thread = total.by_thread.entry(run.thread_id.clone()).or_default();
+            *per_thread = model::add(*per_thread, ms);
+            let per_band = total.by_energy.entry(run.energy.clone()).or_default();
+            *per_band = model::add(*per_band, ms);
+        }
+        _ => {}
     }
     store.write(TOTALS, &id, &total, version)
 }

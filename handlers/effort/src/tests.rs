@@ -403,7 +403,7 @@ fn the_reactor_routes_events_and_params() {
         let schema: Value = serde_json::from_str(q.params_schema.as_deref().unwrap()).unwrap();
         assert_eq!(schema["type"], "object", "{}", q.name);
     }
-    assert_eq!(m.indexes.len(), 4);
+    assert_eq!(m.indexes.len(), 2);
     // Parameters are checked before any store call.
     let err = r
         .answer("by_thread", r#"{"id": "t1", "extra": 1}"#)
@@ -447,4 +447,43 @@ fn days() {
     assert_eq!(human(45_000), "45s");
     assert_eq!(human(750_000), "12m 30s");
     assert_eq!(human(3_900_000), "1h 05m");
+}
+
+#[test]
+fn a_run_counts_for_the_sprint_it_was_spent_in() {
+    let store = Mem::default();
+    apply(&store, &history());
+    // The story moves to sprint sp2, then runs for 10 minutes.
+    let mut moved = thread("t1", 2, "running");
+    moved.sprint_id = Some("sp2".into());
+    record(&store, &moved, Fact::Started, T0 + 60 * MIN).unwrap();
+    record(
+        &store,
+        &moved,
+        Fact::Ended(EndReason::Parked),
+        T0 + 70 * MIN,
+    )
+    .unwrap();
+    let sp1 = by_sprint(&store, params(json!({"id": "sp1"}))).unwrap();
+    let sp2 = by_sprint(&store, params(json!({"id": "sp2"}))).unwrap();
+    assert_eq!(sp1["ms"], 40 * MIN);
+    assert_eq!(
+        sp1["threads"],
+        json!([{"id": "t1", "ms": 40 * MIN, "human": "40m 00s"}])
+    );
+    assert_eq!(sp2["ms"], 10 * MIN);
+    assert_eq!(sp2["threads"][0]["ms"], 10 * MIN);
+    assert_eq!(sp2["by_energy"], json!({"deep": 10 * MIN}));
+    let saga = by_saga(&store, params(json!({"id": "s1"}))).unwrap();
+    assert_eq!(saga["ms"], 50 * MIN);
+    assert_eq!(
+        saga["threads"],
+        json!([{"id": "t1", "ms": 50 * MIN, "human": "50m 00s"}])
+    );
+    // The thread's own total follows it to its latest sprint.
+    let t = by_thread(&store, params(json!({"id": "t1"}))).unwrap();
+    assert_eq!(
+        (t["ms"].clone(), t["sprint_id"].clone()),
+        (json!(50 * MIN), json!("sp2"))
+    );
 }

@@ -30,6 +30,16 @@
 //   message (and the top of its stack as context): an error event, not a
 //   trap.
 //
+// Reactors (world `reactor`, `wit/reactor.wit`) use the same module: a
+// `Reactor` subscribes `fn(ctx, event)` to event patterns with
+// `.on("thread.*", fn)` (the first registered match runs; `event` is a
+// `Delivered`, `fn` returns an array of `command(...)`), answers queries
+// declared with `.query(name, summary, schema, fn)` (`fn(ctx, params)`
+// returns any JSON value) and is exported with
+// `export const eventReactor = reactor.export();`; build it with
+// `--world-name reactor`. The bundle then holds no import of `emitter`
+// (bundle.config.js drops unused imports). See handlers/testing/jsfeed.
+//
 // The module's top level runs once, at build time (the engine is snapshotted
 // with Wizer), so building the router there costs nothing per command.
 //
@@ -125,8 +135,8 @@ function describe(value) {
   }
 }
 
-/** Anything thrown that is not a `HandlerError`, as `handler_error`. */
-function unexpected(thrown) {
+/** Anything thrown that is not a `HandlerError`, as `handler_error` (exported for reactor.js). */
+export function unexpected(thrown) {
   const name = thrown instanceof Error ? thrown.name : typeof thrown;
   let message = `${name}: ${thrown instanceof Error ? thrown.message : describe(thrown)}`;
   if (message.length > MAX_MESSAGE) message = message.slice(0, MAX_MESSAGE) + "…";
@@ -221,58 +231,13 @@ export class Collection {
   }
 }
 
-/** What a command function gets besides its body. */
-export class Ctx {
-  constructor(meta) {
-    this.meta = meta;
-  }
-
-  get routingKey() {
-    return this.meta.routingKey;
-  }
-
-  /** The command's unique id (a ULID: sortable by time). */
-  get messageId() {
-    return this.meta.messageId;
-  }
-
-  get correlationId() {
-    return this.meta.correlationId;
-  }
-
-  get sessionId() {
-    return this.meta.sessionId;
-  }
-
-  /** When the command was sent, in ms since the Unix epoch (a number). */
-  get timestampMs() {
-    return Number(this.meta.timestampMs);
-  }
-
+/**
+ * What a reactor's query function gets besides its parameters: the
+ * domain's store (read-only: the host fails any write) and logging.
+ */
+export class QueryCtx {
   collection(name) {
     return new Collection(name);
-  }
-
-  /**
-   * Adds an event to the command's output: published when the command
-   * commits, before the returned events; never if the command fails.
-   */
-  emit(routingKey, body = {}) {
-    witEmit(event(routingKey, body));
-  }
-
-  /**
-   * Has the command `routingKey` (of this handler's own domain) with `body`
-   * delivered after `delayMs`, surviving host restarts, with this command's
-   * session and reply channel. Returns the timer id.
-   */
-  schedule(delayMs, routingKey, body = {}) {
-    return storeCall(scheduler.schedule, BigInt(delayMs), routingKey, JSON.stringify(body));
-  }
-
-  /** Cancels a timer of this domain; true if it was still pending. */
-  cancel(timerId) {
-    return storeCall(scheduler.cancel, timerId);
   }
 
   log(level, message) {
@@ -296,7 +261,66 @@ export class Ctx {
   }
 }
 
-const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+/**
+ * What a reactor's event function gets besides the event: the event's
+ * meta, the domain's store, timers and logging.
+ */
+export class ReactorCtx extends QueryCtx {
+  constructor(meta) {
+    super();
+    this.meta = meta;
+  }
+
+  get routingKey() {
+    return this.meta.routingKey;
+  }
+
+  /** The message's unique id (a ULID: sortable by time). */
+  get messageId() {
+    return this.meta.messageId;
+  }
+
+  get correlationId() {
+    return this.meta.correlationId;
+  }
+
+  get sessionId() {
+    return this.meta.sessionId;
+  }
+
+  /** When the message was created, in ms since the Unix epoch (a number). */
+  get timestampMs() {
+    return Number(this.meta.timestampMs);
+  }
+
+  /**
+   * Has `routingKey` (of this component's own domain) with `body`
+   * delivered after `delayMs`, surviving host restarts: to a handler as
+   * that command, with this command's session and reply channel; to a
+   * reactor as an event to itself. Returns the timer id.
+   */
+  schedule(delayMs, routingKey, body = {}) {
+    return storeCall(scheduler.schedule, BigInt(delayMs), routingKey, JSON.stringify(body));
+  }
+
+  /** Cancels a timer of this domain; true if it was still pending. */
+  cancel(timerId) {
+    return storeCall(scheduler.cancel, timerId);
+  }
+}
+
+/** What a command function gets besides its body. */
+export class Ctx extends ReactorCtx {
+  /**
+   * Adds an event to the command's output: published when the command
+   * commits, before the returned events; never if the command fails.
+   */
+  emit(routingKey, body = {}) {
+    witEmit(event(routingKey, body));
+  }
+}
+
+export const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
 // ---------------------------------------------------------------------------
 // Router and export
@@ -388,3 +412,7 @@ export class Router {
     };
   }
 }
+
+// The reactor side lives in reactor.js (which imports the names above it
+// needs); re-exported so that both halves are one API.
+export { Delivered, Reactor, command, topicMatches } from "./reactor.js";

@@ -27,6 +27,16 @@ What the router does for every command, like the Rust SDK:
   type and message (and the last lines of its traceback as context): an
   error event, not a trap.
 
+Reactors (world ``reactor``, ``wit/reactor.wit``) use the same module: a
+:class:`Reactor` subscribes functions to event patterns with
+``@reactor.on("thread.*")`` (the first registered match runs; ``fn(ctx,
+event)`` gets a :class:`ReactorCtx` and a :class:`Delivered` and returns a
+list of :func:`command`), answers queries declared with
+``@reactor.query(name, summary, schema=…)`` (``fn(ctx, params)`` gets a
+:class:`QueryCtx`, returns any JSON value), and is exported with
+``EventReactor = reactor.export()``; build it with ``-w reactor``. Errors
+map as for handlers. See ``handlers/notify/app.py``.
+
 Each command runs in a fresh instance of the component, but the module's
 top level runs once, at build time (componentize-py snapshots the
 initialised interpreter), so building the router there costs nothing per
@@ -53,15 +63,32 @@ import traceback
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import emitter, log, scheduler, store, types
+from wit_world.imports import log, scheduler, store, types
+
+# Each world has its own imports: `emitter` only `handler`, `reactor_types`
+# only `reactor`. The bindings are generated for the world being built.
+try:
+    from wit_world.imports import emitter
+except ImportError:
+    emitter = None
+try:
+    from wit_world.imports import reactor_types
+except ImportError:
+    reactor_types = None
 
 __all__ = [
     "Router",
+    "Reactor",
     "Ctx",
+    "ReactorCtx",
+    "QueryCtx",
+    "Delivered",
     "Collection",
     "Doc",
     "Error",
     "event",
+    "command",
+    "topic_matches",
 ]
 
 # The longest message kept from an unexpected exception, in characters.
@@ -237,54 +264,13 @@ class Collection:
         _store_call(store.clear, self.name)
 
 
-class Ctx:
-    """What a command function gets besides its body."""
-
-    def __init__(self, meta):
-        self.meta = meta
-
-    @property
-    def routing_key(self):
-        return self.meta.routing_key
-
-    @property
-    def message_id(self):
-        """The command's unique id (a ULID: sortable by time)."""
-        return self.meta.message_id
-
-    @property
-    def correlation_id(self):
-        return self.meta.correlation_id
-
-    @property
-    def session_id(self):
-        return self.meta.session_id
-
-    @property
-    def timestamp_ms(self):
-        """When the command was sent, in ms since the Unix epoch."""
-        return self.meta.timestamp_ms
+class QueryCtx:
+    """What a reactor's query function gets besides its parameters: the
+    domain's store (read-only: the host fails any write) and logging."""
 
     def collection(self, name):
         """A collection of the domain's document store."""
         return Collection(name)
-
-    def emit(self, routing_key, body=None):
-        """Adds an event to the command's output: published when the command
-        commits, before the returned events; never if the command fails."""
-        emitter.emit(event(routing_key, body))
-
-    def schedule(self, delay_ms, routing_key, body=None):
-        """Has the command ``routing_key`` (of this handler's own domain) with
-        ``body`` delivered after ``delay_ms``, surviving host restarts, with
-        this command's session and reply channel. Returns the timer id."""
-        return _store_call(
-            scheduler.schedule, int(delay_ms), routing_key, _dumps({} if body is None else body)
-        )
-
-    def cancel(self, timer_id):
-        """Cancels a timer of this domain; ``True`` if it was still pending."""
-        return _store_call(scheduler.cancel, timer_id)
 
     def log(self, level, message):
         log.log(level, str(message))
@@ -300,6 +286,59 @@ class Ctx:
 
     def error(self, message):
         self.log(log.Level.ERROR, message)
+
+
+class ReactorCtx(QueryCtx):
+    """What a reactor's event function gets besides the event: the event's
+    meta, the domain's store, timers and logging."""
+
+    def __init__(self, meta):
+        self.meta = meta
+
+    @property
+    def routing_key(self):
+        return self.meta.routing_key
+
+    @property
+    def message_id(self):
+        """The message's unique id (a ULID: sortable by time)."""
+        return self.meta.message_id
+
+    @property
+    def correlation_id(self):
+        return self.meta.correlation_id
+
+    @property
+    def session_id(self):
+        return self.meta.session_id
+
+    @property
+    def timestamp_ms(self):
+        """When the message was created, in ms since the Unix epoch."""
+        return self.meta.timestamp_ms
+
+    def schedule(self, delay_ms, routing_key, body=None):
+        """Has ``routing_key`` (of this component's own domain) with
+        ``body`` delivered after ``delay_ms``, surviving host restarts: to a
+        handler as that command, with this command's session and reply
+        channel; to a reactor as an event to itself. Returns the timer id."""
+        return _store_call(
+            scheduler.schedule, int(delay_ms), routing_key, _dumps({} if body is None else body)
+        )
+
+    def cancel(self, timer_id):
+        """Cancels a timer of this domain; ``True`` if it was still pending."""
+        return _store_call(scheduler.cancel, timer_id)
+
+
+class Ctx(ReactorCtx):
+    """What a command function gets besides its body: the command's meta,
+    the store, early events, timers and logging."""
+
+    def emit(self, routing_key, body=None):
+        """Adds an event to the command's output: published when the command
+        commits, before the returned events; never if the command fails."""
+        emitter.emit(event(routing_key, body))
 
 
 # ---------------------------------------------------------------------------
@@ -403,3 +442,8 @@ class Router:
                 return router.handle(cmd)
 
         return CommandHandler
+
+
+# The reactor side lives in its own module; imported last, when every name
+# it takes from this one exists, so both halves are one API.
+from parallel_you_reactor import Delivered, Reactor, command, topic_matches  # noqa: E402

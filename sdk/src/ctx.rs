@@ -1,39 +1,95 @@
-//! The context a command function runs in: its meta, the store, early
-//! events, timers and logging.
+//! The context a component's function runs in: the message's meta, the
+//! store, timers, logging, and (for command handlers) early events.
+//!
+//! One [`Ctx`] type serves the three kinds of function, told apart by a
+//! marker type so that each has exactly the powers its WIT world gives it:
+//! a reactor has no `emitter` import, so [`Ctx::emit`] does not exist on a
+//! [`ReactorCtx`] (calling it would make the component import `emitter`,
+//! which a reactor host refuses at load), and a query has no message and
+//! no writes.
+
+use std::fmt;
+use std::marker::PhantomData;
 
 use serde::Serialize;
 
 use crate::bindings::parallel_you::handler::{emitter, log, scheduler};
 use crate::{Collection, Error, Event, Level, Meta};
 
-/// What a command function can use: the command's meta, the domain's store,
-/// early events and logging.
-#[derive(Debug, Clone)]
-pub struct Ctx {
-    meta: Meta,
+/// Marker: the context of a command handler's function (the default).
+#[derive(Debug, Clone, Copy)]
+pub enum ForCommand {}
+
+/// Marker: the context of a reactor's event function.
+#[derive(Debug, Clone, Copy)]
+pub enum ForEvent {}
+
+/// Marker: the context of a reactor's query function.
+#[derive(Debug, Clone, Copy)]
+pub enum ForQuery {}
+
+/// What a reactor's event function can use: the event's meta, the domain's
+/// store, timers and logging.
+pub type ReactorCtx = Ctx<ForEvent>;
+
+/// What a reactor's query function can use: the domain's store (read-only:
+/// the host fails any write with `invalid`) and logging.
+pub type QueryCtx = Ctx<ForQuery>;
+
+/// Which markers carry a message (and so meta and timers).
+pub trait CtxKind: sealed::Sealed {
+    /// `Meta` for functions that answer a message, `()` for queries.
+    type Meta: fmt::Debug + Clone;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::ForCommand {}
+    impl Sealed for super::ForEvent {}
+    impl Sealed for super::ForQuery {}
+}
+
+impl CtxKind for ForCommand {
+    type Meta = Meta;
+}
+impl CtxKind for ForEvent {
+    type Meta = Meta;
+}
+impl CtxKind for ForQuery {
+    type Meta = ();
+}
+
+/// What a function can use. `Ctx` alone (a command function's) has the
+/// command's meta, the domain's store, early events, timers and logging;
+/// [`ReactorCtx`] and [`QueryCtx`] have what reactors' functions may use.
+pub struct Ctx<K: CtxKind = ForCommand> {
+    meta: K::Meta,
+    kind: PhantomData<K>,
+}
+
+impl<K: CtxKind> fmt::Debug for Ctx<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx").field("meta", &self.meta).finish()
+    }
+}
+
+impl<K: CtxKind> Clone for Ctx<K> {
+    fn clone(&self) -> Self {
+        Self {
+            meta: self.meta.clone(),
+            kind: PhantomData,
+        }
+    }
 }
 
 impl Ctx {
     /// A context for a command with this meta. The SDK builds it; it is
     /// public so that handlers can unit-test their functions.
     pub fn new(meta: Meta) -> Self {
-        Self { meta }
-    }
-
-    /// The command's meta: message id, routing key, correlation id, session
-    /// id, timestamp…
-    pub fn meta(&self) -> &Meta {
-        &self.meta
-    }
-
-    /// The command's full routing key, e.g. `counter.increment`.
-    pub fn routing_key(&self) -> &str {
-        &self.meta.routing_key
-    }
-
-    /// Typed access to one collection of the domain's document store.
-    pub fn collection<'a, T>(&self, name: &'a str) -> Collection<'a, T> {
-        Collection::new(name)
+        Self {
+            meta,
+            kind: PhantomData,
+        }
     }
 
     /// Adds an event to the command's output, as it goes: published when
@@ -42,12 +98,48 @@ impl Ctx {
     pub fn emit(&self, event: Event) {
         emitter::emit(&event);
     }
+}
 
-    /// Has the command `routing_key` (of this handler's own domain) with
-    /// `body` delivered after `delay`, surviving host restarts. The command
-    /// arrives with this command's session and reply channel, and this
-    /// command's correlation id as its causation id. Returns the timer id,
-    /// for [`Ctx::cancel`].
+impl ReactorCtx {
+    /// A context for an event with this meta. The SDK builds it; it is
+    /// public so that reactors can unit-test their functions.
+    pub fn for_event(meta: Meta) -> Self {
+        Self {
+            meta,
+            kind: PhantomData,
+        }
+    }
+}
+
+impl QueryCtx {
+    /// A context for a query. The SDK builds it; it is public so that
+    /// reactors can unit-test their queries.
+    pub fn for_query() -> Self {
+        Self {
+            meta: (),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K: CtxKind<Meta = Meta>> Ctx<K> {
+    /// The message's meta: message id, routing key, correlation id, session
+    /// id, timestamp…
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// The message's full routing key, e.g. `counter.increment`.
+    pub fn routing_key(&self) -> &str {
+        &self.meta.routing_key
+    }
+
+    /// Has `routing_key` (of this component's own domain) with `body`
+    /// delivered after `delay`, surviving host restarts: to a handler as
+    /// the command `routing_key`, with this command's session and reply
+    /// channel and its correlation id as causation id; to a reactor as an
+    /// event of its own, to itself only. Returns the timer id, for
+    /// [`Ctx::cancel`].
     pub fn schedule(
         &self,
         delay: std::time::Duration,
@@ -63,9 +155,16 @@ impl Ctx {
     pub fn cancel(&self, timer_id: &str) -> Result<bool, Error> {
         Ok(scheduler::cancel(timer_id)?)
     }
+}
 
-    /// Writes a line to the host's log, tagged with the handler's domain and
-    /// the command's correlation id.
+impl<K: CtxKind> Ctx<K> {
+    /// Typed access to one collection of the domain's document store.
+    pub fn collection<'a, T>(&self, name: &'a str) -> Collection<'a, T> {
+        Collection::new(name)
+    }
+
+    /// Writes a line to the host's log, tagged with the component's domain
+    /// and the message's correlation id.
     pub fn log(&self, level: Level, message: impl AsRef<str>) {
         log::log(level, message.as_ref());
     }

@@ -12,7 +12,7 @@ use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::conformance;
+use crate::common::{conformance, queries};
 use common::faulty::Faulty;
 use common::mongo::{drop_db, fresh_db, fresh_store, server_uri, uri_with_db, OwnServer};
 use common::{call, cmd, handlers_dir, host_with_store, last_error};
@@ -28,6 +28,16 @@ async fn mongo_store_conforms() {
     };
     let store = fresh_store(&uri).await;
     conformance::run(&store).await;
+    drop_db(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_store_answers_queries() {
+    let Some(uri) = server_uri("mongo_store_answers_queries") else {
+        return;
+    };
+    let store = Arc::new(fresh_store(&uri).await);
+    queries::run(store.clone()).await;
     drop_db(&store).await;
 }
 

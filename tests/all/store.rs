@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::common::conformance;
+use crate::common::{conformance, queries};
 use parallel_you_core::store::{Commit, Committed, Marker, MemoryStore, Op, Store};
 use parallel_you_host::store::SqliteStore;
 
@@ -16,6 +16,18 @@ async fn sqlite_store_conforms() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let store = SqliteStore::open_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     conformance::run(&store).await;
+}
+
+#[tokio::test]
+async fn memory_store_answers_queries() {
+    queries::run(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn sqlite_store_answers_queries() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = SqliteStore::open_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    queries::run(Arc::new(store)).await;
 }
 
 #[tokio::test]

@@ -13,8 +13,9 @@ use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde_json::Value;
 
+use super::filter::Position;
 use super::{Commit, Committed, Document, Filter, Op, Outgoing, Store, StoreError, TimerRow};
-use crate::names::{check_collection, check_document_id};
+use crate::names::{check_collection, check_document_id, is_token};
 
 /// Largest document, in bytes of JSON text.
 pub const MAX_DOCUMENT_LEN: usize = 4 * 1024 * 1024;
@@ -58,10 +59,12 @@ pub trait Backend: Send + Sync + 'static {
         id: &str,
     ) -> Result<Option<Document>, StoreError>;
 
-    /// The documents of a collection in id order: at least every one
-    /// `filter` matches. The backend may use the filter to skip documents,
-    /// never to drop one it matches; the caller applies the filter and its
-    /// limit, and stops reading once the limit is reached.
+    /// The documents of a collection in the filter's order (by id, or by
+    /// its `$sort`; see [`crate::store::filter::order`]), from after its
+    /// `$after`: at least every one `filter` matches. The backend may use
+    /// the filter to skip documents, never to drop one it matches; the
+    /// caller applies the filter, the cursor and the limit, and stops
+    /// reading once the limit is reached.
     async fn scan<'a>(
         &'a self,
         domain: &'a str,
@@ -97,7 +100,21 @@ pub trait Backend: Send + Sync + 'static {
 
     /// See [`Store::pending_timers`].
     async fn pending_timers(&self, domain: &str) -> Result<u64, StoreError>;
+
+    /// See [`Store::ensure_index`]; each field is a checked path of
+    /// [`crate::names::is_token`] segments. Nothing by default.
+    async fn ensure_index(
+        &self,
+        _domain: &str,
+        _collection: &str,
+        _fields: &[Vec<String>],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
+
+/// Most fields one index may hold.
+pub const MAX_INDEX_FIELDS: usize = 4;
 
 /// A backend with its requests checked: the [`Store`] every backend is
 /// used as.
@@ -140,13 +157,29 @@ impl<B: Backend> Store for Checked<B> {
         let mut scan = self.0.scan(domain, collection, filter).await?;
         let mut out = Vec::new();
         let mut bytes = 0usize;
+        let mut last: Option<Position> = None;
         // Dropping the scan once the page is full ends it in the backend.
         while let Some(Scanned { doc, value }) = scan.try_next().await? {
-            let matches = match &value {
-                Some(value) => filter.matches(value),
-                None => filter.matches_json(&doc.json),
+            let parsed = match value {
+                Some(value) => Some(value),
+                None if filter.clauses().is_empty() && filter.sort().is_none() => None,
+                None => serde_json::from_str::<Value>(&doc.json).ok(),
             };
-            if matches {
+            let (matches, position) = match &parsed {
+                Some(value) => (filter.matches(value), filter.position(&doc.id, value)),
+                None => (
+                    filter.clauses().is_empty(),
+                    filter.position_json(&doc.id, &doc.json),
+                ),
+            };
+            // The backend's order is checked, not trusted: a document
+            // before the cursor or not after the last one kept (a
+            // duplicate) is left out rather than answered twice.
+            let in_order = filter.is_after_cursor(&position)
+                && last
+                    .as_ref()
+                    .is_none_or(|l| filter.order(l, &position) == std::cmp::Ordering::Less);
+            if matches && in_order {
                 bytes = bytes.saturating_add(doc.json.len());
                 if bytes > filter.max_bytes() {
                     return Err(StoreError::TooLarge(format!(
@@ -156,6 +189,7 @@ impl<B: Backend> Store for Checked<B> {
                     )));
                 }
                 out.push(doc);
+                last = Some(position);
                 if out.len() >= filter.limit() {
                     break;
                 }
@@ -222,6 +256,34 @@ impl<B: Backend> Store for Checked<B> {
     async fn pending_timers(&self, domain: &str) -> Result<u64, StoreError> {
         self.0.pending_timers(domain).await
     }
+
+    async fn ensure_index(
+        &self,
+        domain: &str,
+        collection: &str,
+        fields: &[String],
+    ) -> Result<(), StoreError> {
+        check_collection(collection)?;
+        if fields.is_empty() || fields.len() > MAX_INDEX_FIELDS {
+            return Err(StoreError::Invalid(format!(
+                "an index of {collection:?} needs 1 to {MAX_INDEX_FIELDS} fields"
+            )));
+        }
+        let paths = fields
+            .iter()
+            .map(|f| {
+                let path: Vec<String> = f.split('.').map(str::to_owned).collect();
+                if path.iter().all(|seg| is_token(seg)) {
+                    Ok(path)
+                } else {
+                    Err(StoreError::Invalid(format!(
+                        "index field {f:?} of {collection:?} must be dot-separated names of [A-Za-z0-9_-]"
+                    )))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.0.ensure_index(domain, collection, &paths).await
+    }
 }
 
 impl<B: Backend> Checked<B> {
@@ -242,39 +304,49 @@ impl<B: Backend> Checked<B> {
 }
 
 /// A scan read page by page, for backends that can fetch "the next `n`
-/// documents after id `after`" (`None`: from the start) in id order,
-/// stopping a page early once it holds `max_bytes` of JSON (it always holds
-/// at least one document). No lock or cursor is held between pages; a page
-/// shorter than asked for, in both count and bytes, ends the scan. Without
-/// conditions the first page is only as large as the limit, which is then
-/// all `list` reads.
-pub fn paged<'a, F, Fut>(filter: &Filter, mut next: F) -> Scan<'a>
+/// documents after position `after`" (`None`: from the start) in the
+/// filter's order, stopping a page early once it holds `max_bytes` of JSON
+/// (it always holds at least one document). No lock or cursor is held
+/// between pages; a page shorter than asked for, in both count and bytes,
+/// ends the scan. The first page starts after the filter's `$after`.
+///
+/// `narrowed`: the backend's pages hold (nearly) only matching documents,
+/// so the first page need be no larger than the limit; otherwise, with
+/// conditions, pages are [`SCAN_PAGE`] documents.
+pub fn paged<'a, F, Fut>(filter: &'a Filter, narrowed: bool, mut next: F) -> Scan<'a>
 where
-    F: FnMut(Option<String>, usize, usize) -> Fut + Send + 'a,
-    Fut: Future<Output = Result<Vec<Document>, StoreError>> + Send + 'a,
+    F: FnMut(Option<Position>, usize, usize) -> Fut + Send + 'a,
+    Fut: Future<Output = Result<Vec<Scanned>, StoreError>> + Send + 'a,
 {
-    let page = if filter.conditions().is_empty() {
+    let page = if narrowed || filter.clauses().is_empty() {
         filter.limit().clamp(1, SCAN_PAGE)
     } else {
         SCAN_PAGE
     };
     let max_bytes = filter.max_bytes().min(SCAN_PAGE_BYTES);
-    // State: the id to continue after, or `None` once the last page is read.
-    let pages = stream::try_unfold(Some(None), move |after: Option<Option<String>>| {
+    // State: the position to continue after, or `None` once the last page
+    // is read.
+    let start = Some(filter.after().cloned());
+    let pages = stream::try_unfold(start, move |after: Option<Option<Position>>| {
         let fetch = after.map(|after| next(after, page, max_bytes));
         async move {
             let Some(fetch) = fetch else {
                 return Ok::<_, StoreError>(None);
             };
             let docs = fetch.await?;
-            let bytes: usize = docs.iter().map(|d| d.json.len()).sum();
+            let bytes: usize = docs.iter().map(|d| d.doc.json.len()).sum();
             let full = docs.len() >= page || bytes >= max_bytes;
-            let more = full.then(|| docs.last().map(|d| d.id.clone()));
+            let more = full.then(|| {
+                docs.last().map(|d| match &d.value {
+                    Some(value) => filter.position(&d.doc.id, value),
+                    None => filter.position_json(&d.doc.id, &d.doc.json),
+                })
+            });
             Ok(Some((docs, more)))
         }
     });
     pages
-        .map_ok(|docs| stream::iter(docs.into_iter().map(|d| Ok(Scanned::from(d)))))
+        .map_ok(|docs| stream::iter(docs.into_iter().map(Ok)))
         .try_flatten()
         .boxed()
 }

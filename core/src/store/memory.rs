@@ -4,15 +4,17 @@
 //! its ops are applied in order with an undo log, and rolled back at the
 //! first conflict.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
+use super::filter::Position;
 use super::{
     next_version, paged, Backend, Checked, Commit, Committed, Document, Filter, Op, Outgoing, Scan,
-    StoreError, TimerRow,
+    Scanned, StoreError, TimerRow,
 };
 
 type Collection = BTreeMap<String, Document>;
@@ -163,6 +165,71 @@ impl State {
     }
 }
 
+/// Up to `n` documents after id `after`, in id order, within `max_bytes`
+/// (and one document).
+fn by_id(
+    docs: Option<&Collection>,
+    after: Option<Position>,
+    n: usize,
+    max_bytes: usize,
+) -> Vec<Scanned> {
+    let mut page = Vec::new();
+    let mut bytes = 0;
+    if let Some(docs) = docs {
+        let from = after.map_or(Bound::Unbounded, |p| Bound::Excluded(p.id));
+        for (_, doc) in docs.range::<String, _>((from, Bound::Unbounded)) {
+            if page.len() >= n || (bytes >= max_bytes && !page.is_empty()) {
+                break;
+            }
+            bytes += doc.json.len();
+            page.push(Scanned::from(doc.clone()));
+        }
+    }
+    page
+}
+
+/// The matching documents after `after` in the filter's `$sort` order:
+/// every matching document is sorted for each page, which is what a store
+/// without indexes can do.
+fn sorted(
+    docs: Option<&Collection>,
+    filter: &Filter,
+    after: Option<&Position>,
+    n: usize,
+    max_bytes: usize,
+) -> Vec<Scanned> {
+    let mut found: Vec<(Position, Scanned)> = docs
+        .into_iter()
+        .flat_map(|docs| docs.values())
+        .filter_map(|doc| {
+            let value = serde_json::from_str::<serde_json::Value>(&doc.json).ok()?;
+            if !filter.matches(&value) {
+                return None;
+            }
+            let position = filter.position(&doc.id, &value);
+            let past = after.is_none_or(|a| filter.order(a, &position) == Ordering::Less);
+            past.then(|| {
+                let scanned = Scanned {
+                    doc: doc.clone(),
+                    value: Some(value),
+                };
+                (position, scanned)
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| filter.order(&a.0, &b.0));
+    let mut page = Vec::new();
+    let mut bytes = 0;
+    for (_, scanned) in found {
+        if page.len() >= n || (bytes >= max_bytes && !page.is_empty()) {
+            break;
+        }
+        bytes += scanned.doc.json.len();
+        page.push(scanned);
+    }
+    page
+}
+
 #[async_trait]
 impl Backend for MemoryStore {
     async fn get(
@@ -187,22 +254,19 @@ impl Backend for MemoryStore {
     ) -> Result<Scan<'a>, StoreError> {
         let key = key(domain, collection);
         // Page by page, so no lock is held while `list` reads.
-        Ok(paged(filter, move |after, n, max_bytes| {
-            let state = self.state.read();
-            let mut page = Vec::new();
-            let mut bytes = 0;
-            if let Some(docs) = state.collections.get(&key) {
-                let from = after.map_or(Bound::Unbounded, Bound::Excluded);
-                for (_, doc) in docs.range::<String, _>((from, Bound::Unbounded)) {
-                    if page.len() >= n || (bytes >= max_bytes && !page.is_empty()) {
-                        break;
-                    }
-                    bytes += doc.json.len();
-                    page.push(doc.clone());
-                }
-            }
-            std::future::ready(Ok(page))
-        }))
+        Ok(paged(
+            filter,
+            filter.sort().is_some(),
+            move |after, n, max_bytes| {
+                let state = self.state.read();
+                let docs = state.collections.get(&key);
+                let page = match filter.sort() {
+                    None => by_id(docs, after, n, max_bytes),
+                    Some(_) => sorted(docs, filter, after.as_ref(), n, max_bytes),
+                };
+                std::future::ready(Ok(page))
+            },
+        ))
     }
 
     async fn commit(&self, commit: &Commit) -> Result<Committed, StoreError> {

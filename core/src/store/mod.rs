@@ -17,7 +17,7 @@ pub mod unit;
 
 use async_trait::async_trait;
 
-pub use checked::{paged, Backend, Checked, Scan, Scanned, MAX_DOCUMENT_LEN};
+pub use checked::{paged, Backend, Checked, Scan, Scanned, MAX_DOCUMENT_LEN, MAX_INDEX_FIELDS};
 pub use commit::{Commit, Committed, Marker, Op, Outgoing, TimerRow};
 pub use filter::Filter;
 pub use memory::MemoryStore;
@@ -141,6 +141,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many timers `domain` has pending.
     async fn pending_timers(&self, domain: &str) -> Result<u64, StoreError>;
+
+    /// Makes sure the store keeps an index on `fields` (field paths as in
+    /// a filter, `a.b`) of `domain`'s `collection`, so `list` filters and
+    /// sorts over them read only what they return. Idempotent and cheap
+    /// when the index exists (called whenever a component loads); an index
+    /// never changes what `list` answers. A store without indexes (memory)
+    /// does nothing.
+    async fn ensure_index(
+        &self,
+        domain: &str,
+        collection: &str,
+        fields: &[String],
+    ) -> Result<(), StoreError>;
 }
 
 /// Checks an upsert against the current version (0 when absent), returning

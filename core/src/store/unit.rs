@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::filter::DEFAULT_MAX_BYTES;
+use super::filter::{Position, DEFAULT_MAX_BYTES};
 use super::{next_version, Document, Filter, Op, Store, StoreError, TimerRow};
 
 /// What one unit of work may hold and read.
@@ -124,8 +124,9 @@ impl UnitOfWork {
         Ok(doc)
     }
 
-    /// The documents matching `filter` as this command sees them, in id
-    /// order: the committed ones it has not touched, and its own.
+    /// The documents matching `filter` as this command sees them, in the
+    /// filter's order from after its `$after`: the committed ones it has
+    /// not touched, and its own.
     pub async fn list(
         &mut self,
         collection: &str,
@@ -159,10 +160,20 @@ impl UnitOfWork {
                 .iter()
                 .filter(|((c, _), _)| c == collection)
                 .filter_map(|(_, d)| d.as_ref())
-                .filter(|d| filter.matches_json(&d.json))
+                .filter(|d| {
+                    filter.matches_json(&d.json)
+                        && filter.is_after_cursor(&filter.position_json(&d.id, &d.json))
+                })
                 .cloned(),
         );
-        docs.sort_by(|a, b| a.id.cmp(&b.id));
+        // The committed page and the command's own documents, merged in
+        // the filter's order (by id unless it sorts).
+        let mut keyed: Vec<(Position, Document)> = docs
+            .into_iter()
+            .map(|d| (filter.position_json(&d.id, &d.json), d))
+            .collect();
+        keyed.sort_by(|a, b| filter.order(&a.0, &b.0));
+        let mut docs: Vec<Document> = keyed.into_iter().map(|(_, d)| d).collect();
         docs.truncate(filter.limit());
         let bytes = docs.iter().map(|d| d.json.len()).sum();
         self.read(bytes)?;

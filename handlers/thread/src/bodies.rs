@@ -93,6 +93,8 @@ pub(crate) struct List {
     pub(crate) saga_id: Option<String>,
     pub(crate) sprint_id: Option<String>,
     pub(crate) limit: Option<usize>,
+    /// The `next` of the previous page's answer.
+    pub(crate) after: Option<String>,
 }
 
 /// Which threads `thread.list` shows by their archived flag.

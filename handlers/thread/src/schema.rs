@@ -100,6 +100,7 @@ impl Schemas {
                     "saga_id": reference(),
                     "sprint_id": reference(),
                     "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+                    "after": reference(),
                 })),
             )),
             expire: text(object(

@@ -131,7 +131,8 @@ fn ids_come_from_the_message_id_or_the_client() {
 
 fn filters(body: &str) -> (Vec<Value>, usize) {
     let b: List = serde_json::from_str(body).unwrap();
-    list_filters(&b).unwrap()
+    let (f, limit) = list_filters(&b).unwrap();
+    (vec![f], limit)
 }
 
 #[test]
@@ -161,13 +162,24 @@ fn text_searches_titles_and_notes() {
     let (f, _) = filters(r#"{"text": "  Review ", "kind": "task"}"#);
     assert_eq!(
         f,
-        vec![
-            json!({"archived": false, "kind": "task", "title": {"$contains": "Review"}, "$limit": 101}),
-            json!({"archived": false, "kind": "task", "notes": {"$contains": "Review"}, "$limit": 101}),
-        ]
+        vec![json!({
+            "archived": false,
+            "kind": "task",
+            "$or": [{"title": {"$contains": "Review"}}, {"notes": {"$contains": "Review"}}],
+            "$limit": 101
+        })]
     );
     let (f, _) = filters(r#"{"text": "   "}"#);
-    assert_eq!(f.len(), 1, "blank text filters nothing");
+    assert_eq!(
+        f,
+        vec![json!({"archived": false, "$limit": 101})],
+        "blank text filters nothing"
+    );
+    let (f, _) = filters(r#"{"after": "t-9", "limit": 2}"#);
+    assert_eq!(
+        f,
+        vec![json!({"archived": false, "$after": "t-9", "$limit": 3})]
+    );
     let long = json!({ "text": "x".repeat(201) }).to_string();
     let b: List = serde_json::from_str(&long).unwrap();
     assert_eq!(list_filters(&b).unwrap_err().code(), "validation");

@@ -156,4 +156,13 @@ impl Store for Faulty {
     async fn pending_timers(&self, domain: &str) -> Result<u64, StoreError> {
         self.inner.pending_timers(domain).await
     }
+
+    async fn ensure_index(
+        &self,
+        domain: &str,
+        collection: &str,
+        fields: &[String],
+    ) -> Result<(), StoreError> {
+        self.inner.ensure_index(domain, collection, fields).await
+    }
 }

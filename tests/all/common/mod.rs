@@ -6,6 +6,7 @@
 pub mod conformance;
 pub mod faulty;
 pub mod mongo;
+pub mod queries;
 pub mod rabbit;
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,5 @@
 //! Reading one thread and listing threads.
 
-use std::collections::BTreeMap;
-
 use parallel_you_sdk::{Ctx, Doc, Error, Event};
 use serde_json::{json, Map, Value};
 
@@ -15,9 +13,10 @@ pub(crate) fn get(ctx: &Ctx, b: Get) -> Result<Vec<Event>, Error> {
     Ok(vec![thread_event("thread.got", &doc.value, doc.version)?])
 }
 
-/// The store filters a `thread.list` runs (two when there is text: one
-/// over titles, one over notes, merged by id) and the most threads shown.
-pub(crate) fn list_filters(b: &List) -> Result<(Vec<Value>, usize), Error> {
+/// The store filter a `thread.list` runs (text searches titles and notes
+/// with `$or`) and the most threads shown. Threads are listed by id; a
+/// page continues `$after` the id the previous answer gave as `next`.
+pub(crate) fn list_filters(b: &List) -> Result<(Value, usize), Error> {
     let limit = b.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(Error::validation(format!(
@@ -48,6 +47,10 @@ pub(crate) fn list_filters(b: &List) -> Result<(Vec<Value>, usize), Error> {
         check_ref("sprint_id", sprint_id)?;
         base.insert("sprint_id".into(), json!(sprint_id));
     }
+    if let Some(after) = &b.after {
+        check_ref("after", after)?;
+        base.insert("$after".into(), json!(after));
+    }
     // One more than shown, to tell whether there are more.
     base.insert("$limit".into(), json!(limit + 1));
     let text = b.text.as_deref().map(str::trim).unwrap_or_default();
@@ -56,32 +59,32 @@ pub(crate) fn list_filters(b: &List) -> Result<(Vec<Value>, usize), Error> {
             "`text` must be at most {MAX_TEXT_CHARS} characters"
         )));
     }
-    if text.is_empty() {
-        return Ok((vec![Value::Object(base)], limit));
+    if !text.is_empty() {
+        base.insert(
+            "$or".into(),
+            json!([
+                { "title": { "$contains": text } },
+                { "notes": { "$contains": text } },
+            ]),
+        );
     }
-    let filters = ["title", "notes"]
-        .into_iter()
-        .map(|field| {
-            let mut f = base.clone();
-            f.insert(field.into(), json!({ "$contains": text }));
-            Value::Object(f)
-        })
-        .collect();
-    Ok((filters, limit))
+    Ok((Value::Object(base), limit))
 }
 
 pub(crate) fn list(ctx: &Ctx, b: List) -> Result<Vec<Event>, Error> {
-    let (filters, limit) = list_filters(&b)?;
-    let mut found: BTreeMap<String, Doc<Thread>> = BTreeMap::new();
-    for filter in filters {
-        for doc in threads(ctx).list(filter)? {
-            found.entry(doc.id.clone()).or_insert(doc);
-        }
-    }
+    let (filter, limit) = list_filters(&b)?;
+    let found: Vec<Doc<Thread>> = threads(ctx).list(filter)?;
     let more = found.len() > limit;
-    let shown = versioned_all(found.values().take(limit));
+    let page = &found[..found.len().min(limit)];
+    // The id to pass as `after` for the next page; null on the last.
+    let next = if more {
+        page.last().map(|d| d.id.clone())
+    } else {
+        None
+    };
+    let shown = versioned_all(page.iter());
     Ok(vec![Event::new(
         "thread.listed",
-        &json!({ "threads": shown, "count": shown.len(), "more": more }),
+        &json!({ "threads": shown, "count": shown.len(), "more": more, "next": next }),
     )?])
 }

@@ -31,6 +31,7 @@ mod commit;
 mod outbox;
 mod put;
 mod query;
+mod sorted;
 mod timers;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,6 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Document as BsonDocument};
 use mongodb::error::{ErrorKind, WriteFailure};
@@ -45,8 +47,8 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 
 use parallel_you_core::store::{
-    paged, Backend, Checked, Commit, Committed, Document, Filter, Outgoing, Scan, StoreError,
-    TimerRow,
+    paged, Backend, Checked, Commit, Committed, Document, Filter, Outgoing, Scan, Scanned,
+    StoreError, TimerRow,
 };
 
 use bson::from_stored;
@@ -225,7 +227,7 @@ impl MongoStore {
         n: usize,
         max_bytes: usize,
         widest: Arc<AtomicUsize>,
-    ) -> Result<Vec<Document>, StoreError> {
+    ) -> Result<Vec<Scanned>, StoreError> {
         let query = match after {
             None => query,
             Some(after) if query.is_empty() => doc! {"_id": {"$gt": after}},
@@ -249,10 +251,13 @@ impl MongoStore {
             let Some(stored) = cursor.try_next().await.map_err(|e| store_error(&e))? else {
                 break;
             };
-            let (doc, _) = from_stored(stored)?;
+            let (doc, value) = from_stored(stored)?;
             bytes = bytes.saturating_add(doc.json.len());
             widest.fetch_max(doc.json.len(), Ordering::Relaxed);
-            page.push(doc);
+            page.push(Scanned {
+                doc,
+                value: Some(value),
+            });
         }
         Ok(page)
     }
@@ -285,16 +290,27 @@ impl Backend for MongoStore {
         let coll = self.docs(domain, collection)?;
         let query = to_query(filter);
         let widest = Arc::new(AtomicUsize::new(0));
-        Ok(paged(filter, move |after, n, max_bytes| {
-            Self::page(
-                coll.clone(),
-                query.clone(),
-                after,
-                n,
-                max_bytes,
-                widest.clone(),
-            )
-        }))
+        let sort = filter.sort();
+        Ok(paged(
+            filter,
+            true,
+            move |after, n, max_bytes| -> BoxFuture<'a, Result<Vec<Scanned>, StoreError>> {
+                let (coll, query) = (coll.clone(), query.clone());
+                match sort {
+                    Some(sort) => Box::pin(async move {
+                        sorted::page(&coll, &query, filter, sort, after, n, max_bytes).await
+                    }),
+                    None => Box::pin(Self::page(
+                        coll,
+                        query,
+                        after.map(|p| p.id),
+                        n,
+                        max_bytes,
+                        widest.clone(),
+                    )),
+                }
+            },
+        ))
     }
 
     async fn commit(&self, commit: &Commit) -> Result<Committed, StoreError> {
@@ -332,5 +348,34 @@ impl Backend for MongoStore {
 
     async fn pending_timers(&self, domain: &str) -> Result<u64, StoreError> {
         self.count_pending(domain).await
+    }
+
+    async fn ensure_index(
+        &self,
+        domain: &str,
+        collection: &str,
+        fields: &[Vec<String>],
+    ) -> Result<(), StoreError> {
+        // The collection is the domain's own, so the keys need no prefix;
+        // `_id` last, for equal keys in id order (the order of `list`).
+        let mut keys = BsonDocument::new();
+        for field in fields {
+            keys.insert(format!("body.{}", field.join(".")), 1);
+        }
+        keys.insert("_id", 1);
+        let name = fields
+            .iter()
+            .map(|f| f.join("."))
+            .collect::<Vec<_>>()
+            .join("_");
+        let index = IndexModel::builder()
+            .keys(keys)
+            .options(IndexOptions::builder().name(format!("by_{name}")).build())
+            .build();
+        self.docs(domain, collection)?
+            .create_index(index)
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(())
     }
 }

@@ -4,7 +4,7 @@
 use mongodb::bson::{doc, Bson, Document as BsonDocument};
 use serde_json::Value;
 
-use parallel_you_core::store::filter::Condition;
+use parallel_you_core::store::filter::{Clause, Condition};
 use parallel_you_core::store::Filter;
 
 use super::bson::{number_to_bson, value_to_bson, TEXT_FLAG};
@@ -19,51 +19,72 @@ const EXACT_F64_INT: f64 = 9_007_199_254_740_992.0;
 /// exclude a matching document (arrays match element-wise, `1` equals
 /// `1.0`, a dotted path walks into arrays, …) are left out or widened.
 pub(super) fn to_query(filter: &Filter) -> BsonDocument {
-    let mut all: Vec<Bson> = Vec::new();
-    for (path, cond) in filter.conditions() {
-        if path.iter().any(|seg| seg.contains('\0')) {
-            continue;
-        }
-        let field = format!("body.{}", path.join("."));
-        let single = path.len() == 1;
-        let clause = match cond {
-            Condition::Eq(v) => exact_bson(v).map(|b| doc! {&field: {"$eq": b}}),
-            Condition::In(vs) => vs
-                .iter()
-                .map(exact_bson)
-                .collect::<Option<Vec<_>>>()
-                .map(|bs| doc! {&field: {"$in": bs}}),
-            Condition::Ne(v @ (Value::String(_) | Value::Bool(_))) if single => {
-                exact_bson(v).map(|b| {
-                    doc! {"$or": [{&field: {"$ne": b}}, {&field: {"$type": "array"}}]}
-                })
-            }
-            Condition::Ne(_) => None,
-            Condition::Exists(true) => Some(doc! {&field: {"$exists": true}}),
-            Condition::Exists(false) if single => Some(doc! {&field: {"$exists": false}}),
-            Condition::Exists(false) => None,
-            Condition::Contains(text) => {
-                contains_regex(text).map(|re| doc! {&field: {"$regex": re}})
-            }
-            Condition::Cmp(ord, or_equal, v) => cmp_bson(v).map(|b| {
-                let op = match (ord, or_equal) {
-                    (std::cmp::Ordering::Less, false) => "$lt",
-                    (std::cmp::Ordering::Less, true) => "$lte",
-                    (_, false) => "$gt",
-                    (_, true) => "$gte",
-                };
-                doc! {&field: {op: b}}
-            }),
-        };
-        if let Some(clause) = clause {
-            all.push(Bson::Document(clause));
-        }
-    }
+    let all = clauses_query(filter.clauses());
     if all.is_empty() {
         return BsonDocument::new();
     }
     // Bodies kept as text are always fetched: the server cannot look inside.
     doc! {"$or": [{"$and": all}, {TEXT_FLAG: true}]}
+}
+
+/// The query terms of clauses that must all hold; a clause MongoDB cannot
+/// answer as the filter does is left out (which widens the query).
+fn clauses_query(clauses: &[Clause]) -> Vec<Bson> {
+    let mut all: Vec<Bson> = Vec::new();
+    for clause in clauses {
+        let clause = match clause {
+            Clause::Field(path, cond) => condition_query(path, cond),
+            Clause::Or(branches) => branches
+                .iter()
+                .map(|branch| {
+                    // A branch with no terms left matches everything, and
+                    // so does the `$or`.
+                    let terms = clauses_query(branch);
+                    (!terms.is_empty()).then(|| Bson::Document(doc! {"$and": terms}))
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(|branches| doc! {"$or": branches}),
+        };
+        if let Some(clause) = clause {
+            all.push(Bson::Document(clause));
+        }
+    }
+    all
+}
+
+fn condition_query(path: &[String], cond: &Condition) -> Option<BsonDocument> {
+    if path.iter().any(|seg| seg.contains('\0')) {
+        return None;
+    }
+    let field = format!("body.{}", path.join("."));
+    let single = path.len() == 1;
+    match cond {
+        Condition::Eq(v) => exact_bson(v).map(|b| doc! {&field: {"$eq": b}}),
+        Condition::In(vs) => vs
+            .iter()
+            .map(exact_bson)
+            .collect::<Option<Vec<_>>>()
+            .map(|bs| doc! {&field: {"$in": bs}}),
+        Condition::Ne(v @ (Value::String(_) | Value::Bool(_))) if single => {
+            exact_bson(v).map(|b| {
+                doc! {"$or": [{&field: {"$ne": b}}, {&field: {"$type": "array"}}]}
+            })
+        }
+        Condition::Ne(_) => None,
+        Condition::Exists(true) => Some(doc! {&field: {"$exists": true}}),
+        Condition::Exists(false) if single => Some(doc! {&field: {"$exists": false}}),
+        Condition::Exists(false) => None,
+        Condition::Contains(text) => contains_regex(text).map(|re| doc! {&field: {"$regex": re}}),
+        Condition::Cmp(ord, or_equal, v) => cmp_bson(v).map(|b| {
+            let op = match (ord, or_equal) {
+                (std::cmp::Ordering::Less, false) => "$lt",
+                (std::cmp::Ordering::Less, true) => "$lte",
+                (_, false) => "$gt",
+                (_, true) => "$gte",
+            };
+            doc! {&field: {op: b}}
+        }),
+    }
 }
 
 /// A filter value as BSON when MongoDB equality on it is implied by JSON

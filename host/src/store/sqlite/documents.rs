@@ -2,8 +2,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row, Statement};
 
-use super::{sql_error, to_sql, to_u64};
-use parallel_you_core::store::{Document, StoreError};
+use super::{query, sql_error, to_u64};
+use parallel_you_core::store::filter::Position;
+use parallel_you_core::store::{Document, Filter, StoreError};
 
 /// The document `id` of a collection.
 pub(super) fn get(
@@ -31,46 +32,29 @@ fn document(row: &Row<'_>) -> rusqlite::Result<Document> {
     })
 }
 
-/// Up to `n` documents of a collection after id `after`, in id order,
-/// stopping once they hold `max_bytes` of JSON (always at least one): rows
-/// are read one at a time, so a page of big documents holds no more than
-/// `max_bytes` plus one document.
+/// Up to `n` documents of a collection matching (at least) `filter`, in
+/// its order after `after`, stopping once they hold `max_bytes` of JSON
+/// (always at least one): rows are read one at a time, so a page of big
+/// documents holds no more than `max_bytes` plus one document.
 pub(super) fn page(
     conn: &Connection,
     domain: &str,
     collection: &str,
-    after: Option<&str>,
+    filter: &Filter,
+    after: Option<&Position>,
     n: usize,
     max_bytes: usize,
 ) -> Result<Vec<Document>, StoreError> {
-    let limit = to_sql(n);
-    let docs = match after {
-        None => conn
-            .prepare_cached(
-                "SELECT id, version, json FROM documents
-                 WHERE domain = ?1 AND collection = ?2 ORDER BY id LIMIT ?3",
-            )
-            .and_then(|mut st| take(&mut st, params![domain, collection, limit], max_bytes)),
-        Some(after) => conn
-            .prepare_cached(
-                "SELECT id, version, json FROM documents
-                 WHERE domain = ?1 AND collection = ?2 AND id > ?3 ORDER BY id LIMIT ?4",
-            )
-            .and_then(|mut st| {
-                take(
-                    &mut st,
-                    params![domain, collection, after, limit],
-                    max_bytes,
-                )
-            }),
-    };
-    docs.map_err(sql_error)
+    let sql = query::page_query(domain, collection, filter, after, n);
+    conn.prepare_cached(&sql.text)
+        .and_then(|mut st| take(&mut st, rusqlite::params_from_iter(sql.params), max_bytes))
+        .map_err(sql_error)
 }
 
 /// The documents `st` yields until they hold `max_bytes` of JSON.
-fn take(
+fn take<P: rusqlite::Params>(
     st: &mut Statement<'_>,
-    params: &[&dyn rusqlite::ToSql],
+    params: P,
     max_bytes: usize,
 ) -> rusqlite::Result<Vec<Document>> {
     let mut rows = st.query(params)?;
@@ -83,4 +67,36 @@ fn take(
         docs.push(doc);
     }
     Ok(docs)
+}
+
+/// Creates the expression index on `fields` if it is missing. One index
+/// per list of fields serves every domain and collection: its leading
+/// columns are `(domain, collection)`, so a lookup never strays out of
+/// its collection, and a bound domain parameter can use it (a partial
+/// index per collection could not be matched by a parameterised query).
+/// Its name is derived from the fields, so declaring it again is a no-op.
+pub(super) fn ensure_index(conn: &Connection, fields: &[Vec<String>]) -> Result<(), StoreError> {
+    let name = index_name(fields);
+    let Some(sql) = query::index_sql(&name, fields) else {
+        return Err(StoreError::Invalid(format!(
+            "cannot index {fields:?}: a field name cannot be a JSON path"
+        )));
+    };
+    conn.execute_batch(&sql).map_err(sql_error)
+}
+
+/// A stable name for the index on `fields`: FNV-1a of their paths.
+pub(super) fn index_name(fields: &[Vec<String>]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in fields
+        .iter()
+        .map(|f| f.join("."))
+        .collect::<Vec<_>>()
+        .join(",")
+        .bytes()
+    {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("documents_by_{hash:016x}")
 }

@@ -19,6 +19,7 @@
 mod commit;
 mod documents;
 mod outbox;
+mod query;
 mod readers;
 mod schema;
 mod timers;
@@ -32,8 +33,8 @@ use rusqlite::{Connection, ErrorCode};
 use tokio::sync::oneshot;
 
 use parallel_you_core::store::{
-    paged, Backend, Checked, Commit, Committed, Document, Filter, Outgoing, Scan, StoreError,
-    TimerRow,
+    paged, Backend, Checked, Commit, Committed, Document, Filter, Outgoing, Scan, Scanned,
+    StoreError, TimerRow,
 };
 
 /// The file name of the store inside a data directory.
@@ -188,11 +189,22 @@ impl Backend for SqliteStore {
         collection: &'a str,
         filter: &'a Filter,
     ) -> Result<Scan<'a>, StoreError> {
-        Ok(paged(filter, move |after, n, max_bytes| {
+        Ok(paged(filter, true, move |after, n, max_bytes| {
             let (domain, collection) = (domain.to_owned(), collection.to_owned());
-            self.run(move |conn| {
-                documents::page(conn, &domain, &collection, after.as_deref(), n, max_bytes)
-            })
+            // Copied onto the connection's thread, which owns what it runs.
+            let filter = filter.clone();
+            let page = self.run(move |conn| {
+                documents::page(
+                    conn,
+                    &domain,
+                    &collection,
+                    &filter,
+                    after.as_ref(),
+                    n,
+                    max_bytes,
+                )
+            });
+            async move { Ok(page.await?.into_iter().map(Scanned::from).collect()) }
         }))
     }
 
@@ -257,6 +269,17 @@ impl Backend for SqliteStore {
 
     async fn pending_timers(&self, domain: &str) -> Result<u64, StoreError> {
         self.readers.read(|conn| timers::pending(conn, domain))
+    }
+
+    async fn ensure_index(
+        &self,
+        _domain: &str,
+        _collection: &str,
+        fields: &[Vec<String>],
+    ) -> Result<(), StoreError> {
+        let fields = fields.to_vec();
+        self.run(move |conn| documents::ensure_index(conn, &fields))
+            .await
     }
 }
 

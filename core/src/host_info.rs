@@ -18,6 +18,29 @@ pub struct CommandInfo {
     pub body_schema: Option<serde_json::Value>,
 }
 
+/// One query a reactor answers, as its manifest declares it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryInfo {
+    /// `[a-z0-9_-]+`, unique within the reactor.
+    pub name: String,
+    /// One line for API listings.
+    pub summary: String,
+    /// JSON Schema of the parameters object, if declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params_schema: Option<serde_json::Value>,
+}
+
+/// What a reactor declares beyond its domain and version.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ReactorInfo {
+    /// Event routing-key patterns it subscribes to (AMQP topic semantics).
+    pub subscribes: Vec<String>,
+    /// Routing keys of the commands it may send.
+    pub sends: Vec<String>,
+    /// The queries it answers.
+    pub queries: Vec<QueryInfo>,
+}
+
 /// One line of `pyou handlers`: a loaded component or a file that failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandlerStatus {
@@ -37,8 +60,14 @@ pub struct HandlerStatus {
     pub load_ms: Option<u64>,
     /// Whether its compiled code came from the on-disk cache.
     pub from_cache: Option<bool>,
-    /// The routing keys it serves (empty when it failed).
+    /// The routing keys it serves (empty when it failed, and for a reactor).
     pub routing_keys: Vec<String>,
+    /// What the component is, when loaded: `handler` or `reactor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// A reactor's subscriptions, sends and queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reactor: Option<ReactorInfo>,
     /// Why it failed to load, if it did. A file that serves and has an
     /// error is one whose newer content failed: the older version serves.
     pub error: Option<String>,

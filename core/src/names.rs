@@ -11,6 +11,7 @@
 //! | collection | one token, ≤ 64 bytes | a store collection |
 //! | document id | 1–256 bytes, no control characters | a stored document |
 //! | topic pattern | dot-separated tokens, `*` or `#`, ≤ 255 bytes | subscriptions |
+//! | event pattern | dot-separated key segments, `*` or `#`, ≤ 128 bytes | what a reactor subscribes to |
 //! | error code | `[a-z0-9_]`, ≤ 64 bytes | a handler's own error codes |
 
 /// Why a name does not follow its grammar, phrased so its author can fix it.
@@ -165,6 +166,28 @@ pub fn check_pattern(pattern: &str) -> Result<(), NameError> {
     }
 }
 
+/// Checks a reactor's subscription: a pattern over event routing keys,
+/// dot-separated [key segments](is_key_segment), `*` (exactly one segment)
+/// or `#` (zero or more), at most [`MAX_ROUTING_KEY_LEN`] bytes. Matched
+/// with [`crate::bus::topic_matches`].
+pub fn check_event_pattern(pattern: &str) -> Result<(), NameError> {
+    if pattern.len() > MAX_ROUTING_KEY_LEN {
+        return Err(NameError(format!(
+            "event pattern is {} bytes, over the limit of {MAX_ROUTING_KEY_LEN}",
+            pattern.len()
+        )));
+    }
+    if !pattern
+        .split('.')
+        .all(|s| s == "*" || s == "#" || is_key_segment(s))
+    {
+        return Err(NameError(format!(
+            "event pattern {pattern:?} must be dot-separated segments of [a-z0-9_-], `*` (one segment) or `#` (any number), like `thread.*` or `thread.quantum.#`"
+        )));
+    }
+    Ok(())
+}
+
 /// Whether `code` can be a handler's own error code: 1 to 64 characters of
 /// `[a-z0-9_]`.
 pub fn is_error_code(code: &str) -> bool {
@@ -235,6 +258,25 @@ mod tests {
         }
         for bad in ["a..b", "", "a.b c", "a.#x"] {
             assert!(check_pattern(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn event_pattern_grammar() {
+        for good in ["thread.*", "thread.quantum.#", "#", "*.started", "a-b_c.d9"] {
+            assert_eq!(check_event_pattern(good), Ok(()), "{good:?}");
+        }
+        for bad in [
+            "",
+            "thread.",
+            "thread..x",
+            "Thread.*",
+            "thread.*x",
+            "thread.#x",
+            "a b",
+            &format!("a.{}", "b".repeat(200)),
+        ] {
+            assert!(check_event_pattern(bad).is_err(), "{bad:?} accepted");
         }
     }
 

@@ -11,6 +11,7 @@
 mod bindings;
 pub mod bus;
 pub mod cache;
+pub mod dead_letter;
 pub mod faults;
 pub mod host;
 pub mod hot;
@@ -23,7 +24,7 @@ pub mod store;
 pub mod timers;
 pub mod warm;
 
-pub use host::{Host, HostConfig, RetryPolicy, DEFAULT_DEDUP_WINDOW};
+pub use host::{Host, HostConfig, ReactorConfig, RetryPolicy, DEFAULT_DEDUP_WINDOW};
 pub use hot::{HotLoader, HotOutcome, WatchConfig, Watching};
 pub use runtime::{Limits, LoadError, Manifest};
 #[cfg(feature = "sqlite")]

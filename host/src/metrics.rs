@@ -52,6 +52,16 @@ struct Inner {
     handler_codes: usize,
     latency: BTreeMap<String, Histogram>,
     replays: u64,
+    /// Per reactor domain (bounded by the loaded reactors): events it
+    /// handled, failed tries retried, events dead-lettered.
+    reactors: BTreeMap<String, ReactorCounts>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ReactorCounts {
+    events: u64,
+    retries: u64,
+    dead_letters: u64,
 }
 
 impl Inner {
@@ -115,6 +125,39 @@ impl Metrics {
         self.inner.lock().replays += 1;
     }
 
+    /// Records one event the reactor `domain` handled to its commit (or
+    /// found already handled).
+    pub fn reactor_event(&self, domain: &str) {
+        self.reactor(domain, |c| c.events += 1);
+    }
+
+    /// Records one failed try of a reactor's event that will be retried.
+    pub fn reactor_retry(&self, domain: &str) {
+        self.reactor(domain, |c| c.retries += 1);
+    }
+
+    /// Records one event a reactor gave up on (dead-lettered).
+    pub fn dead_lettered(&self, domain: &str) {
+        self.reactor(domain, |c| c.dead_letters += 1);
+    }
+
+    fn reactor(&self, domain: &str, f: impl FnOnce(&mut ReactorCounts)) {
+        let mut inner = self.inner.lock();
+        match inner.reactors.get_mut(domain) {
+            Some(c) => f(c),
+            None => f(inner.reactors.entry(domain.to_owned()).or_default()),
+        }
+    }
+
+    /// Events handled, retries and dead letters of the reactor `domain`.
+    pub fn reactor_counts(&self, domain: &str) -> (u64, u64, u64) {
+        self.inner
+            .lock()
+            .reactors
+            .get(domain)
+            .map_or((0, 0, 0), |c| (c.events, c.retries, c.dead_letters))
+    }
+
     /// Commands run for a routing key.
     pub fn commands_for(&self, routing_key: &str) -> u64 {
         self.inner
@@ -157,6 +200,28 @@ impl Metrics {
             "Redelivered commands answered from their record.",
         )
         .sample("pyou_replayed_total", &[], inner.replays);
+        for (name, help, pick) in [
+            (
+                "pyou_reactor_events_total",
+                "Events a reactor handled, by reactor.",
+                (|c: &ReactorCounts| c.events) as fn(&ReactorCounts) -> u64,
+            ),
+            (
+                "pyou_reactor_retries_total",
+                "Failed tries of reactor events that were retried, by reactor.",
+                |c| c.retries,
+            ),
+            (
+                "pyou_dead_letters_total",
+                "Reactor events given up on and dead-lettered, by reactor.",
+                |c| c.dead_letters,
+            ),
+        ] {
+            w.family(name, "counter", help);
+            for (domain, c) in &inner.reactors {
+                w.sample(name, &[("reactor", domain)], pick(c));
+            }
+        }
         w.family(
             "pyou_dispatch_seconds",
             "histogram",

@@ -1,4 +1,6 @@
-//! Which handler serves which routing key, loaded from a folder.
+//! Which handler serves which routing key, loaded from a folder; the
+//! reactors loaded beside them (a domain belongs to one component of
+//! either kind).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -162,6 +164,8 @@ impl Registry {
                     load_ms: Some(u64::try_from(h.load_time.as_millis()).unwrap_or(u64::MAX)),
                     from_cache: Some(h.from_cache),
                     routing_keys: h.manifest.routing_keys(),
+                    kind: Some(h.manifest.kind().to_owned()),
+                    reactor: h.manifest.reactor.clone(),
                     error: None,
                 };
                 (file, status)
@@ -179,6 +183,8 @@ impl Registry {
                     load_ms: None,
                     from_cache: None,
                     routing_keys: Vec::new(),
+                    kind: None,
+                    reactor: None,
                     error: None,
                 })
                 .error = Some(f.reason.clone());

@@ -27,7 +27,8 @@ pub(crate) struct Args {
     #[arg(long, value_name = "URL", env = "PYOU_GATEWAY")]
     gateway: Option<String>,
     /// Print one JSON array of `{"file", "domain", "version", "sha256",
-    /// "loaded_at", "load_ms", "from_cache", "routing_keys", "error"}`.
+    /// "loaded_at", "load_ms", "from_cache", "routing_keys", "kind",
+    /// "reactor": {"subscribes", "sends", "queries"} (reactors only), "error"}`.
     #[arg(long)]
     json: bool,
 }
@@ -96,12 +97,33 @@ fn print_line(s: &HandlerStatus) {
         } else {
             ""
         };
+        // A reactor lists what it subscribes to, sends and answers.
+        let served = match &s.reactor {
+            Some(r) => format!(
+                "reactor: subscribes {}; sends {}; queries {}",
+                r.subscribes.join(", "),
+                if r.sends.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    r.sends.join(", ")
+                },
+                if r.queries.is_empty() {
+                    "none".to_owned()
+                } else {
+                    r.queries
+                        .iter()
+                        .map(|q| q.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
+            None => s.routing_keys.join(", "),
+        };
         println!(
-            "{}  {domain} {version}+{sha}  loaded {} ({} ms{cached})  {}",
+            "{}  {domain} {version}+{sha}  loaded {} ({} ms{cached})  {served}",
             s.file,
             s.loaded_at.as_deref().unwrap_or("?"),
             s.load_ms.unwrap_or(0),
-            s.routing_keys.join(", ")
         );
     }
     if let Some(err) = &s.error {

@@ -2,11 +2,13 @@
 
 mod args;
 mod deploy;
+mod dlq;
 mod gateway;
 mod handlers;
 mod host;
 mod invoke;
 mod logging;
+mod query;
 mod serve;
 mod shutdown;
 mod watch;
@@ -62,6 +64,10 @@ pub(crate) enum Command {
     Gateway(gateway::Args),
     /// Print a session's events from a running gateway (WebSocket), one JSON line each.
     Watch(watch::Args),
+    /// Answer one reactor query in-process against the store, as JSON.
+    Query(query::Args),
+    /// The events reactors gave up on: list, show, replay or drop them.
+    Dlq(dlq::Args),
 }
 
 impl Command {
@@ -75,6 +81,8 @@ impl Command {
             Command::Host(args) => host::run(args).await,
             Command::Gateway(args) => gateway::run(args).await,
             Command::Watch(args) => watch::run(args).await,
+            Command::Query(args) => query::run(args).await,
+            Command::Dlq(args) => dlq::run(args).await,
         }
     }
 }

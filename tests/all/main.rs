@@ -20,6 +20,8 @@ mod hot;
 mod languages;
 mod loading;
 mod mongo;
+mod reactors;
+mod reactors_amqp;
 mod sandbox;
 mod schema;
 mod store;

@@ -6,7 +6,7 @@
 //! subscriber never stalls publishers or other subscribers. Events reach
 //! all subscribers in one order (the order they were published).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
@@ -16,7 +16,7 @@ use super::{
     topic_matches, Binding, Bus, BusError, Deliveries, Delivery, Publisher, Settle, Subscription,
 };
 use crate::envelope::{Envelope, EnvelopeError};
-use crate::names::{check_pattern, check_routing_key};
+use crate::names::{check_event_pattern, check_pattern, check_routing_key};
 
 /// How many commands a domain queue holds before senders wait.
 pub const QUEUE_CAPACITY: usize = 10_000;
@@ -31,6 +31,8 @@ struct State {
     routes: BTreeMap<String, String>,
     queues: HashMap<String, Queue>,
     subscribers: Vec<(String, mpsc::UnboundedSender<Envelope>)>,
+    /// Each reactor's patterns and queue, by domain.
+    reactors: BTreeMap<String, (BTreeSet<String>, Queue)>,
 }
 
 /// A bus inside one process.
@@ -56,6 +58,15 @@ impl InProcessBus {
     /// A bus with no bindings and no subscribers.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn reactor_queue(state: &mut State, domain: &str) -> Queue {
+        state
+            .reactors
+            .entry(domain.to_owned())
+            .or_insert_with(|| (BTreeSet::new(), async_channel::bounded(QUEUE_CAPACITY)))
+            .1
+            .clone()
     }
 
     fn queue(state: &mut State, domain: &str) -> Queue {
@@ -103,13 +114,31 @@ impl Publisher for InProcessBus {
     async fn publish(&self, event: Envelope) -> Result<(), BusError> {
         let topic = event.topic();
         let mut closed = false;
-        {
+        let reactors: Vec<async_channel::Sender<Envelope>> = {
             let _order = self.fan_out.lock();
             let state = self.state.read();
             for (pattern, tx) in &state.subscribers {
                 if topic_matches(pattern, &topic) && tx.send(event.clone()).is_err() {
                     closed = true;
                 }
+            }
+            state
+                .reactors
+                .values()
+                .filter(|(patterns, _)| {
+                    patterns
+                        .iter()
+                        .any(|p| topic_matches(p, &event.meta.routing_key))
+                })
+                .map(|(_, (tx, _))| tx.clone())
+                .collect()
+        };
+        // Outside the locks: a full reactor queue makes the publisher wait.
+        for tx in reactors {
+            if tx.send(event.clone()).await.is_err() {
+                return Err(BusError::Unavailable(
+                    "a reactor's queue is closed".to_owned(),
+                ));
             }
         }
         if closed {
@@ -119,6 +148,10 @@ impl Publisher for InProcessBus {
                 .retain(|(_, tx)| !tx.is_closed());
         }
         Ok(())
+    }
+
+    async fn send_command(&self, command: Envelope) -> Result<(), BusError> {
+        self.send(command).await
     }
 }
 
@@ -167,15 +200,7 @@ impl Bus for InProcessBus {
     }
 
     async fn consume(&self, domain: &str) -> Result<Deliveries, BusError> {
-        let (tx, rx) = Self::queue(&mut self.state.write(), domain);
-        Ok(Deliveries::new(futures::stream::unfold(
-            (tx, rx),
-            |(tx, rx)| async move {
-                let command = rx.recv().await.ok()?;
-                let settle = Box::new(Settled { queue: tx.clone() });
-                Some((Delivery::new(Ok(command), settle), (tx, rx)))
-            },
-        )))
+        Ok(deliveries(Self::queue(&mut self.state.write(), domain)))
     }
 
     async fn subscribe(&self, pattern: &str) -> Result<Subscription, BusError> {
@@ -202,6 +227,48 @@ impl Bus for InProcessBus {
             })
             .collect())
     }
+
+    async fn bind_reactor(&self, domain: &str, patterns: &[String]) -> Result<(), BusError> {
+        for p in patterns {
+            check_event_pattern(p)?;
+        }
+        let mut state = self.state.write();
+        Self::reactor_queue(&mut state, domain);
+        if let Some((bound, _)) = state.reactors.get_mut(domain) {
+            bound.extend(patterns.iter().cloned());
+        }
+        Ok(())
+    }
+
+    async fn unbind_reactor(&self, domain: &str, patterns: &[String]) -> Result<(), BusError> {
+        if let Some((bound, _)) = self.state.write().reactors.get_mut(domain) {
+            for p in patterns {
+                bound.remove(p);
+            }
+        }
+        Ok(())
+    }
+
+    async fn consume_reactor(&self, domain: &str) -> Result<Deliveries, BusError> {
+        let queue = Self::reactor_queue(&mut self.state.write(), domain);
+        Ok(deliveries(queue))
+    }
+
+    async fn send_to_reactor(&self, domain: &str, event: Envelope) -> Result<(), BusError> {
+        let (tx, _) = Self::reactor_queue(&mut self.state.write(), domain);
+        tx.send(event)
+            .await
+            .map_err(|_| BusError::Unavailable("the reactor's queue is closed".to_owned()))
+    }
+}
+
+/// The deliveries of one queue; a requeue puts a message back in it.
+fn deliveries((tx, rx): Queue) -> Deliveries {
+    Deliveries::new(futures::stream::unfold((tx, rx), |(tx, rx)| async move {
+        let message = rx.recv().await.ok()?;
+        let settle = Box::new(Settled { queue: tx.clone() });
+        Some((Delivery::new(Ok(message), settle), (tx, rx)))
+    }))
 }
 
 #[cfg(test)]
@@ -284,6 +351,45 @@ mod tests {
         );
         let none = tokio::time::timeout(std::time::Duration::from_millis(20), other.next()).await;
         assert!(none.is_err(), "another session received the event");
+    }
+
+    #[tokio::test]
+    async fn reactors_get_the_events_their_patterns_match_once() {
+        let bus = InProcessBus::new();
+        bus.bind_reactor("r", &["c.*".into(), "d.#".into()])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut a = bus
+            .consume_reactor("r")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut b = bus
+            .consume_reactor("r")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cause = cmd("c.go").with_session("s1");
+        for key in ["c.done", "c.done.more", "d.x.y", "e.done"] {
+            let body = serde_json::value::RawValue::from_string("{}".into())
+                .unwrap_or_else(|e| panic!("{e}"));
+            bus.publish(Envelope::event_for(&cause.meta, key, body))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            tokio::select! {
+                Some(d) = a.next() => got.push(d.message.map(|e| e.meta.routing_key).ok()),
+                Some(d) = b.next() => got.push(d.message.map(|e| e.meta.routing_key).ok()),
+            }
+        }
+        got.sort();
+        assert_eq!(got, [Some("c.done".into()), Some("d.x.y".into())]);
+        let extra = tokio::time::timeout(std::time::Duration::from_millis(50), async {
+            tokio::select! { d = a.next() => d, d = b.next() => d }
+        })
+        .await;
+        assert!(extra.is_err(), "an event was delivered twice or unmatched");
+        assert!(bus.bind_reactor("r", &["C.*".into()]).await.is_err());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

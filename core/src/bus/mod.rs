@@ -5,6 +5,10 @@
 //! its topic (`<reply_channel>.<routing_key>`, or the routing key alone).
 //! Patterns follow AMQP topic exchanges: `*` is one segment, `#` zero or
 //! more. The in-process bus and the RabbitMQ bus have these same semantics.
+//!
+//! A reactor has a queue of its own on the events side: every event whose
+//! routing key matches one of its patterns goes to it, consumed by
+//! competing hosts and settled like a command ([`Bus::consume_reactor`]).
 
 pub mod in_process;
 
@@ -47,6 +51,12 @@ impl From<NameError> for BusError {
 pub trait Publisher: Send + Sync {
     /// Publishes one event.
     async fn publish(&self, event: Envelope) -> Result<(), BusError>;
+
+    /// Sends one command a reactor asked for. A bus routes it like
+    /// [`Bus::send`]; the default, for collectors, keeps it with the events.
+    async fn send_command(&self, command: Envelope) -> Result<(), BusError> {
+        self.publish(command).await
+    }
 }
 
 /// A bound command routing key.
@@ -80,6 +90,39 @@ pub trait Bus: Publisher + 'static {
 
     /// The command routing keys currently bound, ordered by key.
     async fn bindings(&self) -> Result<Vec<Binding>, BusError>;
+
+    /// Creates the event queue of the reactor `domain` if needed and binds
+    /// `patterns` (over event routing keys, see [`topic_matches`]) to it.
+    /// A bus may deliver a reactor more than its patterns match (RabbitMQ
+    /// matches on the event's topic, which carries its reply channel): the
+    /// consumer checks each event's routing key.
+    async fn bind_reactor(&self, domain: &str, patterns: &[String]) -> Result<(), BusError> {
+        let _ = (domain, patterns);
+        Err(no_reactors())
+    }
+
+    /// Removes patterns from a reactor's queue; events already queued stay.
+    async fn unbind_reactor(&self, domain: &str, patterns: &[String]) -> Result<(), BusError> {
+        let _ = (domain, patterns);
+        Err(no_reactors())
+    }
+
+    /// Consumes the reactor's event queue; several consumers compete.
+    async fn consume_reactor(&self, domain: &str) -> Result<Deliveries, BusError> {
+        let _ = domain;
+        Err(no_reactors())
+    }
+
+    /// Puts `event` in the reactor's queue alone (its own timers, a
+    /// dead-lettered event replayed), whatever its patterns.
+    async fn send_to_reactor(&self, domain: &str, event: Envelope) -> Result<(), BusError> {
+        let _ = (domain, event);
+        Err(no_reactors())
+    }
+}
+
+fn no_reactors() -> BusError {
+    BusError::Invalid("this bus does not carry reactors' event queues".to_owned())
 }
 
 /// Settles a delivery with the bus that made it.

@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use super::Host;
 use crate::faults::{self, Point};
-use parallel_you_core::bus::Publisher;
+use parallel_you_core::bus::{BusError, Publisher};
 use parallel_you_core::envelope::{Envelope, EnvelopeError, Kind};
 use parallel_you_core::error::{Code, ErrorBody, ErrorCode};
 use parallel_you_core::store::{Commit, Committed, Marker, Op, StoreError};
@@ -266,11 +266,27 @@ impl Host {
     }
 }
 
-/// Publishes `events` in order; returns whether all of them went out.
+/// Publishes `events` in order (the commands a reactor sent among them are
+/// sent to their handlers); returns whether all of them went out. A command
+/// no handler is bound to gets an `unknown_routing_key` error event in its
+/// place: retrying cannot route it.
 pub(crate) async fn publish_all(out: &dyn Publisher, events: &[Envelope]) -> bool {
     let mut all = true;
     for event in events {
-        if let Err(err) = out.publish(event.clone()).await {
+        let sent = match event.meta.kind {
+            Kind::Event => out.publish(event.clone()).await,
+            Kind::Command => match out.send_command(event.clone()).await {
+                Err(BusError::Unroutable { routing_key }) => {
+                    let err = ErrorBody::new(
+                        ErrorCode::UnknownRoutingKey,
+                        format!("no handler serves {routing_key:?}, which a reactor sent"),
+                    );
+                    out.publish(err.event_for(&event.meta)).await
+                }
+                other => other,
+            },
+        };
+        if let Err(err) = sent {
             tracing::error!(error = %err, routing_key = %event.meta.routing_key, "could not publish an event");
             all = false;
         }

@@ -6,6 +6,8 @@
 //! is in `dispatch`; taking commands from a bus (and stopping) is in `serve`.
 
 mod dispatch;
+mod react;
+mod reactors;
 mod serve;
 
 use std::path::Path;
@@ -24,6 +26,7 @@ use parallel_you_core::host_info::{CommandInfo, HostInfo};
 use parallel_you_core::store::Store;
 
 pub(crate) use dispatch::{publish_all, OUTBOX_LEASE};
+pub use react::{Reacted, ReactorConfig, DEFAULT_MAX_COMMANDS};
 use serve::ServeState;
 pub use serve::{RetryPolicy, Serving};
 
@@ -40,6 +43,8 @@ pub struct HostConfig {
     pub dedup_window: std::time::Duration,
     /// How commands failing for a passing reason are retried.
     pub retry: RetryPolicy,
+    /// How reactors' events are retried, and how many commands one may send.
+    pub reactors: ReactorConfig,
 }
 
 /// How long processed markers are kept unless configured: NServiceBus's
@@ -59,6 +64,7 @@ pub struct Host {
     max_body: usize,
     dedup_window: std::time::Duration,
     retry: RetryPolicy,
+    reactors: ReactorConfig,
     metrics: Metrics,
     /// Tries of the commands failing for a passing reason.
     retries: serve::Retries,
@@ -117,6 +123,14 @@ impl Host {
                 config.dedup_window
             },
             retry: config.retry,
+            reactors: ReactorConfig {
+                max_commands: if config.reactors.max_commands == 0 {
+                    DEFAULT_MAX_COMMANDS
+                } else {
+                    config.reactors.max_commands
+                },
+                ..config.reactors
+            },
             metrics: Metrics::default(),
             retries: serve::Retries::default(),
             serving: tokio::sync::Mutex::new(None),

@@ -78,6 +78,7 @@ impl Host {
             inflight: inflight.clone(),
             permits,
             domains: BTreeMap::new(),
+            reactors: BTreeMap::new(),
         };
         self.sync_bindings(&mut state).await?;
         *serving = Some(state);
@@ -111,6 +112,7 @@ impl Host {
         let registry = self.registry();
         let wanted: BTreeMap<String, Vec<String>> = registry
             .handlers()
+            .filter(|h| !h.is_reactor())
             .map(|h| (h.manifest.domain.clone(), h.manifest.routing_keys()))
             .collect();
         let gone: Vec<String> = state
@@ -150,6 +152,69 @@ impl Host {
             );
             tracing::info!(domain = %domain, keys = ?keys, "bound");
             state.domains.insert(domain, DomainState { keys, stop });
+        }
+        self.sync_reactors(state).await
+    }
+
+    /// Makes the reactors' event queues, their patterns and consumers match
+    /// the registry. A new version's patterns are bound before the old
+    /// ones it dropped are unbound, so no event both match is missed.
+    async fn sync_reactors(self: &Arc<Self>, state: &mut ServeState) -> Result<(), BusError> {
+        let registry = self.registry();
+        let wanted: BTreeMap<String, Vec<String>> = registry
+            .handlers()
+            .filter_map(|h| {
+                let r = h.manifest.reactor.as_ref()?;
+                Some((h.manifest.domain.clone(), r.subscribes.clone()))
+            })
+            .collect();
+        let gone: Vec<String> = state
+            .reactors
+            .keys()
+            .filter(|d| !wanted.contains_key(*d))
+            .cloned()
+            .collect();
+        for domain in gone {
+            if let Some(old) = state.reactors.remove(&domain) {
+                // The queue stays, bound: events go on collecting for the
+                // reactor's return (as a domain's commands do in its queue
+                // once its keys are unbound, bar the binding).
+                old.stop.cancel();
+                tracing::info!(reactor = %domain, "reactor stopped");
+            }
+        }
+        for (domain, patterns) in wanted {
+            if let Some(current) = state.reactors.get_mut(&domain) {
+                state.bus.bind_reactor(&domain, &patterns).await?;
+                let kept: BTreeSet<&str> = patterns.iter().map(String::as_str).collect();
+                let dropped: Vec<String> = current
+                    .keys
+                    .iter()
+                    .filter(|k| !kept.contains(k.as_str()))
+                    .cloned()
+                    .collect();
+                if !dropped.is_empty() {
+                    state.bus.unbind_reactor(&domain, &dropped).await?;
+                }
+                current.keys = patterns;
+                continue;
+            }
+            state.bus.bind_reactor(&domain, &patterns).await?;
+            let deliveries = state.bus.consume_reactor(&domain).await?;
+            let stop = state.stop.child_token();
+            tokio::spawn(self.clone().consume_reactor(
+                domain.clone(),
+                deliveries,
+                state.clone_for_consumer(stop.clone()),
+            ));
+            tracing::info!(reactor = %domain, patterns = ?patterns, "reactor bound");
+            state.reactors.insert(
+                domain,
+                DomainState {
+                    keys: patterns,
+                    stop,
+                },
+            );
         }
         Ok(())
     }
@@ -233,6 +298,8 @@ pub(super) struct ServeState {
     inflight: TaskTracker,
     permits: Arc<Semaphore>,
     domains: BTreeMap<String, DomainState>,
+    /// The reactors bound, by domain (their `keys` are their patterns).
+    reactors: BTreeMap<String, DomainState>,
 }
 
 struct DomainState {
@@ -240,11 +307,11 @@ struct DomainState {
     stop: CancellationToken,
 }
 
-struct ConsumerCtx {
-    bus: Arc<dyn Bus>,
-    stop: CancellationToken,
-    inflight: TaskTracker,
-    permits: Arc<Semaphore>,
+pub(super) struct ConsumerCtx {
+    pub(super) bus: Arc<dyn Bus>,
+    pub(super) stop: CancellationToken,
+    pub(super) inflight: TaskTracker,
+    pub(super) permits: Arc<Semaphore>,
 }
 
 impl ServeState {
@@ -303,7 +370,7 @@ pub(super) struct Retries {
 
 impl Retries {
     /// Counts one more failed try of `message_id`; how many there were.
-    fn bump(&self, message_id: &str) -> u32 {
+    pub(super) fn bump(&self, message_id: &str) -> u32 {
         let mut tries = self.tries.lock();
         if tries.len() >= TRACKED_RETRIES && !tries.contains_key(message_id) {
             tries.clear();
@@ -313,7 +380,7 @@ impl Retries {
         *n
     }
 
-    fn forget(&self, message_id: &str) {
+    pub(super) fn forget(&self, message_id: &str) {
         self.tries.lock().remove(message_id);
     }
 }

@@ -12,6 +12,11 @@
 //! | `handler.load_failed` | `{file, reason, serving: {domain, version, sha256} or null}` |
 //! | `handler.unloaded` | `{file, domain, version, sha256, routing_keys}` |
 //!
+//! Reactors load, upgrade and unload the same way: `handler.loaded` and
+//! `handler.upgraded` also carry `kind` (`handler` or `reactor`) and, for a
+//! reactor, `reactor: {subscribes, sends, queries}` (queries with their
+//! params schemas: what a gateway needs to serve them).
+//!
 //! A handler's *version* is its manifest's `version` together with the
 //! SHA-256 of its file (`sha256`): a rebuild that keeps the manifest version
 //! is still a new version.
@@ -188,6 +193,8 @@ impl HotLoader {
                     "routing_keys": keys,
                     "load_ms": load_ms(&new),
                     "from_cache": new.from_cache,
+                    "kind": new.manifest.kind(),
+                    "reactor": new.manifest.reactor,
                 });
                 (
                     HotOutcome::Loaded {
@@ -211,6 +218,8 @@ impl HotLoader {
                     "removed_keys": removed,
                     "load_ms": load_ms(&new),
                     "from_cache": new.from_cache,
+                    "kind": new.manifest.kind(),
+                    "reactor": new.manifest.reactor,
                 });
                 (
                     HotOutcome::Upgraded {

@@ -8,7 +8,7 @@ use wasmtime::{Store, UpdateDeadline};
 
 use super::classify::{bounded, classify, handler_error, to_wit_command};
 use super::{LoadedHandler, Runtime};
-use crate::bindings::{self, HandlerPre};
+use crate::bindings::{self, HandlerPre, ReactorPre};
 use crate::sandbox::Sandbox;
 use crate::warm::{InstancePolicy, WarmInstance};
 use parallel_you_core::envelope::Envelope;
@@ -50,7 +50,7 @@ impl Runtime {
         let slot = match max_idle.and_then(|_| handler.warm.take()) {
             Some(mut warm) => {
                 warm.store.data_mut().begin_command(cmd.meta.clone());
-                Slot::Warm(warm)
+                Slot::Warm(warm.store, warm.instance)
             }
             None => Slot::Fresh(Box::new(Sandbox::new(
                 handler.domain.clone(),
@@ -62,8 +62,18 @@ impl Runtime {
             ))),
         };
         let wit_cmd = to_wit_command(cmd);
+        let Some(pre) = handler.pre.handler() else {
+            return RunOutcome {
+                emitted: Vec::new(),
+                ops: Vec::new(),
+                result: Err(ErrorBody::new(
+                    ErrorCode::UnknownRoutingKey,
+                    format!("{:?} is a reactor: it takes no commands", handler.domain),
+                )),
+            };
+        };
         let called = self
-            .in_sandbox(&handler.pre, slot, move |h, store| {
+            .in_sandbox(pre, slot, move |h, store| {
                 Box::pin(async move {
                     h.parallel_you_handler_command_handler()
                         .call_handle(store, &wit_cmd)
@@ -129,16 +139,17 @@ impl Runtime {
     /// Runs `call` under the deadline and memory cap in a fresh instance of
     /// `pre` (`Slot::Fresh`) or a parked one (`Slot::Warm`), and classifies
     /// any failure.
-    pub(super) async fn in_sandbox<R, F>(
+    pub(super) async fn in_sandbox<P, R, F>(
         &self,
-        pre: &HandlerPre<Sandbox>,
-        slot: Slot,
+        pre: &P,
+        slot: Slot<P::Bound>,
         call: F,
-    ) -> Called<R>
+    ) -> Called<R, P::Bound>
     where
+        P: Instantiate,
         R: Send,
         F: for<'a> FnOnce(
-                &'a bindings::Handler,
+                &'a P::Bound,
                 &'a mut Store<Sandbox>,
             ) -> std::pin::Pin<
                 Box<dyn std::future::Future<Output = wasmtime::Result<R>> + Send + 'a>,
@@ -163,7 +174,7 @@ impl Runtime {
                 store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
                 (store, None)
             }
-            Slot::Warm(warm) => (warm.store, Some(warm.instance)),
+            Slot::Warm(store, instance) => (store, Some(instance)),
         };
         store.set_epoch_deadline(1);
         // Yield to the executor at every tick, so a busy guest never holds a
@@ -182,7 +193,7 @@ impl Runtime {
         let result = tokio::time::timeout(outer, async {
             let instance = match parked {
                 Some(instance) => instance,
-                None => pre.instantiate_async(&mut store).await?,
+                None => pre.instantiate(&mut store).await?,
             };
             let r = call(&instance, &mut store).await?;
             Ok::<_, wasmtime::Error>((r, instance))
@@ -214,17 +225,56 @@ impl Runtime {
     }
 }
 
-/// Where a call runs: a new instance around this sandbox, or a parked one.
-pub(super) enum Slot {
+/// Where a call runs: a new instance around this sandbox, or a parked one
+/// (its store and instance).
+pub(super) enum Slot<B> {
     Fresh(Box<Sandbox>),
-    Warm(WarmInstance),
+    Warm(Store<Sandbox>, B),
 }
 
 /// What [`Runtime::in_sandbox`] hands back.
-pub(super) struct Called<R> {
+pub(super) struct Called<R, B> {
     pub(super) result: Result<R, ErrorBody>,
     /// The store, unless the call had to be abandoned at the outer timeout.
-    store: Option<Store<Sandbox>>,
+    pub(super) store: Option<Store<Sandbox>>,
     /// The instance, only if the call returned: it may serve again.
-    instance: Option<bindings::Handler>,
+    instance: Option<B>,
+}
+
+/// A component pre-linked for one world, which instantiates into that
+/// world's bindings.
+pub(super) trait Instantiate: Sync {
+    /// The world's bindings of one instance.
+    type Bound: Send + Sync;
+    /// A new instance in `store`.
+    fn instantiate<'a>(
+        &'a self,
+        store: &'a mut Store<Sandbox>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = wasmtime::Result<Self::Bound>> + Send + 'a>,
+    >;
+}
+
+impl Instantiate for HandlerPre<Sandbox> {
+    type Bound = bindings::Handler;
+    fn instantiate<'a>(
+        &'a self,
+        store: &'a mut Store<Sandbox>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = wasmtime::Result<Self::Bound>> + Send + 'a>,
+    > {
+        Box::pin(self.instantiate_async(store))
+    }
+}
+
+impl Instantiate for ReactorPre<Sandbox> {
+    type Bound = bindings::Reactor;
+    fn instantiate<'a>(
+        &'a self,
+        store: &'a mut Store<Sandbox>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = wasmtime::Result<Self::Bound>> + Send + 'a>,
+    > {
+        Box::pin(self.instantiate_async(store))
+    }
 }

@@ -124,19 +124,32 @@ fn cut_context(context: serde_json::Value, share: usize) -> serde_json::Value {
 }
 
 pub(super) fn to_wit_command(cmd: &Envelope) -> bindings::parallel_you::handler::types::Command {
-    use bindings::parallel_you::handler::types;
-    let m = &cmd.meta;
-    types::Command {
-        meta: types::Meta {
-            message_id: m.message_id.clone(),
-            routing_key: m.routing_key.clone(),
-            reply_channel: m.reply_channel.clone(),
-            correlation_id: m.correlation_id.clone(),
-            causation_id: m.causation_id.clone(),
-            session_id: m.session_id.clone(),
-            timestamp_ms: parse_timestamp_ms(&m.timestamp).unwrap_or(0),
-        },
+    bindings::parallel_you::handler::types::Command {
+        meta: to_wit_meta(cmd),
         body: cmd.body.get().to_owned(),
+    }
+}
+
+/// An event as a reactor receives it.
+pub(super) fn to_wit_event(
+    event: &Envelope,
+) -> bindings::reactor::parallel_you::handler::reactor_types::DeliveredEvent {
+    bindings::reactor::parallel_you::handler::reactor_types::DeliveredEvent {
+        meta: to_wit_meta(event),
+        body: event.body.get().to_owned(),
+    }
+}
+
+fn to_wit_meta(env: &Envelope) -> bindings::parallel_you::handler::types::Meta {
+    let m = &env.meta;
+    bindings::parallel_you::handler::types::Meta {
+        message_id: m.message_id.clone(),
+        routing_key: m.routing_key.clone(),
+        reply_channel: m.reply_channel.clone(),
+        correlation_id: m.correlation_id.clone(),
+        causation_id: m.causation_id.clone(),
+        session_id: m.session_id.clone(),
+        timestamp_ms: parse_timestamp_ms(&m.timestamp).unwrap_or(0),
     }
 }
 

@@ -7,14 +7,14 @@ use std::time::{Duration, Instant, SystemTime};
 use wasmtime::component::Component;
 
 use super::call::Slot;
-use super::manifest::{validate_manifest, Manifest};
+use super::manifest::{validate_manifest, validate_reactor_manifest, Manifest};
 use super::Runtime;
-use crate::bindings::{self, HandlerPre};
+use crate::bindings::{self, HandlerPre, ReactorPre};
 use crate::cache::sha256_hex;
 use crate::sandbox::Sandbox;
 use crate::warm::WarmPool;
 use parallel_you_core::error::ErrorBody;
-use parallel_you_core::schema::BodySchemas;
+use parallel_you_core::schema::{BodySchemas, Schema};
 use parallel_you_core::store::MemoryStore;
 
 /// Why a component could not be loaded.
@@ -43,15 +43,50 @@ pub struct LoadedHandler {
     pub load_time: Duration,
     /// Whether the compiled code came from the on-disk cache.
     pub from_cache: bool,
-    pub(super) pre: HandlerPre<Sandbox>,
+    pub(crate) pre: Pre,
     pub(super) domain: Arc<str>,
     /// The manifest's body schemas, compiled once at load.
     pub(super) schemas: BodySchemas,
+    /// A reactor's query parameter schemas, compiled once at load, by
+    /// query name.
+    pub(crate) query_schemas: std::collections::HashMap<String, Schema>,
     /// Parked instances, used only under [`InstancePolicy::Warm`].
     pub(super) warm: WarmPool,
 }
 
+/// A component pre-linked for the world it exports.
+pub(crate) enum Pre {
+    /// A command handler (`command-handler`).
+    Handler(HandlerPre<Sandbox>),
+    /// A reactor (`event-reactor`).
+    Reactor(ReactorPre<Sandbox>),
+}
+
+impl Pre {
+    pub(super) fn handler(&self) -> Option<&HandlerPre<Sandbox>> {
+        match self {
+            Pre::Handler(pre) => Some(pre),
+            Pre::Reactor(_) => None,
+        }
+    }
+
+    pub(super) fn reactor(&self) -> Option<&ReactorPre<Sandbox>> {
+        match self {
+            Pre::Reactor(pre) => Some(pre),
+            Pre::Handler(_) => None,
+        }
+    }
+}
+
+/// The export that makes a component a reactor (any 0.1.x version).
+const REACTOR_EXPORT: &str = "parallel-you:handler/event-reactor";
+
 impl LoadedHandler {
+    /// Whether it is a reactor (else a command handler).
+    pub fn is_reactor(&self) -> bool {
+        matches!(self.pre, Pre::Reactor(_))
+    }
+
     /// `<manifest version>+<first 12 hex digits of the SHA-256>`, e.g.
     /// `1.0.0+3f9a0c41d2e7`: what events and listings call its version.
     pub fn version_label(&self) -> String {
@@ -110,23 +145,59 @@ impl Runtime {
         .map_err(|e| fail(format!("compilation was cancelled: {e}")))?;
         let component =
             compiled.map_err(|e| fail(format!("not a valid WebAssembly component: {e:#}")))?;
+        let is_reactor = component
+            .component_type()
+            .exports(&self.engine)
+            .any(|(name, _)| name.starts_with(REACTOR_EXPORT));
+        let world = if is_reactor { "reactor" } else { "handler" };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
             fail(format!(
-                "does not fit the `parallel-you:handler/handler` world (it imports something the host does not offer): {e:#}"
+                "does not fit the `parallel-you:handler/{world}` world (it imports something the host does not offer): {e:#}"
             ))
         })?;
-        let pre = HandlerPre::new(instance_pre).map_err(|e| {
-            fail(format!(
-                "does not export `parallel-you:handler/command-handler`: {e:#}"
-            ))
-        })?;
-        let manifest = self.read_manifest(&pre).await.map_err(|e| {
-            fail(format!(
-                "its `manifest` function failed: {}: {}",
-                e.code, e.message
-            ))
-        })?;
-        let manifest = validate_manifest(manifest).map_err(fail)?;
+        let mut query_schemas = std::collections::HashMap::new();
+        let (pre, manifest) = if is_reactor {
+            let pre = ReactorPre::new(instance_pre).map_err(|e| {
+                fail(format!(
+                    "does not fit the `parallel-you:handler/event-reactor` interface: {e:#}"
+                ))
+            })?;
+            let manifest = self.read_reactor_manifest(&pre).await.map_err(|e| {
+                fail(format!(
+                    "its `manifest` function failed: {}: {}",
+                    e.code, e.message
+                ))
+            })?;
+            let manifest = validate_reactor_manifest(manifest).map_err(fail)?;
+            for q in manifest.reactor.iter().flat_map(|r| &r.queries) {
+                if let Some(schema) = &q.params_schema {
+                    let compiled = Schema::compile(schema).map_err(|e| {
+                        fail(format!(
+                            "the params schema of query {:?} cannot be checked by the host, {e}",
+                            q.name
+                        ))
+                    })?;
+                    query_schemas.insert(q.name.clone(), compiled);
+                }
+            }
+            (Pre::Reactor(pre), manifest)
+        } else {
+            let pre = HandlerPre::new(instance_pre).map_err(|e| {
+                fail(format!(
+                    "does not export `parallel-you:handler/command-handler` (a handler) or `parallel-you:handler/event-reactor` (a reactor): {e:#}"
+                ))
+            })?;
+            let manifest = self.read_manifest(&pre).await.map_err(|e| {
+                fail(format!(
+                    "its `manifest` function failed: {}: {}",
+                    e.code, e.message
+                ))
+            })?;
+            (
+                Pre::Handler(pre),
+                validate_manifest(manifest).map_err(fail)?,
+            )
+        };
         let schemas = BodySchemas::compile(&manifest.commands).map_err(|e| fail(e.to_string()))?;
         Ok(LoadedHandler {
             file: file.to_owned(),
@@ -138,23 +209,46 @@ impl Runtime {
             from_cache,
             pre,
             schemas,
+            query_schemas,
             warm: WarmPool::new(self.parked.clone()),
         })
     }
 
-    async fn read_manifest(
-        &self,
-        pre: &HandlerPre<Sandbox>,
-    ) -> Result<bindings::parallel_you::handler::types::Manifest, ErrorBody> {
-        // The manifest cannot reach real data: its sandbox has an empty store.
-        let sandbox = Sandbox::new(
+    /// A sandbox for reading a manifest: it cannot reach real data, its
+    /// store is an empty one of its own.
+    fn manifest_sandbox(&self) -> Sandbox {
+        Sandbox::new(
             Arc::from(""),
             Arc::new(MemoryStore::new()),
             None,
             self.clock.clone(),
             self.output_limits(),
             self.limits.memory,
-        );
+        )
+    }
+
+    async fn read_reactor_manifest(
+        &self,
+        pre: &ReactorPre<Sandbox>,
+    ) -> Result<bindings::reactor::parallel_you::handler::reactor_types::ReactorManifest, ErrorBody>
+    {
+        let sandbox = self.manifest_sandbox();
+        self.in_sandbox(pre, Slot::Fresh(Box::new(sandbox)), |r, store| {
+            Box::pin(async move {
+                r.parallel_you_handler_event_reactor()
+                    .call_manifest(store)
+                    .await
+            })
+        })
+        .await
+        .result
+    }
+
+    async fn read_manifest(
+        &self,
+        pre: &HandlerPre<Sandbox>,
+    ) -> Result<bindings::parallel_you::handler::types::Manifest, ErrorBody> {
+        let sandbox = self.manifest_sandbox();
         self.in_sandbox(pre, Slot::Fresh(Box::new(sandbox)), |h, store| {
             Box::pin(async move {
                 h.parallel_you_handler_command_handler()

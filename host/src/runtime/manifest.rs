@@ -5,8 +5,10 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::bindings;
-use parallel_you_core::host_info::CommandInfo;
-use parallel_you_core::names::{check_domain, check_routing_key, error_key};
+use parallel_you_core::host_info::{CommandInfo, QueryInfo, ReactorInfo};
+use parallel_you_core::names::{
+    check_domain, check_event_pattern, check_routing_key, domain_of, error_key, is_key_segment,
+};
 
 /// What a handler declares about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -19,9 +21,22 @@ pub struct Manifest {
     pub commands: Vec<CommandInfo>,
     /// The events it may publish.
     pub events: Vec<String>,
+    /// What a reactor declares (its subscriptions, sends and queries);
+    /// `None` for a command handler.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reactor: Option<ReactorInfo>,
 }
 
 impl Manifest {
+    /// `handler` or `reactor`.
+    pub fn kind(&self) -> &'static str {
+        if self.reactor.is_some() {
+            "reactor"
+        } else {
+            "handler"
+        }
+    }
+
     /// The routing keys it claims.
     pub fn routing_keys(&self) -> Vec<String> {
         self.commands
@@ -39,6 +54,115 @@ pub(crate) const MAX_EVENTS: usize = 1_000;
 pub(crate) const MAX_SUMMARY: usize = 1024;
 /// Largest command body schema, in bytes of JSON text.
 pub(crate) const MAX_BODY_SCHEMA: usize = 64 * 1024;
+
+/// Most patterns one reactor may subscribe to.
+pub(crate) const MAX_PATTERNS: usize = 100;
+/// Most queries one reactor may declare.
+pub(crate) const MAX_QUERIES: usize = 100;
+/// Longest query name, in bytes.
+pub(crate) const MAX_QUERY_NAME: usize = 64;
+
+/// A reactor's manifest, checked like a handler's: its domain, each
+/// pattern (AMQP topic syntax over routing keys), each command it sends
+/// (a valid routing key of another domain), each query (a unique name of
+/// `[a-z0-9_-]`, a bounded summary and JSON schema), every list bounded.
+pub(super) fn validate_reactor_manifest(
+    m: bindings::reactor::parallel_you::handler::reactor_types::ReactorManifest,
+) -> Result<Manifest, String> {
+    check_domain(&m.domain).map_err(|e| e.0)?;
+    if m.version.trim().is_empty() {
+        return Err("its manifest has an empty version".to_owned());
+    }
+    if m.subscribes.is_empty() {
+        return Err("its manifest subscribes to no events".to_owned());
+    }
+    for (what, n, max) in [
+        ("patterns", m.subscribes.len(), MAX_PATTERNS),
+        ("sent commands", m.sends.len(), MAX_COMMANDS),
+        ("queries", m.queries.len(), MAX_QUERIES),
+    ] {
+        if n > max {
+            return Err(format!(
+                "its manifest declares {n} {what}, more than the limit of {max}"
+            ));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for p in &m.subscribes {
+        check_event_pattern(p).map_err(|e| format!("its manifest: {e}"))?;
+        if !seen.insert(p.as_str()) {
+            return Err(format!("it subscribes to {p:?} twice"));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for key in &m.sends {
+        check_routing_key(key).map_err(|e| format!("its manifest: {e}"))?;
+        if domain_of(key) == m.domain {
+            return Err(format!(
+                "it sends {key:?}, of its own domain {:?}: a reactor's domain has no commands",
+                m.domain
+            ));
+        }
+        if !seen.insert(key.as_str()) {
+            return Err(format!("it declares sending {key:?} twice"));
+        }
+    }
+    let mut queries = Vec::with_capacity(m.queries.len());
+    let mut seen = BTreeSet::new();
+    for q in m.queries {
+        if q.name.len() > MAX_QUERY_NAME || !is_key_segment(&q.name) {
+            return Err(format!(
+                "query name {:?} must be 1 to {MAX_QUERY_NAME} characters of [a-z0-9_-]",
+                q.name
+            ));
+        }
+        if !seen.insert(q.name.clone()) {
+            return Err(format!("it declares query {:?} twice", q.name));
+        }
+        if q.summary.len() > MAX_SUMMARY {
+            return Err(format!(
+                "the summary of query {:?} is {} bytes, more than the limit of {MAX_SUMMARY}",
+                q.name,
+                q.summary.len()
+            ));
+        }
+        if let Some(schema) = q
+            .params_schema
+            .as_ref()
+            .filter(|s| s.len() > MAX_BODY_SCHEMA)
+        {
+            return Err(format!(
+                "the params schema of query {:?} is {} bytes, more than the limit of {MAX_BODY_SCHEMA}",
+                q.name,
+                schema.len()
+            ));
+        }
+        let params_schema = q
+            .params_schema
+            .map(|s| {
+                serde_json::from_str(&s).map_err(|e| {
+                    format!("the params schema of query {:?} is not JSON: {e}", q.name)
+                })
+            })
+            .transpose()?;
+        queries.push(QueryInfo {
+            name: q.name,
+            summary: q.summary,
+            params_schema,
+        });
+    }
+    Ok(Manifest {
+        domain: m.domain,
+        version: m.version,
+        commands: Vec::new(),
+        events: Vec::new(),
+        reactor: Some(ReactorInfo {
+            subscribes: m.subscribes,
+            sends: m.sends,
+            queries,
+        }),
+    })
+}
 
 /// The manifest, checked: every list and text bounded (the `MAX_*` limits
 /// here; routing keys by their grammar), keys well formed, unique and in
@@ -118,6 +242,7 @@ pub(super) fn validate_manifest(
         version: m.version,
         commands,
         events: m.events,
+        reactor: None,
     })
 }
 
@@ -139,6 +264,78 @@ mod tests {
                 .collect(),
             events: Vec::new(),
         }
+    }
+
+    fn reactor(
+        domain: &str,
+        subscribes: &[&str],
+        sends: &[&str],
+        queries: &[&str],
+    ) -> bindings::reactor::parallel_you::handler::reactor_types::ReactorManifest {
+        use bindings::reactor::parallel_you::handler::reactor_types as rt;
+        rt::ReactorManifest {
+            domain: domain.to_owned(),
+            version: "1".to_owned(),
+            subscribes: subscribes.iter().map(|s| (*s).to_owned()).collect(),
+            sends: sends.iter().map(|s| (*s).to_owned()).collect(),
+            queries: queries
+                .iter()
+                .map(|q| rt::QueryInfo {
+                    name: (*q).to_owned(),
+                    summary: String::new(),
+                    params_schema: None,
+                })
+                .collect(),
+            indexes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn reactor_manifests_are_checked() {
+        let ok = validate_reactor_manifest(reactor(
+            "effort",
+            &["thread.*", "thread.quantum.#"],
+            &["thread.park"],
+            &["by_day", "by-saga"],
+        ));
+        let ok = ok.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok.kind(), "reactor");
+        assert!(ok.routing_keys().is_empty());
+        let refused = [
+            (reactor("pyou", &["a.*"], &[], &[]), "reserved"),
+            (reactor("session", &["a.*"], &[], &[]), "reserved"),
+            (reactor("Effort", &["a.*"], &[], &[]), "[a-z0-9_-]"),
+            (reactor("effort", &[], &[], &[]), "no events"),
+            (
+                reactor("effort", &["thread.Started"], &[], &[]),
+                "event pattern",
+            ),
+            (reactor("effort", &["thread..x"], &[], &[]), "event pattern"),
+            (reactor("effort", &["a.*", "a.*"], &[], &[]), "twice"),
+            (reactor("effort", &["a.*"], &["thread"], &[]), "routing key"),
+            (
+                reactor("effort", &["a.*"], &["effort.x"], &[]),
+                "own domain",
+            ),
+            (reactor("effort", &["a.*"], &["a.b", "a.b"], &[]), "twice"),
+            (reactor("effort", &["a.*"], &[], &["By_day"]), "query name"),
+            (reactor("effort", &["a.*"], &[], &["q", "q"]), "twice"),
+        ];
+        for (m, why) in refused {
+            let shown = format!("{m:?}");
+            let err = validate_reactor_manifest(m).map(|_| ()).unwrap_err();
+            assert!(err.contains(why), "{shown}: {err}");
+        }
+        let many: Vec<String> = (0..=MAX_PATTERNS).map(|i| format!("a.p{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let err = validate_reactor_manifest(reactor("effort", &many, &[], &[]))
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.contains("limit of 100"), "{err}");
+        let mut m = reactor("effort", &["a.*"], &[], &["q"]);
+        m.queries[0].params_schema = Some("{not json".to_owned());
+        let err = validate_reactor_manifest(m).map(|_| ()).unwrap_err();
+        assert!(err.contains("not JSON"), "{err}");
     }
 
     #[test]

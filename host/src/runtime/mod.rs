@@ -3,8 +3,8 @@
 //!
 //! `engine.rs` builds the engine and its epoch thread, `load.rs` compiles
 //! and validates components (their manifest, `manifest.rs`), `call.rs` runs
-//! one command under the [`Limits`], and `classify.rs` turns failures into
-//! error bodies.
+//! one command under the [`Limits`], `react.rs` one reactor event or query,
+//! and `classify.rs` turns failures into error bodies.
 
 mod call;
 mod classify;
@@ -13,6 +13,7 @@ mod epoch;
 mod limits;
 mod load;
 mod manifest;
+mod react;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
@@ -32,6 +33,7 @@ pub use engine::RuntimeError;
 pub use limits::Limits;
 pub use load::{LoadError, LoadedHandler};
 pub use manifest::Manifest;
+pub(crate) use react::Wanted;
 
 /// The engine, the linker and the limits shared by all handlers.
 pub struct Runtime {

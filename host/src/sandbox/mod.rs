@@ -72,6 +72,10 @@ pub(crate) struct Sandbox {
     /// Set when a store call failed with `unavailable`: the host's own
     /// passing failure, which the guest can only pass on.
     pub(crate) store_unavailable: bool,
+    /// A query's sandbox: every write and timer is refused.
+    read_only: bool,
+    /// A reactor's sandbox: its timers come back to it as events.
+    reactor: bool,
 }
 
 impl Sandbox {
@@ -108,7 +112,31 @@ impl Sandbox {
             events_exceeded: None,
             timed_out: false,
             store_unavailable: false,
+            read_only: false,
+            reactor: false,
         }
+    }
+
+    /// This sandbox for a reactor: its timers are delivered back to it.
+    pub(crate) fn for_reactor(mut self) -> Self {
+        self.reactor = true;
+        self
+    }
+
+    /// This sandbox for a query: reads only.
+    pub(crate) fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    /// The refusal of a write in a read-only sandbox.
+    fn refuse_write(&self, what: &str) -> Result<(), wit_store::StoreError> {
+        if self.read_only {
+            return Err(wit_store::StoreError::Invalid(format!(
+                "read-only: a query cannot {what}; the store is written only while an event is handled"
+            )));
+        }
+        Ok(())
     }
 
     /// Readies a reused (warm) instance's state for its next command.
@@ -295,6 +323,7 @@ impl wit_store::Host for Sandbox {
         json: String,
         expected_version: Option<u64>,
     ) -> Result<u64, wit_store::StoreError> {
+        self.refuse_write("write documents")?;
         let written = self
             .unit
             .upsert(&collection, &id, &json, expected_version)
@@ -307,11 +336,13 @@ impl wit_store::Host for Sandbox {
         collection: String,
         id: String,
     ) -> Result<bool, wit_store::StoreError> {
+        self.refuse_write("delete documents")?;
         let deleted = self.unit.delete(&collection, &id).await;
         deleted.map_err(|e| self.store_error(e))
     }
 
     async fn clear(&mut self, collection: String) -> Result<(), wit_store::StoreError> {
+        self.refuse_write("clear collections")?;
         let cleared = self.unit.clear(&collection).await;
         cleared.map_err(|e| self.store_error(e))
     }
@@ -324,24 +355,32 @@ impl scheduler::Host for Sandbox {
         routing_key: String,
         body: String,
     ) -> Result<String, wit_store::StoreError> {
+        self.refuse_write("schedule timers")?;
         let Some(cause) = self.command.clone() else {
             return Err(wit_store::StoreError::Invalid(
                 "timers can only be scheduled while handling a command".to_owned(),
             ));
         };
-        let scheduled = crate::timers::schedule(
+        let target = if self.reactor {
+            crate::timers::Target::Reactor
+        } else {
+            crate::timers::Target::Handler
+        };
+        let scheduled = crate::timers::schedule_to(
             &mut self.unit,
             &*self.clock,
             &cause,
             delay_ms,
             &routing_key,
             &body,
+            target,
         )
         .await;
         scheduled.map_err(|e| self.store_error(e))
     }
 
     async fn cancel(&mut self, id: String) -> Result<bool, wit_store::StoreError> {
+        self.refuse_write("cancel timers")?;
         let cancelled = self.unit.cancel(&id).await;
         cancelled.map_err(|e| self.store_error(e))
     }

@@ -10,6 +10,11 @@
 //! delete, two hosts racing) is one command to the idempotency check, never
 //! two.
 //!
+//! A reactor's timer is delivered back to that reactor alone, as an event
+//! of its own domain put straight in its queue; so is a dead-lettered event
+//! an operator replays (`crate::dead_letter`), which rides a timer due at
+//! once carrying the original event.
+//!
 //! Scheduling (the sandbox's `scheduler` import) and firing ([`TimerPump`])
 //! read the time from the host's one [`Clock`].
 
@@ -56,6 +61,23 @@ pub struct Timer {
     pub reply_channel: Option<String>,
     /// The correlation id of the command that scheduled it.
     pub causation_id: String,
+    /// Delivered to the reactor of `domain` as an event, not sent as a
+    /// command.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reactor: bool,
+    /// For a replayed dead letter: the original event's envelope (JSON),
+    /// delivered as it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+}
+
+/// Whom a timer is delivered to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Its command goes to the handler of its routing key.
+    Handler,
+    /// It comes back to the reactor that scheduled it, as an event.
+    Reactor,
 }
 
 /// Schedules, in `unit` (of the handler's domain), a timer scheduled by
@@ -68,8 +90,30 @@ pub async fn schedule(
     routing_key: &str,
     body: &str,
 ) -> Result<String, StoreError> {
+    schedule_to(
+        unit,
+        clock,
+        cause,
+        delay_ms,
+        routing_key,
+        body,
+        Target::Handler,
+    )
+    .await
+}
+
+/// [`schedule`], delivered to `target`.
+pub async fn schedule_to(
+    unit: &mut UnitOfWork,
+    clock: &dyn Clock,
+    cause: &Meta,
+    delay_ms: u64,
+    routing_key: &str,
+    body: &str,
+    target: Target,
+) -> Result<String, StoreError> {
     let id = envelope::new_id();
-    let row = timer_row(
+    let mut row = timer_row(
         &id,
         unit.domain(),
         clock,
@@ -78,8 +122,21 @@ pub async fn schedule(
         routing_key,
         body,
     )?;
+    if target == Target::Reactor {
+        row.json = retarget(&row.json, None)?;
+    }
     unit.schedule(row).await?;
     Ok(id)
+}
+
+/// A timer's JSON `json` made a reactor's, carrying `event` if given.
+pub(crate) fn retarget(json: &str, event: Option<String>) -> Result<String, StoreError> {
+    let mut timer: Timer = serde_json::from_str(json)
+        .map_err(|e| StoreError::Invalid(format!("cannot decode the timer: {e}")))?;
+    timer.reactor = true;
+    timer.event = event;
+    serde_json::to_string(&timer)
+        .map_err(|e| StoreError::Invalid(format!("cannot encode the timer: {e}")))
 }
 
 /// The checked row of a timer `id` that `domain` asks for.
@@ -114,6 +171,8 @@ pub fn timer_row(
         session_id: cause.session_id.clone(),
         reply_channel: cause.reply_channel.clone(),
         causation_id: cause.correlation_id.clone(),
+        reactor: false,
+        event: None,
     };
     let json = serde_json::to_string(&timer)
         .map_err(|e| StoreError::Invalid(format!("cannot encode the timer: {e}")))?;
@@ -183,6 +242,18 @@ pub async fn migrate_legacy(store: &dyn Store) -> Result<usize, StoreError> {
 }
 
 impl Timer {
+    /// The event a reactor's timer delivers: the replayed event as it was,
+    /// or one of the reactor's own domain whose message id is derived from
+    /// the timer id, so delivering it twice is one event.
+    pub fn event(&self, id: &str) -> Result<Envelope, envelope::EnvelopeError> {
+        if let Some(text) = &self.event {
+            return Envelope::from_json(text, usize::MAX);
+        }
+        let mut env = self.command(id)?;
+        env.meta.kind = Kind::Event;
+        Ok(env)
+    }
+
     /// The command this timer delivers. Its message id is derived from the
     /// timer id, so delivering it twice is one command.
     pub fn command(&self, id: &str) -> Result<Envelope, envelope::EnvelopeError> {

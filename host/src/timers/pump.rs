@@ -32,6 +32,23 @@ impl TimerPump {
         let due = due(store.as_ref(), self.host.clock().now_ms()).await?;
         let mut fired = 0;
         for (id, timer) in due {
+            if timer.reactor {
+                match timer.event(&id) {
+                    Ok(event) => {
+                        if let Err(err) = bus.send_to_reactor(&timer.domain, event).await {
+                            // Keep the timer: it fires on a later poll.
+                            tracing::warn!(timer = %id, error = %err, "could not deliver a reactor's due timer");
+                            continue;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::error!(timer = %id, error = %err, "dropping a reactor timer with an invalid event")
+                    }
+                }
+                remove(store.as_ref(), &timer.domain, &id).await?;
+                fired += 1;
+                continue;
+            }
             match timer.command(&id) {
                 Ok(cmd) => match bus.send(cmd.clone()).await {
                     Ok(()) => {}

@@ -52,18 +52,42 @@ impl HostArgs {
     /// (all of them when none does): the file named after its domain is
     /// tried first, then the others, smallest first.
     pub(crate) async fn start_for(&self, routing_key: &str) -> anyhow::Result<Arc<Host>> {
+        self.start_until(names::domain_of(routing_key), |host| {
+            host.registry().route(routing_key).is_some()
+        })
+        .await
+    }
+
+    /// A host with only the component of `domain` loaded (a handler or a
+    /// reactor), found as [`HostArgs::start_for`] finds a key's.
+    pub(crate) async fn start_for_domain(&self, domain: &str) -> anyhow::Result<Arc<Host>> {
+        self.start_until(domain, |host| {
+            host.registry()
+                .handlers()
+                .any(|h| h.manifest.domain == domain)
+        })
+        .await
+    }
+
+    /// Loads `<domain>.wasm`, then the other files smallest first, until
+    /// `done` says the host has what it needs.
+    async fn start_until(
+        &self,
+        domain: &str,
+        done: impl Fn(&Host) -> bool,
+    ) -> anyhow::Result<Arc<Host>> {
         use anyhow::Context as _;
         let host = self.open().await?;
         let dir = &self.handlers.handlers;
         let mut files = component_files(dir)
             .with_context(|| format!("reading the handlers folder {}", dir.display()))?;
-        let named = format!("{}.wasm", names::domain_of(routing_key));
+        let named = format!("{domain}.wasm");
         // A stable sort keeps the others smallest first.
         files.sort_by_key(|(path, _)| path.file_name().is_none_or(|n| *n != *named));
         let loader = HotLoader::new(host.clone());
         for (file, _) in files {
             warn_unloaded(&file, &loader.load_file(&file).await);
-            if host.registry().route(routing_key).is_some() {
+            if done(&host) {
                 break;
             }
         }

@@ -14,6 +14,13 @@ pub(crate) struct LimitArgs {
     /// again.
     #[arg(long, env = "PYOU_DEDUP_WINDOW", default_value = "7d", value_parser = humantime::parse_duration)]
     pub(crate) dedup_window: std::time::Duration,
+    /// Tries of a reactor's failing event (the first included) before it is
+    /// dead-lettered (`pyou dlq`).
+    #[arg(long, env = "PYOU_REACTOR_TRIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) reactor_tries: u32,
+    /// Most commands one event may make a reactor send; more fail the event.
+    #[arg(long, env = "PYOU_MAX_COMMANDS_PER_EVENT", default_value_t = parallel_you_host::host::DEFAULT_MAX_COMMANDS)]
+    pub(crate) max_commands_per_event: usize,
 }
 
 impl LimitArgs {
@@ -28,6 +35,17 @@ impl LimitArgs {
             max_body: 0,
             dedup_window: self.dedup_window,
             retry: parallel_you_host::RetryPolicy::default(),
+            reactors: {
+                let defaults = parallel_you_host::ReactorConfig::default();
+                parallel_you_host::ReactorConfig {
+                    retry: parallel_you_host::RetryPolicy {
+                        max_attempts: self.reactor_tries,
+                        ..defaults.retry
+                    },
+                    max_commands: self.max_commands_per_event.max(1),
+                    ..defaults
+                }
+            },
         }
     }
 }

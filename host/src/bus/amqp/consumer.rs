@@ -18,7 +18,7 @@ use parallel_you_core::bus::{BusError, Delivery, Settle};
 use parallel_you_core::envelope::Envelope;
 
 use super::supervisor::{Link, Restart};
-use super::topology::{declare_domain, domain_queue};
+use super::topology::{declare_domain, declare_reactor, domain_queue, reactor_queue};
 use super::{unavailable, Shared, MAX_MESSAGE};
 
 /// How long an unloaded domain's channel stays open for its running
@@ -54,6 +54,9 @@ pub(super) async fn start_consumer(
 pub(super) struct DomainConsumer {
     shared: Arc<Shared>,
     domain: String,
+    /// Whether it consumes the domain's reactor event queue, not its
+    /// command queue.
+    reactor: bool,
     live: Option<LiveConsumer>,
     restart: Restart,
 }
@@ -72,9 +75,17 @@ impl DomainConsumer {
         DomainConsumer {
             shared,
             domain: domain.to_owned(),
+            reactor: false,
             live: None,
             restart: Restart::new(),
         }
+    }
+
+    /// The consumer of the reactor `domain`'s event queue.
+    pub(super) fn reactor(shared: Arc<Shared>, domain: &str) -> Self {
+        let mut consumer = DomainConsumer::new(shared, domain);
+        consumer.reactor = true;
+        consumer
     }
 
     /// The next command; `None` once the bus stops.
@@ -124,15 +135,23 @@ impl DomainConsumer {
     /// again (the broker may have lost them) and consumes the queue.
     async fn start(&self, link: &Link) -> lapin::Result<LiveConsumer> {
         let channel = link.conn.create_channel().await?;
-        let keys: Vec<String> = self
-            .shared
-            .bound
+        let bound = if self.reactor {
+            &self.shared.reactors
+        } else {
+            &self.shared.bound
+        };
+        let keys: Vec<String> = bound
             .lock()
             .get(&self.domain)
             .map(|k| k.iter().cloned().collect())
             .unwrap_or_default();
-        declare_domain(&channel, &self.domain, &keys).await?;
-        let queue = domain_queue(&self.domain);
+        let queue = if self.reactor {
+            declare_reactor(&channel, &self.domain, &keys).await?;
+            reactor_queue(&self.domain)
+        } else {
+            declare_domain(&channel, &self.domain, &keys).await?;
+            domain_queue(&self.domain)
+        };
         let consumer = start_consumer(&channel, &queue, self.shared.config.prefetch).await?;
         Ok(LiveConsumer {
             channel,

@@ -9,6 +9,10 @@
 //!   (`<reply_channel>.<routing_key>`). Each subscription is its own durable
 //!   queue that expires a while after its consumer is gone, so a subscriber
 //!   keeps receiving across a broker restart.
+//! - one durable queue per reactor ([`reactor_queue`]) on [`EVENTS_EXCHANGE`],
+//!   bound with each of its patterns after any topic prefix (`#.thread.*`),
+//!   consumed by competing hosts like a domain's commands; a reactor's
+//!   timers and replays go to it straight (the default exchange).
 //! - fanout exchange and queue [`DEAD_LETTER`] for messages that are not
 //!   valid envelopes.
 //!
@@ -41,14 +45,14 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use parallel_you_core::bus::{Binding, Bus, BusError, Deliveries, Publisher, Subscription};
 use parallel_you_core::envelope::Envelope;
-use parallel_you_core::names::{check_pattern, check_routing_key};
+use parallel_you_core::names::{check_event_pattern, check_pattern, check_routing_key};
 
 use consumer::DomainConsumer;
 use management::{percent_encode, Management};
 use subscription::subscribe_events;
 use supervisor::{supervise, Link};
-use topology::{declare_domain, declare_subscription};
-pub use topology::{domain_queue, COMMANDS_EXCHANGE, DEAD_LETTER, EVENTS_EXCHANGE};
+use topology::{declare_domain, declare_reactor, declare_subscription, reactor_binding};
+pub use topology::{domain_queue, reactor_queue, COMMANDS_EXCHANGE, DEAD_LETTER, EVENTS_EXCHANGE};
 
 /// Largest message the bus parses; the host applies its own body limit.
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
@@ -88,6 +92,8 @@ struct Shared {
     link: watch::Sender<Option<Link>>,
     /// Every binding made through this bus, replayed after a reconnection.
     bound: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Every reactor pattern bound through this bus, likewise.
+    reactors: Mutex<BTreeMap<String, BTreeSet<String>>>,
     /// The queues of live subscriptions, deleted by [`AmqpBus::close`].
     subscriptions: Mutex<BTreeSet<String>>,
     stop: CancellationToken,
@@ -129,6 +135,7 @@ impl AmqpBus {
             management,
             link,
             bound: Mutex::new(BTreeMap::new()),
+            reactors: Mutex::new(BTreeMap::new()),
             subscriptions: Mutex::new(BTreeSet::new()),
             stop: stop.clone(),
         });
@@ -250,6 +257,10 @@ impl Publisher for AmqpBus {
         self.publish_to(EVENTS_EXCHANGE, &event.topic(), &event, false)
             .await
     }
+
+    async fn send_command(&self, command: Envelope) -> Result<(), BusError> {
+        self.send(command).await
+    }
 }
 
 #[async_trait]
@@ -351,6 +362,69 @@ impl Bus for AmqpBus {
         // management API may answer with a partial list: better no answer.
         self.link()?;
         self.shared.management.bindings().await
+    }
+
+    async fn bind_reactor(&self, domain: &str, patterns: &[String]) -> Result<(), BusError> {
+        for p in patterns {
+            check_event_pattern(p)?;
+        }
+        self.shared
+            .reactors
+            .lock()
+            .entry(domain.to_owned())
+            .or_default()
+            .extend(patterns.iter().cloned());
+        // As for `bind`: the intent is applied on reconnection.
+        let Ok(link) = self.link() else {
+            return Ok(());
+        };
+        let channel = link.conn.create_channel().await.map_err(unavailable)?;
+        declare_reactor(&channel, domain, patterns)
+            .await
+            .map_err(unavailable)?;
+        let _ = channel.close(200, "done".into()).await;
+        Ok(())
+    }
+
+    async fn unbind_reactor(&self, domain: &str, patterns: &[String]) -> Result<(), BusError> {
+        if patterns.is_empty() {
+            return Ok(());
+        }
+        if let Some(bound) = self.shared.reactors.lock().get_mut(domain) {
+            for p in patterns {
+                bound.remove(p);
+            }
+        }
+        let link = self.link()?;
+        let channel = link.conn.create_channel().await.map_err(unavailable)?;
+        let queue = reactor_queue(domain);
+        for p in patterns {
+            channel
+                .queue_unbind(
+                    queue.as_str().into(),
+                    EVENTS_EXCHANGE.into(),
+                    reactor_binding(p).as_str().into(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        let _ = channel.close(200, "done".into()).await;
+        Ok(())
+    }
+
+    async fn consume_reactor(&self, domain: &str) -> Result<Deliveries, BusError> {
+        let consumer = DomainConsumer::reactor(self.shared.clone(), domain);
+        Ok(Deliveries::new(futures::stream::unfold(
+            consumer,
+            |mut consumer| async move { consumer.next().await.map(|d| (d, consumer)) },
+        )))
+    }
+
+    async fn send_to_reactor(&self, domain: &str, event: Envelope) -> Result<(), BusError> {
+        // The default exchange routes by queue name: to this reactor alone.
+        self.publish_to("", &reactor_queue(domain), &event, true)
+            .await
     }
 }
 

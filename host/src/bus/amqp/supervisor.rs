@@ -9,7 +9,7 @@ use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::mpsc;
 
-use super::topology::{declare_domain, declare_topology};
+use super::topology::{declare_domain, declare_reactor, declare_topology};
 use super::{redact, Shared};
 
 /// First and longest wait between reconnection attempts.
@@ -102,6 +102,11 @@ async fn open(shared: &Shared, generation: u64) -> Result<(Link, Events), String
         for (domain, keys) in &bound {
             let keys: Vec<String> = keys.iter().cloned().collect();
             declare_domain(&channel, domain, &keys).await?;
+        }
+        let reactors = shared.reactors.lock().clone();
+        for (domain, patterns) in &reactors {
+            let patterns: Vec<String> = patterns.iter().cloned().collect();
+            declare_reactor(&channel, domain, &patterns).await?;
         }
         let _ = channel.close(200, "done".into()).await;
         let publish = conn.create_channel().await?;

@@ -1,5 +1,6 @@
 //! The topology this bus declares: its exchanges, the domain queues and
-//! their bindings, the subscription queues, the dead-letter queue.
+//! their bindings, the reactors' event queues, the subscription queues, the
+//! dead-letter queue.
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
@@ -19,6 +20,57 @@ const SUBSCRIPTION_MAX_LENGTH: i64 = 100_000;
 /// The queue holding a domain's commands.
 pub fn domain_queue(domain: &str) -> String {
     format!("{COMMANDS_EXCHANGE}.{domain}")
+}
+
+/// The queue holding a reactor's events.
+pub fn reactor_queue(domain: &str) -> String {
+    format!("parallel_you.reactor.{domain}")
+}
+
+/// The binding key on [`EVENTS_EXCHANGE`] of a reactor's pattern: events go
+/// out under their topic, `<reply_channel>.<routing_key>`, so the pattern
+/// is bound after any prefix (`#.`). That may match more than the pattern
+/// does on the routing key alone; the host checks each event's key.
+pub(super) fn reactor_binding(pattern: &str) -> String {
+    if pattern.starts_with('#') {
+        pattern.to_owned()
+    } else {
+        format!("#.{pattern}")
+    }
+}
+
+/// Declares a reactor's durable queue (dead-lettering messages that are
+/// not envelopes to [`DEAD_LETTER`]) and binds its patterns. Idempotent.
+pub(super) async fn declare_reactor(
+    channel: &Channel,
+    domain: &str,
+    patterns: &[String],
+) -> lapin::Result<()> {
+    let queue = reactor_queue(domain);
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(DEAD_LETTER.into()),
+    );
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            arguments,
+        )
+        .await?;
+    for pattern in patterns {
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                EVENTS_EXCHANGE.into(),
+                reactor_binding(pattern).as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 pub(super) async fn declare_topology(channel: &Channel) -> lapin::Result<()> {

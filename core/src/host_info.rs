@@ -84,4 +84,13 @@ pub trait HostInfo: Send + Sync {
 
     /// Appends the host's metrics in the Prometheus text format.
     fn render_metrics(&self, out: &mut String);
+
+    /// Answers the query `name` of the reactor of `domain` with `params`
+    /// (a JSON object's text): the answer's JSON text, or why not.
+    fn query<'a>(
+        &'a self,
+        domain: &'a str,
+        name: &'a str,
+        params: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<String, crate::error::ErrorBody>>;
 }

@@ -37,8 +37,9 @@ pub const MAX_PATTERN_LEN: usize = 255;
 /// Largest error code.
 pub const MAX_CODE_LEN: usize = 64;
 
-/// Domains the host keeps for itself: no handler may claim them.
-pub const RESERVED_DOMAINS: &[&str] = &["pyou", "session", "handler", "system"];
+/// Domains the host keeps for itself: no handler may claim them. (`query`
+/// because `/api/query/…` is the gateway's route for reactors' queries.)
+pub const RESERVED_DOMAINS: &[&str] = &["pyou", "session", "handler", "system", "query"];
 
 /// The prefix of every session's reply channel.
 pub const SESSION_PREFIX: &str = "session";

@@ -154,9 +154,13 @@ fn wait_answer(
     )
 }
 
-/// Handles `GET /api`: the discovered commands.
+/// Handles `GET /api`: the discovered commands, and the queries of the
+/// reactors of the host in this process.
 pub(crate) async fn list_commands(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
-    Json(json!({ "commands": gw.catalog.entries().as_ref() }))
+    Json(json!({
+        "commands": gw.catalog.entries().as_ref(),
+        "queries": crate::query::entries(&gw),
+    }))
 }
 
 /// Handles unknown paths.

@@ -17,6 +17,7 @@ mod api;
 pub mod catalog;
 mod metrics;
 pub mod openapi;
+pub mod query;
 mod rejection;
 mod session_param;
 mod sessions;
@@ -184,6 +185,10 @@ impl Gateway {
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
             .route("/api", get(api::list_commands))
+            .route(
+                "/api/query/{domain}/{name}",
+                get(query::get_query).post(query::post_query),
+            )
             .route("/api/{*path}", post(api::post_command))
             .route("/openapi.json", get(openapi_json))
             .route("/ws", get(ws::upgrade))
@@ -271,7 +276,10 @@ async fn handlers(State(gw): State<Arc<Gateway>>) -> axum::response::Response {
 }
 
 async fn openapi_json(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
-    Json(openapi::document(&gw.catalog.entries()))
+    Json(openapi::document(
+        &gw.catalog.entries(),
+        &query::entries(&gw),
+    ))
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {

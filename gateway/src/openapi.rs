@@ -4,10 +4,12 @@
 use serde_json::{json, Map, Value};
 
 use crate::catalog::CommandEntry;
+use crate::query::QueryEntry;
 
-/// The OpenAPI 3.1 document describing `commands`.
-pub fn document(commands: &[CommandEntry]) -> Value {
+/// The OpenAPI 3.1 document describing `commands` and `queries`.
+pub fn document(commands: &[CommandEntry], queries: &[QueryEntry]) -> Value {
     let mut paths = Map::new();
+    crate::query::openapi_paths(queries, &mut paths);
     for c in commands {
         // OpenAPI 3.1 uses JSON Schema 2020-12, so a handler's schema can be
         // used as it is.

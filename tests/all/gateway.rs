@@ -512,6 +512,79 @@ async fn commands_pipelined_on_one_socket_all_run_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactor_queries_are_get_routes_listed_with_their_parameters() {
+    let server = Server::start(&["noop", "tally"], GatewayConfig::default(), None).await;
+    for i in 0..3 {
+        let (status, body) = post(
+            &server.url("/api/noop/ping?wait=5000"),
+            None,
+            &format!("{{\"i\":{i}}}"),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // The reactor sees the events on its own queue: poll its read model.
+    let get = |path: &'static str| {
+        let url = server.url(path);
+        async move {
+            let res = reqwest::get(url).await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = get("/api/query/tally/count?key=noop.ponged").await;
+        assert_eq!(status, 200, "{body}");
+        if body == 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "tally counted {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // POST with a JSON body is the same query.
+    let (status, body) = post(
+        &server.url("/api/query/tally/count"),
+        None,
+        r#"{"key":"noop.ponged"}"#,
+    )
+    .await;
+    assert_eq!((status, body), (200, json!(3)));
+    // Errors keep their codes and map to statuses.
+    let (status, body) = get("/api/query/tally/count").await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (400, json!("validation")),
+        "required key"
+    );
+    let (status, body) = get("/api/query/tally/nope").await;
+    assert_eq!((status, body["code"].clone()), (404, json!("not_found")));
+    let (status, body) = get("/api/query/nobody/count").await;
+    assert_eq!((status, body["code"].clone()), (404, json!("not_found")));
+    let (status, body) = get("/api/query/tally/write").await;
+    assert_eq!(status, 500, "a query that writes fails: {body}");
+    assert!(
+        body["message"].as_str().unwrap_or("").contains("read-only"),
+        "{body}"
+    );
+    // Listed in GET /api and in the OpenAPI document as GET operations.
+    let (_, api) = get("/api").await;
+    let paths: Vec<_> = api["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["path"].clone())
+        .collect();
+    assert!(paths.contains(&json!("/api/query/tally/count")), "{api}");
+    let (_, doc) = get("/openapi.json").await;
+    let op = &doc["paths"]["/api/query/tally/count"]["get"];
+    assert_eq!(op["parameters"][0]["name"], "key", "{doc}");
+    assert_eq!(op["parameters"][0]["required"], true);
+    refs_resolve(&doc, &doc);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_websockets_cleanly() {
     let server = Server::start(&["counter"], GatewayConfig::default(), None).await;
     let mut ws = server.ws("frank").await;

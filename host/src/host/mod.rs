@@ -270,4 +270,13 @@ impl HostInfo for Host {
     fn render_metrics(&self, out: &mut String) {
         self.metrics.render(out);
     }
+
+    fn query<'a>(
+        &'a self,
+        domain: &'a str,
+        name: &'a str,
+        params: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<String, parallel_you_core::ErrorBody>> {
+        Box::pin(Host::query(self, domain, name, params))
+    }
 }

@@ -66,7 +66,21 @@ async fn from_folder(args: &Args) -> anyhow::Result<Vec<HandlerStatus>> {
         Arc::new(MemoryStore::new()),
         args.cache.dir(std::path::Path::new("data")).as_deref(),
     )?);
-    host.load_dir(&args.handlers.handlers).await?;
+    let dir = &args.handlers.handlers;
+    let load = host.load_dir(dir);
+    tokio::pin!(load);
+    // A cold cache means compiling every component (tens of seconds for
+    // the Python and JavaScript ones): say so rather than sit silent.
+    tokio::select! {
+        loaded = &mut load => loaded?,
+        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+            eprintln!(
+                "pyou: compiling the components in {} (once: later runs read the compile cache)…",
+                dir.display()
+            );
+            load.await?
+        }
+    }
     Ok(host.status())
 }
 

@@ -32,19 +32,8 @@ impl Host {
                     Err(_) => break,
                 },
             };
-            let permit = tokio::select! {
-                _ = ctx.stop.cancelled() => break,
-                p = ctx.permits.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-            };
-            let delivery = tokio::select! {
-                _ = ctx.stop.cancelled() => break,
-                d = deliveries.next() => match d {
-                    Some(d) => d,
-                    None => break,
-                },
+            let Some((permit, delivery)) = ctx.next(&mut deliveries).await else {
+                break;
             };
             let host = self.clone();
             let bus = ctx.bus.clone();

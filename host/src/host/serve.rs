@@ -224,21 +224,7 @@ impl Host {
         mut deliveries: parallel_you_core::bus::Deliveries,
         ctx: ConsumerCtx,
     ) {
-        loop {
-            let permit = tokio::select! {
-                _ = ctx.stop.cancelled() => break,
-                p = ctx.permits.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-            };
-            let delivery = tokio::select! {
-                _ = ctx.stop.cancelled() => break,
-                d = deliveries.next() => match d {
-                    Some(d) => d,
-                    None => break,
-                },
-            };
+        while let Some((permit, delivery)) = ctx.next(&mut deliveries).await {
             let host = self.clone();
             let bus = ctx.bus.clone();
             ctx.inflight.spawn(async move {
@@ -312,6 +298,29 @@ pub(super) struct ConsumerCtx {
     pub(super) stop: CancellationToken,
     pub(super) inflight: TaskTracker,
     pub(super) permits: Arc<Semaphore>,
+}
+
+impl ConsumerCtx {
+    /// Waits for one of the host's permits, then for the next delivery:
+    /// `None` once stopped or the queue ends. Taking the permit first keeps
+    /// what a consumer holds from the broker bounded by what it may run.
+    pub(super) async fn next(
+        &self,
+        deliveries: &mut parallel_you_core::bus::Deliveries,
+    ) -> Option<(
+        tokio::sync::OwnedSemaphorePermit,
+        parallel_you_core::bus::Delivery,
+    )> {
+        let permit = tokio::select! {
+            _ = self.stop.cancelled() => return None,
+            p = self.permits.clone().acquire_owned() => p.ok()?,
+        };
+        let delivery = tokio::select! {
+            _ = self.stop.cancelled() => return None,
+            d = deliveries.next() => d?,
+        };
+        Some((permit, delivery))
+    }
 }
 
 impl ServeState {

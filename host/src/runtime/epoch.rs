@@ -40,15 +40,21 @@ impl EpochTicker {
         let handle = std::thread::Builder::new()
             .name("pyou-epoch".into())
             .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
+                loop {
                     if seen.load(Ordering::Acquire) == 0 {
-                        drop(engine);
                         std::thread::park_timeout(IDLE_CHECK);
+                        if weak.upgrade().is_none() {
+                            break;
+                        }
                         continue;
                     }
-                    engine.increment_epoch();
-                    drop(engine);
+                    // Sleep first: a call that woke the thread gets a whole
+                    // tick before its first yield, instead of being
+                    // interrupted at once (a yield costs a fiber switch and
+                    // a trip through the executor).
                     std::thread::sleep(EPOCH_TICK);
+                    let Some(engine) = weak.upgrade() else { break };
+                    engine.increment_epoch();
                 }
             })?;
         Ok(EpochTicker {

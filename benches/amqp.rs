@@ -41,9 +41,26 @@ use parallel_you_core::{Bus, MemoryStore};
 use parallel_you_host::bus::amqp::{domain_queue, AmqpBus, AmqpConfig, EVENTS_EXCHANGE};
 use parallel_you_host::{Host, HostConfig};
 
-/// Commands per round; rounds per contender.
-const COMMANDS: usize = 20_000;
-const ROUNDS: usize = 6;
+/// Commands per round and rounds per contender, unless
+/// `PYOU_BENCH_COMMANDS` / `PYOU_BENCH_ROUNDS` say otherwise (fewer, to run
+/// one side under a profiler such as callgrind).
+const COMMANDS_DEFAULT: usize = 20_000;
+const ROUNDS_DEFAULT: usize = 6;
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
+static COMMANDS_CELL: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Commands per round.
+fn commands() -> usize {
+    *COMMANDS_CELL.get_or_init(|| knob("PYOU_BENCH_COMMANDS", COMMANDS_DEFAULT))
+}
 const PREFETCH: u16 = 256;
 const ROUND_CAP: Duration = Duration::from_secs(180);
 
@@ -70,9 +87,9 @@ async fn connect(rabbit: &rabbit::Rabbit) -> anyhow::Result<AmqpBus> {
     Ok(AmqpBus::connect(config).await?)
 }
 
-/// Queues `COMMANDS` ping commands (confirmed) before anyone consumes.
+/// Queues [`commands`] ping commands (confirmed) before anyone consumes.
 async fn preload(bus: &AmqpBus) -> anyhow::Result<()> {
-    let sends = futures::stream::iter(0..COMMANDS)
+    let sends = futures::stream::iter(0..commands())
         .map(|i| {
             let bus = bus.clone();
             async move {
@@ -90,16 +107,17 @@ async fn preload(bus: &AmqpBus) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits for `COMMANDS` events on `events`; returns how long it took.
+/// Waits for [`commands`] events on `events`; returns how long it took.
 async fn drain(
     events: &mut parallel_you_core::bus::Subscription,
     started: Instant,
 ) -> anyhow::Result<Duration> {
     let mut seen = 0;
-    while seen < COMMANDS {
+    while seen < commands() {
         anyhow::ensure!(
             started.elapsed() < ROUND_CAP,
-            "only {seen} of {COMMANDS} events"
+            "only {seen} of {} events",
+            commands()
         );
         if let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(5), events.next()).await {
             seen += 1;
@@ -254,9 +272,9 @@ impl Cpu {
 
     fn round(self, rabbit: &rabbit::Rabbit, took: Duration) -> Round {
         let end = Cpu::now(rabbit);
-        let per_command = |ticks: u64| ticks as f64 / ticks_per_second() * 1e6 / COMMANDS as f64;
+        let per_command = |ticks: u64| ticks as f64 / ticks_per_second() * 1e6 / commands() as f64;
         Round {
-            rate: COMMANDS as f64 / took.as_secs_f64(),
+            rate: commands() as f64 / took.as_secs_f64(),
             this_us: per_command(end.this.saturating_sub(self.this)),
             broker_us: per_command(end.broker.saturating_sub(self.broker)),
         }
@@ -303,10 +321,11 @@ fn main() -> anyhow::Result<()> {
         .skip(1)
         .find(|a| !a.starts_with('-'))
         .map(|a| if a == "host" { Side::Host } else { Side::Raw });
+    let rounds = knob("PYOU_BENCH_ROUNDS", ROUNDS_DEFAULT);
     let runtime = tokio::runtime::Runtime::new()?;
     let (mut raw, mut host, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     runtime.block_on(async {
-        for round in 0..ROUNDS {
+        for round in 0..rounds {
             if let Some(side) = only {
                 let r = run(side, dir.path()).await?;
                 let name = if side == Side::Host { "host" } else { "raw" };
@@ -336,7 +355,7 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     println!();
-    println!("{COMMANDS} commands per round, prefetch {PREFETCH}, persistent, confirms, ack after confirm; medians of {ROUNDS}, a fresh broker per run:");
+    println!("{} commands per round, prefetch {PREFETCH}, persistent, confirms, ack after confirm; medians of {rounds}, a fresh broker per run:", commands());
     println!("| loop | commands/s | CPU µs/command, this process | CPU µs/command, broker |");
     println!("|---|---:|---:|---:|");
     for (name, rounds) in [

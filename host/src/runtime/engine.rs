@@ -77,6 +77,14 @@ impl Runtime {
             .concurrency_support(false)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .cache(cache.as_ref().map(|c| c.wasmtime_cache()));
+        // For profiling under valgrind, which cannot reserve the pool's
+        // address space (4 GiB per memory slot): bounds-checked memories of
+        // the cap's size. Not for serving (guests run slower).
+        if std::env::var_os("PYOU_PROFILE_SMALL_VM").is_some() {
+            config
+                .memory_reservation(limits.memory as u64)
+                .memory_guard_size(1 << 16);
+        }
         let engine = Engine::new(&config).map_err(err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;

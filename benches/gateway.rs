@@ -1,7 +1,9 @@
 //! Gateway figures on loopback: `wrk` against `POST /api/noop/ping` (202),
 //! end to end POST → event on the session's WebSocket beside the plain
 //! POST → 202 round trip of the same client, `?wait` round trips, and
-//! commands sent over one WebSocket against the same commands over HTTP.
+//! commands sent over one WebSocket against the same commands over HTTP,
+//! and, as the ceiling of the HTTP stack in the same run, a bare axum
+//! server that parses the same JSON body and answers 202.
 //!
 //! Run with `cargo bench --bench gateway` (needs `wrk` on PATH for the load
 //! part: `apt-get install wrk`; without it that part is skipped with a note).
@@ -153,13 +155,60 @@ async fn run() -> anyhow::Result<()> {
         ws_rate / http_rate
     );
 
-    // Load: wrk, bounded in time.
+    // Load: wrk, bounded in time, against the gateway and then against a
+    // bare axum server doing the least an HTTP front must (parse the JSON
+    // body, answer 202 with a small JSON): the ceiling of the HTTP stack.
     let lua = handlers.path().join("post.lua");
     std::fs::write(
         &lua,
         "wrk.method = \"POST\"\nwrk.body = '{\"n\":1}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
     )?;
-    let wrk = tokio::process::Command::new("wrk")
+    let gateway_load = wrk(&lua, &url).await;
+    if gateway_load.is_some() {
+        println!(
+            "  commands run by the host: {}",
+            host.metrics().commands_for("noop.ping")
+        );
+    }
+    let (bare_addr, bare_stop) = bare_axum().await?;
+    let bare_url = format!("http://{bare_addr}/api/noop/ping");
+    let mut bare_single = Vec::new();
+    let started = Instant::now();
+    for i in 0..ROUND_TRIPS {
+        if started.elapsed() > TIME_CAP {
+            break;
+        }
+        let t = Instant::now();
+        let res = client
+            .post(&bare_url)
+            .body(format!(r#"{{"i":{i}}}"#))
+            .send()
+            .await?;
+        anyhow::ensure!(res.status().as_u16() == 202, "status {}", res.status());
+        res.bytes().await?;
+        bare_single.push(t.elapsed());
+    }
+    report("bare axum: POST → 202 (one client)", bare_single);
+    let bare_load = wrk(&lua, &bare_url).await;
+    let _ = bare_stop.send(());
+    if let (Some(g), Some(b)) = (gateway_load, bare_load) {
+        println!(
+            "\ngateway / bare axum under wrk: {:.0} / {:.0} requests/s = {:.0} %",
+            g,
+            b,
+            100.0 * g / b
+        );
+    }
+    let _ = stop_tx.send(());
+    server.await??;
+    serving.shutdown(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+/// Runs `wrk -t2 -c32` against `url` with the POST script `lua`, prints
+/// its main lines and returns its requests/s (`None` without wrk).
+async fn wrk(lua: &Path, url: &str) -> Option<f64> {
+    let out = tokio::process::Command::new("wrk")
         .args([
             "-t2",
             "-c32",
@@ -167,37 +216,68 @@ async fn run() -> anyhow::Result<()> {
             "--latency",
             "-s",
         ])
-        .arg(&lua)
-        .arg(&url)
+        .arg(lua)
+        .arg(url)
         .output()
         .await;
-    match wrk {
-        Ok(out) if out.status.success() => {
-            println!("\nwrk -t2 -c32 -d{WRK_SECONDS}s --latency POST {url} (202):");
-            for line in String::from_utf8_lossy(&out.stdout).lines() {
-                let l = line.trim_start();
-                if l.starts_with("Requests/sec")
-                    || l.starts_with("50%")
-                    || l.starts_with("99%")
-                    || l.starts_with("Latency")
-                    || l.contains("requests in")
-                    || l.starts_with("Non-2xx")
-                {
-                    println!("  {l}");
-                }
-            }
-            println!(
-                "  commands run by the host: {}",
-                host.metrics().commands_for("noop.ping")
-            );
+    let out = match out {
+        Ok(out) if out.status.success() => out,
+        Ok(out) => {
+            println!("\nwrk failed: {}", String::from_utf8_lossy(&out.stderr));
+            return None;
         }
-        Ok(out) => println!("\nwrk failed: {}", String::from_utf8_lossy(&out.stderr)),
-        Err(err) => println!("\nwrk not run ({err}); `apt-get install wrk` for the load figures"),
+        Err(err) => {
+            println!("\nwrk not run ({err}); `apt-get install wrk` for the load figures");
+            return None;
+        }
+    };
+    println!("\nwrk -t2 -c32 -d{WRK_SECONDS}s --latency POST {url} (202):");
+    let mut rate = None;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let l = line.trim_start();
+        if let Some(r) = l.strip_prefix("Requests/sec:") {
+            rate = r.trim().parse().ok();
+        }
+        if l.starts_with("Requests/sec")
+            || l.starts_with("50%")
+            || l.starts_with("99%")
+            || l.starts_with("Latency")
+            || l.contains("requests in")
+            || l.starts_with("Non-2xx")
+        {
+            println!("  {l}");
+        }
     }
-    let _ = stop_tx.send(());
-    server.await??;
-    serving.shutdown(Duration::from_secs(10)).await;
-    Ok(())
+    rate
+}
+
+/// A bare axum server on a free loopback port: parses the JSON body and
+/// answers 202 with a small JSON, as the gateway's POST does, and nothing
+/// else. Stops when the sender is used or dropped.
+async fn bare_axum() -> anyhow::Result<(std::net::SocketAddr, tokio::sync::oneshot::Sender<()>)> {
+    use axum::http::StatusCode;
+    async fn accept(body: axum::body::Bytes) -> (StatusCode, axum::Json<serde_json::Value>) {
+        let Ok(body) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            return (StatusCode::BAD_REQUEST, axum::Json(serde_json::Value::Null));
+        };
+        let id = body.get("i").cloned().unwrap_or_default();
+        (
+            StatusCode::ACCEPTED,
+            axum::Json(serde_json::json!({ "correlation_id": id, "message_id": id })),
+        )
+    }
+    let app = axum::Router::new().route("/api/noop/ping", axum::routing::post(accept));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok((addr, tx))
 }
 
 /// Reads `n` text frames (events) from `ws` within [`TIME_CAP`].

@@ -106,7 +106,14 @@ function card(t) {
   refusal ? h('div', { class: 'refusal', role: 'alert' }, refusal) : null);
 }
 
+/** Cards drawn per column until asked for all: a board of a thousand
+ * stories stays quick to draw and to tab through. */
+const PER_COLUMN = 100;
+const expanded = new Set();
+
 function column(state, cards) {
+  const all = expanded.has(state);
+  const drawn = all ? cards : cards.slice(0, PER_COLUMN);
   const col = h('div', {
     class: 'column', 'data-column': state,
     ondragover: (e) => { e.preventDefault(); col.classList.add('drop'); },
@@ -118,8 +125,12 @@ function column(state, cards) {
       if (t && t.state !== state) run(t, INTO[state]);
     },
   },
-  h('h3', {}, h('span', {}, state), h('span', { class: 'muted' }, String(cards.length))),
-  cards.map(card));
+  h('h3', {}, h('span', {}, state), h('span', { class: 'muted', 'data-count': state }, String(cards.length))),
+  drawn.map(card),
+  cards.length > drawn.length ? h('button', {
+    type: 'button', 'data-focus': `more-${state}`,
+    onclick: () => { expanded.add(state); rerender(); },
+  }, `Show all ${cards.length}`) : null);
   return col;
 }
 

@@ -77,7 +77,8 @@ function perDay(days) {
           y -= hgt;
           return ms ? h('rect', { class: band, x: i * col + 4, y, width: col - 4, height: hgt }, h('title', {}, `${dayLabel(d)} ${band} ${duration(ms)}`)) : null;
         });
-        return h('g', {}, bars, i % 2 === 0 ? h('text', { x: i * col + 2, y: bottom + 14 }, dayLabel(d)) : null);
+        // Every third day is labelled, counting back from today.
+        return h('g', {}, bars, (DAYS - 1 - i) % 3 === 0 ? h('text', { x: i * col + 2, y: bottom + 14 }, dayLabel(d)) : null);
       })),
     h('div', { class: 'legend' }, BANDS.map((b) => h('span', {}, h('i', { style: `background:var(--${b})` }), b))),
     h('p', { class: 'muted' }, `Total ${duration(days?.ms || 0)}`));
@@ -108,6 +109,7 @@ function burnDown(sprint) {
     h('text', { x: 0, y: 14 }, duration(total)),
     h('text', { x: 0, y: bottom }, '0'),
     h('text', { x: left, y: bottom + 16 }, when(sprint.created_at)),
+    h('text', { x: width - 30, y: bottom + 16 }, 'now'),
     h('line', { class: 'ideal', x1: x(start), y1: y(total), x2: x(end), y2: y(0) }),
     h('polyline', { class: 'line', points: points.map((p) => p.map((n) => n.toFixed(1)).join(',')).join(' ') }));
 }

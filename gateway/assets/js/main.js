@@ -38,6 +38,10 @@ function current() {
   return name in VIEWS ? name : 'board';
 }
 
+/** Whether the threads were read once; the first draw after marks the
+ * page interactive (`performance` mark `pyou-interactive`). */
+let loaded = false;
+
 /** Draws the view on screen (the others are drawn when opened). */
 const render = batched(() => {
   const name = current();
@@ -46,12 +50,18 @@ const render = batched(() => {
     if (a.dataset.view === name) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   VIEWS[name](document.getElementById(`view-${name}`));
-  document.body.dataset.ready = 'true';
+  if (loaded && !document.body.dataset.loaded) {
+    performance.mark('pyou-interactive');
+    document.body.dataset.loaded = String(model.threads.size);
+  }
 });
 
 async function resync() {
   try {
     await reload();
+    performance.mark('pyou-listed');
+    loaded = true;
+    render();
     await refreshAll();
     document.getElementById('notices').querySelector('[data-id="load"]')?.remove();
   } catch (e) {
@@ -81,6 +91,7 @@ function onEvent(env) {
 }
 
 function start() {
+  performance.mark('pyou-start');
   const id = sessionId();
   useSession(id);
   document.getElementById('session').textContent = id;

@@ -7,7 +7,7 @@ export function duration(ms) {
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
   const sec = s % 60;
-  if (h) return `${h}h ${m}m`;
+  if (h) return m ? `${h}h ${m}m` : `${h}h`;
   if (m) return `${m}m ${sec}s`;
   return `${sec}s`;
 }

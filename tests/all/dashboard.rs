@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, Locator};
+use fantoccini::Client;
 use serde_json::{json, Value};
 
-use crate::common::browser::{click, screenshot, type_into, wait_js, Driver, Served};
+use crate::common::browser::{click, screenshot, select_value, type_into, wait_js, Driver, Served};
 
 /// How long the page may take to show something a person did in it.
 const SHOWN: Duration = Duration::from_secs(10);
@@ -144,16 +144,7 @@ async fn sagas_stories_a_quantum_a_block_in_two_windows() {
     // A sprint, and the story planned in it.
     create(&a, "sprint", &[("title", "Week 48"), ("id", "w48")]).await;
     wait_js(&a, "the sprint in the pickers", SHOWN, "return !!document.querySelector(\"select[aria-label='Sprint of Write the README'] option[value='w48']\")").await;
-    let picker = a
-        .find(Locator::Css(
-            "select[aria-label='Sprint of Write the README']",
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    picker
-        .select_by_value("w48")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    select_value(&a, "select[aria-label='Sprint of Write the README']", "w48").await;
     wait_js(&b, "window b: readme in sprint w48", SHOWN, "return document.querySelector(\"article.card[data-id='readme']\")?.textContent.includes('Week 48')").await;
 
     // Start with a 2 s quantum: a countdown, then the expiry notice.
@@ -215,12 +206,30 @@ async fn sagas_stories_a_quantum_a_block_in_two_windows() {
     );
 
     // The keyboard: focus a card and press p to park it.
-    let tag = a
-        .find(Locator::Css("article.card[data-id='tag']"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    tag.send_keys("p").await.unwrap_or_else(|e| panic!("{e}"));
+    type_into(&a, "article.card[data-id='tag']", "p").await;
     cards_in(&[&a, &b], "tag", "parked", SHOWN).await;
+    // More work, made by another client: the page shows it as it happens.
+    for (id, title, band, quantum) in [
+        ("logo", "Design the logo", "light", "25m"),
+        ("installer", "Fix the installer", "deep", "1h30m"),
+        ("notes", "Release notes", "moderate", "45m"),
+    ] {
+        served
+            .send(
+                "thread.story.create",
+                json!({"id": id, "saga_id": "v2", "title": title, "energy": band, "quantum": quantum}),
+            )
+            .await;
+        served
+            .send(
+                "thread.sprint.add_story",
+                json!({"sprint_id": "w48", "story_id": id}),
+            )
+            .await;
+    }
+    served.send("thread.start", json!({"id": "logo"})).await;
+    cards_in(&[&a, &b], "logo", "running", SHOWN).await;
+    cards_in(&[&a], "installer", "ready", SHOWN).await;
     screenshot(&a, "dashboard-board.png").await;
 
     // A reload keeps the session and shows the same state.
@@ -250,6 +259,38 @@ async fn sagas_stories_a_quantum_a_block_in_two_windows() {
     let cols = wait_js(&a, "a one-column board", SHOWN, "return getComputedStyle(document.querySelector('.board')).gridTemplateColumns.split(' ').length === 1").await;
     assert_eq!(cols, json!(true));
     screenshot(&a, "board-phone.png").await;
+
+    // Unblock, start, complete and archive from the card's buttons: the
+    // archive view lists it.
+    a.set_window_size(1280, 860)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (command, state) in [
+        ("thread.unblock", "ready"),
+        ("thread.start", "running"),
+        ("thread.complete", "done"),
+    ] {
+        click(
+            &a,
+            &format!("article.card[data-id='readme'] button[data-command='{command}']"),
+        )
+        .await;
+        cards_in(&[&a, &b], "readme", state, SHOWN).await;
+    }
+    click(
+        &a,
+        "article.card[data-id='readme'] button[data-command='thread.archive']",
+    )
+    .await;
+    wait_js(
+        &b,
+        "window b: readme off the board",
+        SHOWN,
+        "return !document.querySelector(\"article.card[data-id='readme']\")",
+    )
+    .await;
+    show(&a, url, "archive").await;
+    wait_js(&a, "readme in the archive", SHOWN, "return document.querySelector(\"#view-archive li[data-id='readme']\")?.textContent.includes('Write the README')").await;
 
     a.close().await.unwrap_or_else(|e| panic!("{e}"));
     b.close().await.unwrap_or_else(|e| panic!("{e}"));

@@ -91,7 +91,7 @@ function burnDown(sprint) {
   const end = Math.max(Date.now(), start + 60000);
   const total = stories.reduce((s, t) => s + (t.quantum_ms || 0), 0);
   const done = stories.filter((t) => t.completed_at).sort((a, b) => Date.parse(a.completed_at) - Date.parse(b.completed_at));
-  const width = 360; const height = 160; const left = 40; const bottom = 135;
+  const width = 360; const height = 160; const left = 56; const bottom = 135;
   const x = (t) => left + ((width - left - 10) * (t - start)) / (end - start);
   const y = (ms) => bottom - ((bottom - 10) * ms) / Math.max(1, total);
   let left_ = total;

@@ -8,7 +8,7 @@ export function duration(ms) {
   const m = Math.floor((s % 3600) / 60);
   const sec = s % 60;
   if (h) return m ? `${h}h ${m}m` : `${h}h`;
-  if (m) return `${m}m ${sec}s`;
+  if (m) return sec ? `${m}m ${sec}s` : `${m}m`;
   return `${sec}s`;
 }
 

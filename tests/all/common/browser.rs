@@ -265,7 +265,8 @@ pub async fn click(browser: &Client, css: &str) {
     }
 }
 
-/// Types `text` into the field `css` (found again if it was re-rendered).
+/// Types `text` into the element `css` (a field, or a focusable card
+/// for its keys), found again if it was re-rendered.
 pub async fn type_into(browser: &Client, css: &str, text: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -276,6 +277,25 @@ pub async fn type_into(browser: &Client, css: &str, text: &str) {
         match tried {
             Ok(()) => return,
             Err(e) => assert!(Instant::now() < deadline, "cannot type into {css}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Chooses `value` in the select `css` (found again if it was re-rendered).
+pub async fn select_value(browser: &Client, css: &str, value: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let tried = match browser.find(Locator::Css(css)).await {
+            Ok(el) => el.select_by_value(value).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match tried {
+            Ok(()) => return,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "cannot choose {value} in {css}: {e}"
+            ),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

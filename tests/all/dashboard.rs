@@ -292,6 +292,18 @@ async fn sagas_stories_a_quantum_a_block_in_two_windows() {
     show(&a, url, "archive").await;
     wait_js(&a, "readme in the archive", SHOWN, "return document.querySelector(\"#view-archive li[data-id='readme']\")?.textContent.includes('Write the README')").await;
 
+    // The edit form: a new title, seen in the other window.
+    show(&a, url, "sagas").await;
+    click(&a, "li[data-id='tag'] button[data-focus='edit-tag']").await;
+    type_into(
+        &a,
+        "form[data-form='edit-tag'] [name='title']",
+        "Tag the v2 release",
+    )
+    .await;
+    click(&a, "form[data-form='edit-tag'] button[type='submit']").await;
+    wait_js(&b, "window b: the new title", SHOWN, "return document.querySelector(\"article.card[data-id='tag'] .title\")?.textContent === 'Tag the v2 release'").await;
+
     a.close().await.unwrap_or_else(|e| panic!("{e}"));
     b.close().await.unwrap_or_else(|e| panic!("{e}"));
 }

@@ -71,11 +71,6 @@ fn etags() -> &'static [HeaderValue] {
     })
 }
 
-/// The embedded files' paths and sizes in bytes (what a first load fetches).
-pub fn asset_sizes() -> Vec<(&'static str, usize)> {
-    ASSETS.iter().map(|a| (a.path, a.bytes.len())).collect()
-}
-
 fn serve(path: &str, headers: &HeaderMap) -> Option<Response> {
     let i = ASSETS.iter().position(|a| a.path == path)?;
     let asset = &ASSETS[i];

@@ -16,7 +16,7 @@
 
 mod api;
 pub mod catalog;
-pub mod dashboard;
+mod dashboard;
 mod metrics;
 pub mod openapi;
 pub mod query;

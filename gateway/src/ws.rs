@@ -34,6 +34,10 @@ const SENDS_IN_FLIGHT: usize = 64;
 
 /// Most patterns one socket may follow.
 pub(crate) const MAX_FOLLOW: usize = 16;
+/// Most `#` segments in one followed pattern: matching backtracks over
+/// each, so a client's pattern full of them would cost the gateway
+/// exponential time on every event.
+const MAX_HASHES: usize = 2;
 
 /// The `follow` parameter: comma-separated event patterns.
 fn follow_param(query: &HashMap<String, String>) -> Result<Vec<String>, ApiError> {
@@ -54,6 +58,11 @@ fn follow_param(query: &HashMap<String, String>) -> Result<Vec<String>, ApiError
     }
     for p in &patterns {
         check_event_pattern(p).map_err(|e| ApiError::BadRequest(format!("follow: {}", e.0)))?;
+        if p.split('.').filter(|s| *s == "#").count() > MAX_HASHES {
+            return Err(ApiError::BadRequest(format!(
+                "follow: {p:?} has more than {MAX_HASHES} `#` segments"
+            )));
+        }
     }
     Ok(patterns)
 }

@@ -671,6 +671,7 @@ async fn a_follower_sees_every_sessions_matching_events_once() {
     // Patterns are checked and bounded.
     for bad in [
         "follow=Counter..x".to_owned(),
+        "follow=%23.a.%23.b.%23".to_owned(),
         format!("follow={}", vec!["a.*"; 17].join(",")),
     ] {
         match connect(&format!("session=s&{bad}")).await {

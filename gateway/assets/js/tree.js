@@ -32,7 +32,7 @@ function item(t, rerender) {
     h('span', { class: 'muted' }, t.kind),
     h('span', { class: `badge ${t.state}` }, t.state),
     h('span', { class: `band ${t.energy}` }, t.energy),
-    h('span', {}, `quantum ${t.quantum}${t.quantum_overridden === false ? ' (saga’s)' : ''}`),
+    h('span', {}, `quantum ${t.quantum}${t.saga_id && t.quantum_overridden === false ? ' (saga’s)' : ''}`),
     countdown(t),
     spentVsPlanned(spent(t), t.quantum_ms),
     t.kind === 'story' ? sprintPicker(t, rerender) : null,
@@ -71,12 +71,12 @@ export function renderTree(el) {
   const sagas = all.filter((t) => t.kind === 'saga').sort((a, b) => (b.priority - a.priority) || a.title.localeCompare(b.title));
   const loose = all.filter((t) => t.kind === 'task' && !t.saga_id && passes(t));
   mount(el,
-    createForms(rerender),
     h('div', { class: 'toolbar' }, filterControls(rerender, 'tree')),
     h('div', { class: 'tree' },
-      sagas.length ? sagas.map((s) => saga(s, rerender)) : h('p', { class: 'muted' }, 'No sagas yet: create one above.'),
+      sagas.length ? sagas.map((s) => saga(s, rerender)) : h('p', { class: 'muted' }, 'No sagas yet: create one below.'),
       loose.length ? h('details', { open: true }, h('summary', {}, h('strong', {}, 'Tasks without a saga')),
-        h('ul', {}, loose.map((t) => item(t, rerender)))) : null));
+        h('ul', {}, loose.map((t) => item(t, rerender)))) : null),
+    createForms(rerender));
 }
 
 /** Draws the archive (loading it the first time) into `el`. */

@@ -25,10 +25,16 @@ export async function refreshSaga(id) {
   }
 }
 
-/** Re-reads every saga's time (at load and reconnect). Bounded to the sagas held. */
+/** Queries in flight at once when every saga is re-read. */
+const AT_ONCE = 4;
+
+/** Re-reads every saga's time (at load and reconnect), a few at a time. */
 export async function refreshAll() {
-  const sagas = [...model.threads.values()].filter((t) => t.kind === 'saga');
-  await Promise.all(sagas.map((s) => refreshSaga(s.id).catch(() => {})));
+  const queue = [...model.threads.values()].filter((t) => t.kind === 'saga').map((t) => t.id);
+  const worker = async () => {
+    while (queue.length) await refreshSaga(queue.shift()).catch(() => {});
+  };
+  await Promise.all(Array.from({ length: AT_ONCE }, worker));
 }
 
 /** Time spent on thread `t` so far, including its current run if it is running. */

@@ -3,10 +3,11 @@
 //!
 //! | route | what |
 //! |---|---|
+//! | `GET /`, `GET /assets/<file>` | the dashboard: embedded ES modules and CSS (`dashboard.rs`) |
 //! | `POST /api/<key as path>` | a command: `thread.saga.create` → `/api/thread/saga/create`; 202 with `{correlation_id, message_id}`; `?wait=<ms>` answers 200 with the events |
 //! | `GET /api` | the discovered commands, with summaries and body schemas |
 //! | `GET /openapi.json` | the same as an OpenAPI 3.1 document |
-//! | `GET /ws?session=<id>` | the session's events as envelope JSON text; commands may be sent back |
+//! | `GET /ws?session=<id>[&follow=<patterns>]` | the session's events as envelope JSON text (and, followed, matching events of every session); commands may be sent back |
 //! | `GET /handlers` | the host's handlers: file, domain, version, SHA-256, load time, routing keys, last error (404 without a host in this process) |
 //! | `GET /healthz`, `GET /metrics` | liveness; Prometheus text |
 //!
@@ -15,6 +16,7 @@
 
 mod api;
 pub mod catalog;
+mod dashboard;
 mod metrics;
 pub mod openapi;
 pub mod query;
@@ -184,6 +186,8 @@ impl Gateway {
     /// The routes.
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
+            .route("/", get(dashboard::index))
+            .route("/assets/{*path}", get(dashboard::asset))
             .route("/api", get(api::list_commands))
             .route(
                 "/api/query/{domain}/{name}",

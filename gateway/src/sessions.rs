@@ -4,6 +4,11 @@
 //! One pump task reads every event from the bus in publish order and files
 //! it under its session (and hands it to anyone waiting for its cause), so
 //! each session sees its events in publish order.
+//!
+//! Every event is also offered on a bounded broadcast feed, for sockets
+//! that follow routing-key patterns across sessions (`/ws?follow=`): a
+//! shared dashboard sees what other clients change, and `handler.*`
+//! events, which belong to no session.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -11,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use parallel_you_core::envelope::Envelope;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 /// One buffered event: its sequence number in the session and its JSON text.
 pub(crate) type Buffered = (u64, Arc<str>);
@@ -41,9 +46,21 @@ pub(crate) struct Pending {
     pub(crate) events: Vec<Buffered>,
 }
 
+/// An event on the feed: what a follower filters on, and its JSON text.
+pub(crate) struct Fed {
+    pub(crate) routing_key: String,
+    pub(crate) session_id: Option<String>,
+    pub(crate) text: Arc<str>,
+}
+
+/// Events the feed holds for a follower that falls behind; past this it
+/// is told how many it lost (`pyou.gap`) and reloads.
+const FEED_CAPACITY: usize = 1024;
+
 /// Every session's recent events.
 pub(crate) struct Sessions {
     inner: Mutex<HashMap<String, Session>>,
+    feed: broadcast::Sender<Arc<Fed>>,
     waiters: Mutex<HashMap<String, mpsc::UnboundedSender<Envelope>>>,
     capacity: usize,
     window: Duration,
@@ -54,6 +71,7 @@ impl Sessions {
     pub(crate) fn new(capacity: usize, window: Duration, max_sessions: usize) -> Self {
         Sessions {
             inner: Mutex::new(HashMap::new()),
+            feed: broadcast::channel(FEED_CAPACITY).0,
             waiters: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
             window,
@@ -83,10 +101,22 @@ impl Sessions {
                 }
             }
         }
+        let followed = self.feed.receiver_count() > 0;
+        if !followed && event.meta.session_id.is_none() {
+            return;
+        }
+        let text: Arc<str> = Arc::from(event.to_json());
+        if followed {
+            // No follower listening is not an error.
+            let _ = self.feed.send(Arc::new(Fed {
+                routing_key: event.meta.routing_key.clone(),
+                session_id: event.meta.session_id.clone(),
+                text: text.clone(),
+            }));
+        }
         let Some(session_id) = &event.meta.session_id else {
             return;
         };
-        let text: Arc<str> = Arc::from(event.to_json());
         let mut map = self.inner.lock();
         if !map.contains_key(session_id) && map.len() >= self.max_sessions {
             Self::evict_idle(&mut map, Duration::ZERO);
@@ -147,6 +177,11 @@ impl Sessions {
                 .cloned()
                 .collect(),
         }
+    }
+
+    /// Every event from now on, for a socket that follows patterns.
+    pub(crate) fn follow(&self) -> broadcast::Receiver<Arc<Fed>> {
+        self.feed.subscribe()
     }
 
     /// Marks events up to `seq` as delivered.
@@ -224,6 +259,33 @@ mod tests {
             [4, 5, 6]
         );
         assert_eq!(sessions.live(), 1);
+    }
+
+    #[test]
+    fn the_feed_carries_every_event_once_followed() {
+        let sessions = Sessions::new(10, Duration::from_secs(60), 10);
+        sessions.file(&event("a", 1));
+        let mut feed = sessions.follow();
+        sessions.file(&event("b", 2));
+        let no_session = Envelope::event_for(
+            &parallel_you_core::envelope::Meta::new(parallel_you_core::Kind::Command, "a.b"),
+            "handler.loaded",
+            serde_json::value::RawValue::from_string("{}".to_owned())
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        sessions.file(&no_session);
+        let Ok(first) = feed.try_recv() else {
+            panic!("nothing fed")
+        };
+        assert_eq!(first.session_id.as_deref(), Some("b"));
+        let Ok(second) = feed.try_recv() else {
+            panic!("no second event")
+        };
+        assert_eq!(
+            (second.routing_key.as_str(), second.session_id.as_deref()),
+            ("handler.loaded", None)
+        );
+        assert!(feed.try_recv().is_err());
     }
 
     #[test]

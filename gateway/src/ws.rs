@@ -1,5 +1,10 @@
 //! `GET /ws?session=<id>`: a session's events as they are published, and
-//! commands from the client.
+//! commands from the client. With `&follow=<pattern>,<pattern>` (event
+//! routing-key patterns like `thread.#` or `handler.*`, at most
+//! [`MAX_FOLLOW`]) the socket also gets every matching event of other
+//! sessions, and those of none (`handler.loaded`), live only: a follower
+//! that reconnects reloads what it shows, and one that falls behind the
+//! feed gets a `pyou.gap` saying so.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,12 +12,15 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 
+use tokio::sync::broadcast::error::RecvError;
+
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
-use parallel_you_core::bus::BusError;
+use parallel_you_core::bus::{topic_matches, BusError};
 use parallel_you_core::envelope::{Envelope, Kind, PartialMeta};
 use parallel_you_core::error::{ErrorBody, ErrorCode};
+use parallel_you_core::names::check_event_pattern;
 
 use crate::rejection::ApiError;
 use crate::session_param::session_param;
@@ -24,6 +32,41 @@ use crate::Gateway;
 /// read until one is through, so a client cannot make the gateway hold more.
 const SENDS_IN_FLIGHT: usize = 64;
 
+/// Most patterns one socket may follow.
+pub(crate) const MAX_FOLLOW: usize = 16;
+/// Most `#` segments in one followed pattern: matching backtracks over
+/// each, so a client's pattern full of them would cost the gateway
+/// exponential time on every event.
+const MAX_HASHES: usize = 2;
+
+/// The `follow` parameter: comma-separated event patterns.
+fn follow_param(query: &HashMap<String, String>) -> Result<Vec<String>, ApiError> {
+    let Some(list) = query.get("follow") else {
+        return Ok(Vec::new());
+    };
+    let patterns: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if patterns.len() > MAX_FOLLOW {
+        return Err(ApiError::BadRequest(format!(
+            "follow at most {MAX_FOLLOW} patterns, not {}",
+            patterns.len()
+        )));
+    }
+    for p in &patterns {
+        check_event_pattern(p).map_err(|e| ApiError::BadRequest(format!("follow: {}", e.0)))?;
+        if p.split('.').filter(|s| *s == "#").count() > MAX_HASHES {
+            return Err(ApiError::BadRequest(format!(
+                "follow: {p:?} has more than {MAX_HASHES} `#` segments"
+            )));
+        }
+    }
+    Ok(patterns)
+}
+
 /// Handles the upgrade request.
 pub(crate) async fn upgrade(
     State(gw): State<Arc<Gateway>>,
@@ -32,9 +75,10 @@ pub(crate) async fn upgrade(
 ) -> Result<Response, ApiError> {
     let session = session_param(None, &query)?
         .ok_or_else(|| ApiError::BadRequest("name the session: /ws?session=<id>".to_owned()))?;
+    let follow = follow_param(&query)?;
     Ok(ws
         .max_message_size(gw.config.max_body + 4096)
-        .on_upgrade(move |socket| run(gw, session, socket)))
+        .on_upgrade(move |socket| run(gw, session, follow, socket)))
 }
 
 async fn send_text(socket: &mut WebSocket, text: &str) -> bool {
@@ -47,12 +91,20 @@ async fn send_text(socket: &mut WebSocket, text: &str) -> bool {
 /// A notice that events were dropped from the session's buffer while the
 /// client was away: an event envelope `pyou.gap` with `{"missed": n}`.
 fn gap_notice(session: &str, missed: u64) -> String {
+    gap_event(
+        session,
+        missed,
+        format!("{missed} events of this session were dropped from its buffer while no client was connected"),
+    )
+}
+
+fn gap_event(session: &str, missed: u64, message: String) -> String {
     let cause = PartialMeta::default().in_session(session);
     let mut ev = ErrorBody::new(ErrorCode::Overloaded, "").event_for_partial(&cause);
     ev.meta.routing_key = "pyou.gap".to_owned();
     let body = serde_json::json!({
         "missed": missed,
-        "message": format!("{missed} events of this session were dropped from its buffer while no client was connected"),
+        "message": message,
     });
     if let Ok(raw) = serde_json::value::to_raw_value(&body) {
         ev.body = raw;
@@ -60,8 +112,11 @@ fn gap_notice(session: &str, missed: u64) -> String {
     ev.to_json()
 }
 
-async fn run(gw: Arc<Gateway>, session: String, mut socket: WebSocket) {
+async fn run(gw: Arc<Gateway>, session: String, follow: Vec<String>, mut socket: WebSocket) {
     let session: Arc<str> = Arc::from(session);
+    // Only a follower holds a receiver: without one, events of no session
+    // are not even serialised.
+    let mut feed = (!follow.is_empty()).then(|| gw.sessions.follow());
     let mut sending = FuturesUnordered::<BoxFuture<'static, Option<String>>>::new();
     let attached = gw.sessions.attach(&session);
     let mut cursor = attached.cursor;
@@ -89,6 +144,25 @@ async fn run(gw: Arc<Gateway>, session: String, mut socket: WebSocket) {
                 break;
             }
             c = changed.changed() => if c.is_err() { break },
+            fed = next_fed(&mut feed) => match fed {
+                Ok(fed) => {
+                    // This session's own events come through its buffer.
+                    let other = fed.session_id.as_deref() != Some(&*session);
+                    if other
+                        && follow.iter().any(|p| topic_matches(p, &fed.routing_key))
+                        && !send_text(&mut socket, &fed.text).await
+                    {
+                        break;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    let notice = gap_event(&session, n, format!("this socket fell behind the followed events and missed {n}; reload what it shows"));
+                    if !send_text(&mut socket, &notice).await {
+                        break;
+                    }
+                }
+                Err(RecvError::Closed) => break,
+            },
             Some(refused) = sending.next(), if !sending.is_empty() => {
                 if let Some(reply) = refused {
                     if !send_text(&mut socket, &reply).await {
@@ -117,6 +191,16 @@ async fn run(gw: Arc<Gateway>, session: String, mut socket: WebSocket) {
     while sending.next().await.is_some() {}
     gw.sessions.detach(&session);
     tracing::debug!(session_id = %session, "websocket detached");
+}
+
+/// The next followed event; pending forever when the socket follows nothing.
+async fn next_fed(
+    feed: &mut Option<tokio::sync::broadcast::Receiver<Arc<crate::sessions::Fed>>>,
+) -> Result<Arc<crate::sessions::Fed>, RecvError> {
+    match feed {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn socket_meta(session: &str, correlation_id: Option<String>) -> PartialMeta {

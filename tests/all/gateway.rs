@@ -633,3 +633,53 @@ async fn wss_client_receives_its_sessions_events() {
     assert!(reqwest::get(server.url("/healthz")).await.is_err());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_sees_every_sessions_matching_events_once() {
+    let server = Server::start(&["counter"], GatewayConfig::default(), None).await;
+    let connect =
+        |query: &str| tokio_tungstenite::connect_async(format!("ws://{}/ws?{query}", server.addr));
+    let (mut follower, _) = connect("session=watcher&follow=counter.*,handler.*")
+        .await
+        .unwrap();
+    let mut plain = server.ws("bob").await;
+
+    // Another session's event reaches the follower, not a plain socket.
+    let (status, accepted) = server.increment("alice", "followed").await;
+    assert_eq!(status, 202);
+    let seen = next_json(&mut follower, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(seen["meta"]["routing_key"], "counter.incremented");
+    assert_eq!(seen["meta"]["session_id"], "alice");
+    assert_eq!(seen["meta"]["causation_id"], accepted["correlation_id"]);
+    assert!(next_json(&mut plain, Duration::from_millis(300))
+        .await
+        .is_none());
+
+    // The follower's own events come once (through its session), not twice.
+    let (status, _) = server.increment("watcher", "own").await;
+    assert_eq!(status, 202);
+    let own = next_json(&mut follower, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(own["meta"]["session_id"], "watcher");
+    assert!(next_json(&mut follower, Duration::from_millis(300))
+        .await
+        .is_none());
+
+    // Patterns are checked and bounded.
+    for bad in [
+        "follow=Counter..x".to_owned(),
+        "follow=%23.a.%23.b.%23".to_owned(),
+        format!("follow={}", vec!["a.*"; 17].join(",")),
+    ] {
+        match connect(&format!("session=s&{bad}")).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+                assert_eq!(res.status().as_u16(), 400, "{bad}")
+            }
+            other => panic!("{bad}: {:?}", other.map(|_| ())),
+        }
+    }
+    server.stop().await;
+}

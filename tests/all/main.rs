@@ -13,6 +13,7 @@ mod bus;
 mod cli;
 mod common;
 mod crash;
+mod dashboard;
 mod dispatch;
 mod effects;
 mod gateway;

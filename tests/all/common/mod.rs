@@ -3,6 +3,7 @@
 //! throwaway handler folders holding just the components a test wants.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod browser;
 pub mod conformance;
 pub mod faulty;
 pub mod mongo;

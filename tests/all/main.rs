@@ -22,6 +22,7 @@ mod loading;
 mod mongo;
 mod reactors;
 mod reactors_amqp;
+mod reactors_processes;
 mod sandbox;
 mod schema;
 mod store;

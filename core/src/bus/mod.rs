@@ -11,6 +11,7 @@
 //! competing hosts and settled like a command ([`Bus::consume_reactor`]).
 
 pub mod in_process;
+pub mod query;
 
 use std::pin::Pin;
 
@@ -18,9 +19,12 @@ use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 
 use crate::envelope::{Envelope, EnvelopeError};
+use crate::error::ErrorBody;
+use crate::host_info::QueryInfo;
 use crate::names::NameError;
 
 pub use in_process::InProcessBus;
+pub use query::{QueryReply, QueryRequest, QueryRequests, QueryRoute};
 
 /// Why a bus operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,6 +123,59 @@ pub trait Bus: Publisher + 'static {
         let _ = (domain, event);
         Err(no_reactors())
     }
+
+    /// Keeps the dead letter `id` of the reactor `domain` (its JSON
+    /// document, the event inside) on the bus, if this bus keeps dead
+    /// letters itself: RabbitMQ does, in a durable queue. `Ok(false)` (the
+    /// default): it does not, and the host keeps it in its store.
+    async fn keep_dead_letter(&self, domain: &str, id: &str, json: &str) -> Result<bool, BusError> {
+        let _ = (domain, id, json);
+        Ok(false)
+    }
+
+    /// Binds the reactor `domain`'s `queries` on the bus (replacing what
+    /// was bound for it before), for hosts to answer gateways elsewhere
+    /// (see [`query`]). `Ok(false)` (the default): this bus carries no
+    /// queries; a gateway answers them from a host in its own process.
+    async fn bind_queries(&self, domain: &str, queries: &[QueryInfo]) -> Result<bool, BusError> {
+        let _ = (domain, queries);
+        Ok(false)
+    }
+
+    /// The query requests for the reactor `domain`, competing with other
+    /// hosts that serve it.
+    async fn consume_queries(&self, domain: &str) -> Result<QueryRequests, BusError> {
+        let _ = domain;
+        Err(no_queries())
+    }
+
+    /// Asks a host serving the reactor `domain` its query `name` with
+    /// `params` (a JSON object's text), waiting up to `timeout`: its JSON
+    /// answer, or the error the host answered, `not_found` when no host
+    /// binds that query, `timeout` when none answered in time.
+    async fn ask(
+        &self,
+        domain: &str,
+        name: &str,
+        params: &str,
+        timeout: std::time::Duration,
+    ) -> Result<String, ErrorBody> {
+        let _ = (domain, name, params, timeout);
+        Err(ErrorBody::new(
+            crate::error::ErrorCode::Unavailable,
+            no_queries().to_string(),
+        ))
+    }
+
+    /// The queries bound on the bus, by domain and name (none on a bus
+    /// that carries no queries).
+    async fn query_routes(&self) -> Result<Vec<QueryRoute>, BusError> {
+        Ok(Vec::new())
+    }
+}
+
+fn no_queries() -> BusError {
+    BusError::Invalid("this bus does not carry queries".to_owned())
 }
 
 fn no_reactors() -> BusError {

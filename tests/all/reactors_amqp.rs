@@ -193,3 +193,38 @@ async fn dropping_a_dead_letter_on_the_broker_keeps_the_others() {
     assert!(!amqp.drop_dead_letter(&ids[1]).await.unwrap());
     serving.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tries_are_counted_per_event_across_hosts() {
+    let Some(rabbit) = Rabbit::start() else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (a, _da) = host_over(&["tally", "noop"], store.clone()).await;
+    let (b, _db) = host_over(&["tally", "noop"], store.clone()).await;
+    let serving_a = a.serve(bus(&rabbit).await).await.unwrap();
+    let serving_b = b.serve(bus(&rabbit).await).await.unwrap();
+    let client = bus(&rabbit).await;
+    let mut dead = common::subscribe(client.as_ref(), "#.pyou.dead_lettered").await;
+    const POISONED: usize = 4;
+    for i in 0..POISONED {
+        client
+            .publish(event("noop.ponged", json!({"poison": true, "i": i})))
+            .await
+            .unwrap();
+    }
+    for _ in 0..POISONED {
+        let letter = common::next_within(&mut dead, Duration::from_secs(30))
+            .await
+            .expect("a dead letter is announced");
+        // Three tries per event in all, whichever host made each.
+        assert_eq!(common::body(&letter)["tries"], 3);
+    }
+    let retries = |h: &parallel_you_host::Host| h.metrics().reactor_counts("tally").1;
+    let dead_counts = |h: &parallel_you_host::Host| h.metrics().reactor_counts("tally").2;
+    assert_eq!(retries(&a) + retries(&b), 2 * POISONED as u64);
+    assert_eq!(dead_counts(&a) + dead_counts(&b), POISONED as u64);
+    assert_eq!(client.dead_letters(10).await.unwrap().len(), POISONED);
+    serving_a.shutdown(Duration::from_secs(5)).await;
+    serving_b.shutdown(Duration::from_secs(5)).await;
+}

@@ -199,6 +199,18 @@ pub trait Settle: Send {
         self: Box<Self>,
         message: Result<Envelope, EnvelopeError>,
     ) -> Result<(), BusError>;
+    /// Like [`Settle::requeue`], counting `tries` so far with the message
+    /// where the bus can (RabbitMQ: a header on a copy republished to the
+    /// same queue, see [`Delivery::attempts`]), so every host sees one
+    /// count. The default requeues and counts nothing.
+    async fn retry(
+        self: Box<Self>,
+        message: Result<Envelope, EnvelopeError>,
+        tries: u32,
+    ) -> Result<(), BusError> {
+        let _ = tries;
+        self.requeue(message).await
+    }
 }
 
 /// One command taken from a queue, to be settled once handled.
@@ -206,12 +218,35 @@ pub struct Delivery {
     /// The command, or why the message is not a valid envelope.
     pub message: Result<Envelope, EnvelopeError>,
     settle: Box<dyn Settle>,
+    attempts: u32,
 }
 
 impl Delivery {
     /// A delivery settled through `settle`.
     pub fn new(message: Result<Envelope, EnvelopeError>, settle: Box<dyn Settle>) -> Self {
-        Delivery { message, settle }
+        Delivery {
+            message,
+            settle,
+            attempts: 0,
+        }
+    }
+
+    /// The same, tried `attempts` times before (as the bus carried it).
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    /// How many times the message was tried before this delivery, as far
+    /// as the bus carries it (0 on a bus that does not).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Puts the message back to be tried again, `tries` tries counted so
+    /// far (see [`Settle::retry`]).
+    pub async fn retry(self, tries: u32) -> Result<(), BusError> {
+        self.settle.retry(self.message, tries).await
     }
 
     /// Acknowledges the delivery.

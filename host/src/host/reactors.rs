@@ -126,13 +126,18 @@ impl Host {
                 delivery.ack().await
             }
             Reacted::Failed(err) => {
-                let tries = self.retries.bump(&marker);
+                // The bus's count covers every host (RabbitMQ carries it
+                // in a header); this host's own covers a bus that has none.
+                let tries = self
+                    .retries
+                    .bump(&marker)
+                    .max(delivery.attempts().saturating_add(1));
                 let policy = self.reactors.retry;
                 if tries < policy.max_attempts {
                     tracing::warn!(reactor = %domain, code = %err.code, tries, "event failed; trying again later");
                     self.metrics.reactor_retry(domain);
                     tokio::time::sleep(policy.backoff(tries)).await;
-                    return delivery.requeue().await;
+                    return delivery.retry(tries).await;
                 }
                 match self.dead_letter(domain, event, &err, tries, bus).await {
                     Ok(()) => {

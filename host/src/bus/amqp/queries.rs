@@ -225,19 +225,20 @@ pub(super) async fn consume(shared: Arc<Shared>, domain: String, tx: mpsc::Sende
                 .correlation_id()
                 .as_ref()
                 .map(|c| c.to_string());
-            let params = String::from_utf8(delivery.data.clone()).ok();
+            let lapin::message::Delivery { data, acker, .. } = delivery;
+            let params = String::from_utf8(data).ok();
             let (Some(name), Some(reply_to), Some(correlation), Some(params)) =
                 (name, reply_to, correlation, params)
             else {
                 tracing::warn!(reactor = %domain, "dropping a query request without a name, reply queue, correlation id or UTF-8 body");
-                let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                let _ = acker.ack(BasicAckOptions::default()).await;
                 continue;
             };
             let reply = AmqpReply {
                 shared: shared.clone(),
                 reply_to,
                 correlation,
-                acker: delivery.acker,
+                acker,
             };
             let request = QueryRequest::new(domain.clone(), name, params, Box::new(reply));
             if tx.send(request).await.is_err() {

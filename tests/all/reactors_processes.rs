@@ -111,6 +111,19 @@ async fn a_separate_gateway_asks_queries_of_a_pyou_host_on_the_broker() {
     assert_eq!(posted.status(), 200);
     assert_eq!(posted.text().await.unwrap(), "3");
 
+    // `pyou query --bus` asks the same way.
+    let out = common::pyou()
+        .args(["query", "tally", "count", r#"{"key":"noop.ponged"}"#])
+        .args(["--bus", &rabbit.url()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+
     // Errors keep their statuses across the broker.
     let (status, body) = get(&format!("{base}/api/query/tally/count")).await;
     assert_eq!(

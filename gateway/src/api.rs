@@ -154,8 +154,7 @@ fn wait_answer(
     )
 }
 
-/// Handles `GET /api`: the discovered commands, and the queries of the
-/// reactors of the host in this process.
+/// Handles `GET /api`: the discovered commands and queries.
 pub(crate) async fn list_commands(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     Json(json!({
         "commands": gw.catalog.entries().as_ref(),

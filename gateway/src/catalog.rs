@@ -6,10 +6,15 @@
 //! schemas. The catalog refreshes periodically and whenever a request
 //! misses, so handlers that appear or disappear change the API without a
 //! restart.
+//!
+//! Queries likewise: from the host's reactors when one runs in this
+//! process, else from the bus's query bindings (on RabbitMQ, each bound
+//! with its summary and params schema), read at the same refreshes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use parallel_you_core::bus::QueryRoute;
 use parallel_you_core::{Bus, HostInfo};
 use parking_lot::RwLock;
 use serde::Serialize;
@@ -56,6 +61,9 @@ struct Listing {
     by_key: HashMap<String, usize>,
     /// The bound routing keys it was built from, in the bus's order.
     keys: Vec<String>,
+    /// The queries the bus binds (none when a host runs in this process:
+    /// its reactors are read directly).
+    queries: Arc<Vec<QueryRoute>>,
 }
 
 impl Listing {
@@ -70,6 +78,7 @@ impl Listing {
             entries: Arc::new(entries),
             by_key,
             keys,
+            queries: Arc::default(),
         }
     }
 }
@@ -86,6 +95,11 @@ impl Catalog {
     /// The commands as of the last refresh.
     pub(crate) fn entries(&self) -> Arc<Vec<CommandEntry>> {
         self.listing.read().entries.clone()
+    }
+
+    /// The queries the bus binds, as of the last refresh.
+    pub(crate) fn queries(&self) -> Arc<Vec<QueryRoute>> {
+        self.listing.read().queries.clone()
     }
 
     /// The entry of a routing key, as of the last refresh.
@@ -117,6 +131,17 @@ impl Catalog {
                 return;
             }
         };
+        let queries = if self.host.is_some() {
+            Vec::new()
+        } else {
+            match self.bus.query_routes().await {
+                Ok(q) => q,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not read the bus's query bindings");
+                    self.listing.read().queries.to_vec()
+                }
+            }
+        };
         if !always {
             let listing = self.listing.read();
             let same = listing.keys.len() == bindings.len()
@@ -124,7 +149,8 @@ impl Catalog {
                     .keys
                     .iter()
                     .zip(&bindings)
-                    .all(|(k, b)| *k == b.routing_key);
+                    .all(|(k, b)| *k == b.routing_key)
+                && *listing.queries == queries;
             if same {
                 return;
             }
@@ -142,7 +168,9 @@ impl Catalog {
                 }
             })
             .collect();
-        *self.listing.write() = Listing::new(entries);
+        let mut listing = Listing::new(entries);
+        listing.queries = Arc::new(queries);
+        *self.listing.write() = listing;
     }
 }
 

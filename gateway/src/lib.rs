@@ -62,6 +62,9 @@ pub struct GatewayConfig {
     pub refresh: Duration,
     /// Longest `?wait=` honoured (default 30 s).
     pub max_wait: Duration,
+    /// How long a query asked on the bus waits for a host's answer before
+    /// it is a 504 (default 10 s).
+    pub query_timeout: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -73,6 +76,7 @@ impl Default for GatewayConfig {
             max_sessions: 10_000,
             refresh: Duration::from_secs(1),
             max_wait: Duration::from_secs(30),
+            query_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! `GET|POST /api/query/<domain>/<name>`: a reactor's query, answered from
-//! its read models by the host in this process.
+//! its read models by the host in this process, or, for a gateway without
+//! one, asked on the bus of a host that serves the reactor (up to
+//! [`crate::GatewayConfig::query_timeout`]; no answer in time is a 504).
 //!
 //! GET takes the parameters from the query string, each converted to the
 //! type the query's parameter schema gives it (`?limit=5` is the integer 5
@@ -16,6 +18,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use parallel_you_core::host_info::QueryInfo;
 use parallel_you_core::ErrorBody;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -42,26 +45,37 @@ pub struct QueryEntry {
     pub params_schema: Option<Value>,
 }
 
-/// The queries of the reactors the host in this process serves.
+/// The queries this gateway serves: those of the reactors of the host in
+/// this process, or those bound on the bus.
 pub(crate) fn entries(gw: &Gateway) -> Vec<QueryEntry> {
-    let Some(host) = &gw.host else {
-        return Vec::new();
+    let entry = |domain: &str, q: QueryInfo| QueryEntry {
+        path: format!("/api/query/{domain}/{}", q.name),
+        domain: domain.to_owned(),
+        name: q.name,
+        method: "GET",
+        summary: q.summary,
+        params_schema: q.params_schema,
     };
-    let mut out: Vec<QueryEntry> = host
-        .status()
-        .into_iter()
-        .filter_map(|s| Some((s.domain?, s.reactor?)))
-        .flat_map(|(domain, reactor)| {
-            reactor.queries.into_iter().map(move |q| QueryEntry {
-                path: format!("/api/query/{domain}/{}", q.name),
-                domain: domain.clone(),
-                name: q.name,
-                method: "GET",
-                summary: q.summary,
-                params_schema: q.params_schema,
+    let mut out: Vec<QueryEntry> = match &gw.host {
+        Some(host) => host
+            .status()
+            .into_iter()
+            .filter_map(|s| Some((s.domain?, s.reactor?)))
+            .flat_map(|(domain, reactor)| {
+                reactor
+                    .queries
+                    .into_iter()
+                    .map(move |q| entry(&domain, q))
+                    .collect::<Vec<_>>()
             })
-        })
-        .collect();
+            .collect(),
+        None => gw
+            .catalog
+            .queries()
+            .iter()
+            .map(|r| entry(&r.domain, r.query.clone()))
+            .collect(),
+    };
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out
 }
@@ -101,14 +115,16 @@ async fn answer(
     name: &str,
     params: &str,
 ) -> Result<Response, ApiError> {
-    let Some(host) = &gw.host else {
-        return Err(ApiError::Unavailable(
-            "queries are answered by a host in this process (`pyou serve`); this gateway has none"
-                .to_owned(),
-        ));
-    };
     let span = tracing::info_span!("http.query", domain = %domain, query = %name);
-    let answered = host.query(domain, name, params).instrument(span).await;
+    let answered = match &gw.host {
+        Some(host) => host.query(domain, name, params).instrument(span).await,
+        None => {
+            gw.bus
+                .ask(domain, name, params, gw.config.query_timeout)
+                .instrument(span)
+                .await
+        }
+    };
     Ok(match answered {
         Ok(json) => (StatusCode::OK, [(CONTENT_TYPE, "application/json")], json).into_response(),
         Err(err) => (status_of(&err), Json(error_json(&err))).into_response(),

@@ -1,13 +1,14 @@
 //! Dead letters: the events a reactor gave up on after its retries, kept
-//! in the store for an operator to inspect, replay or drop.
+//! for an operator to inspect, replay or drop: on RabbitMQ in the broker's
+//! dead-letter queue (`bus::amqp`, `AmqpBus::dead_letters`), otherwise in
+//! the store, as this module does.
 //!
 //! A dead letter is a document of the reserved domain [`DOMAIN`]
 //! (collection [`COLLECTION`]) whose id is the reactor's marker for that
 //! event, so one (reactor, event) has at most one dead letter however often
 //! it fails. It keeps the whole event envelope, the reactor, the last error
 //! and the number of tries. Every host on a shared store sees the same
-//! dead letters, whatever the bus (on RabbitMQ too: the message is acked
-//! once its dead letter is stored).
+//! dead letters.
 //!
 //! Replaying one commits, in one step, a timer due at once that carries the
 //! event back to its reactor's queue (see [`crate::timers`]) and the

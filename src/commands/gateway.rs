@@ -14,12 +14,19 @@ pub(crate) struct Args {
     bus: BusArgs,
     #[command(flatten)]
     listen: ListenArgs,
+    /// How long a query waits for a host's answer before it is a 504.
+    #[arg(long, env = "PYOU_QUERY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    query_timeout: std::time::Duration,
 }
 
 /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     let bus = args.bus.connect_broker("gateway").await?;
-    let gateway = Gateway::start(bus, None, GatewayConfig::default()).await?;
+    let config = GatewayConfig {
+        query_timeout: args.query_timeout.max(std::time::Duration::from_millis(1)),
+        ..GatewayConfig::default()
+    };
+    let gateway = Gateway::start(bus, None, config).await?;
     args.listen.serve(&gateway, "pyou gateway serving").await?;
     eprintln!("pyou stopped");
     Ok(0)

@@ -210,12 +210,12 @@ async fn gateway_broker_host_and_back_to_the_websocket() {
 }
 
 /// A `pyou` child process on the test's broker, killed when dropped.
-struct HostProcess(Child);
+pub(crate) struct HostProcess(Child);
 
 impl HostProcess {
     /// Starts `pyou <role> --bus … --management-url … <args>` and returns
     /// it with the first line it prints (it prints one when ready).
-    fn spawn(role: &str, rabbit: &Rabbit, args: &[&std::ffi::OsStr]) -> (Self, String) {
+    pub(crate) fn spawn(role: &str, rabbit: &Rabbit, args: &[&std::ffi::OsStr]) -> (Self, String) {
         let mut child = common::pyou()
             .args([role, "--bus", &rabbit.url(), "--management-url"])
             .arg(rabbit.management_url())
@@ -231,11 +231,15 @@ impl HostProcess {
         (HostProcess(child), line)
     }
 
-    fn start(rabbit: &Rabbit, handlers: &std::path::Path, data: &std::path::Path) -> Self {
+    pub(crate) fn start(
+        rabbit: &Rabbit,
+        handlers: &std::path::Path,
+        data: &std::path::Path,
+    ) -> Self {
         Self::start_with(rabbit, handlers, data, &[])
     }
 
-    fn start_with(
+    pub(crate) fn start_with(
         rabbit: &Rabbit,
         handlers: &std::path::Path,
         data: &std::path::Path,
@@ -255,7 +259,7 @@ impl HostProcess {
         host
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -276,11 +280,14 @@ impl Drop for HostProcess {
 
 /// `pyou gateway` as a child process; returns it with its base URL.
 fn gateway_process(rabbit: &Rabbit) -> (HostProcess, String) {
-    let (gateway, line) = HostProcess::spawn(
-        "gateway",
-        rabbit,
-        &["--listen".as_ref(), "127.0.0.1:0".as_ref()],
-    );
+    gateway_process_with(rabbit, &[])
+}
+
+/// [`gateway_process`] with more arguments.
+pub(crate) fn gateway_process_with(rabbit: &Rabbit, extra: &[&str]) -> (HostProcess, String) {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--listen".as_ref(), "127.0.0.1:0".as_ref()];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    let (gateway, line) = HostProcess::spawn("gateway", rabbit, &args);
     let addr = line
         .split_whitespace()
         .find_map(|w| w.strip_prefix("http://"))

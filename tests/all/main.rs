@@ -23,6 +23,7 @@ mod loading;
 mod mongo;
 mod reactors;
 mod reactors_amqp;
+mod reactors_processes;
 mod sandbox;
 mod schema;
 mod store;

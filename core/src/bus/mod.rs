@@ -11,6 +11,8 @@
 //! competing hosts and settled like a command ([`Bus::consume_reactor`]).
 
 pub mod in_process;
+pub mod query;
+mod topic;
 
 use std::pin::Pin;
 
@@ -18,9 +20,13 @@ use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 
 use crate::envelope::{Envelope, EnvelopeError};
+use crate::error::ErrorBody;
+use crate::host_info::QueryInfo;
 use crate::names::NameError;
 
 pub use in_process::InProcessBus;
+pub use query::{QueryReply, QueryRequest, QueryRequests, QueryRoute};
+pub use topic::topic_matches;
 
 /// Why a bus operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,6 +125,59 @@ pub trait Bus: Publisher + 'static {
         let _ = (domain, event);
         Err(no_reactors())
     }
+
+    /// Keeps the dead letter `id` of the reactor `domain` (its JSON
+    /// document, the event inside) on the bus, if this bus keeps dead
+    /// letters itself: RabbitMQ does, in a durable queue. `Ok(false)` (the
+    /// default): it does not, and the host keeps it in its store.
+    async fn keep_dead_letter(&self, domain: &str, id: &str, json: &str) -> Result<bool, BusError> {
+        let _ = (domain, id, json);
+        Ok(false)
+    }
+
+    /// Binds the reactor `domain`'s `queries` on the bus (replacing what
+    /// was bound for it before), for hosts to answer gateways elsewhere
+    /// (see [`query`]). `Ok(false)` (the default): this bus carries no
+    /// queries; a gateway answers them from a host in its own process.
+    async fn bind_queries(&self, domain: &str, queries: &[QueryInfo]) -> Result<bool, BusError> {
+        let _ = (domain, queries);
+        Ok(false)
+    }
+
+    /// The query requests for the reactor `domain`, competing with other
+    /// hosts that serve it.
+    async fn consume_queries(&self, domain: &str) -> Result<QueryRequests, BusError> {
+        let _ = domain;
+        Err(no_queries())
+    }
+
+    /// Asks a host serving the reactor `domain` its query `name` with
+    /// `params` (a JSON object's text), waiting up to `timeout`: its JSON
+    /// answer, or the error the host answered, `not_found` when no host
+    /// binds that query, `timeout` when none answered in time.
+    async fn ask(
+        &self,
+        domain: &str,
+        name: &str,
+        params: &str,
+        timeout: std::time::Duration,
+    ) -> Result<String, ErrorBody> {
+        let _ = (domain, name, params, timeout);
+        Err(ErrorBody::new(
+            crate::error::ErrorCode::Unavailable,
+            no_queries().to_string(),
+        ))
+    }
+
+    /// The queries bound on the bus, by domain and name (none on a bus
+    /// that carries no queries).
+    async fn query_routes(&self) -> Result<Vec<QueryRoute>, BusError> {
+        Ok(Vec::new())
+    }
+}
+
+fn no_queries() -> BusError {
+    BusError::Invalid("this bus does not carry queries".to_owned())
 }
 
 fn no_reactors() -> BusError {
@@ -140,6 +199,18 @@ pub trait Settle: Send {
         self: Box<Self>,
         message: Result<Envelope, EnvelopeError>,
     ) -> Result<(), BusError>;
+    /// Like [`Settle::requeue`], counting `tries` so far with the message
+    /// where the bus can (RabbitMQ: a header on a copy republished to the
+    /// same queue, see [`Delivery::attempts`]), so every host sees one
+    /// count. The default requeues and counts nothing.
+    async fn retry(
+        self: Box<Self>,
+        message: Result<Envelope, EnvelopeError>,
+        tries: u32,
+    ) -> Result<(), BusError> {
+        let _ = tries;
+        self.requeue(message).await
+    }
 }
 
 /// One command taken from a queue, to be settled once handled.
@@ -147,12 +218,35 @@ pub struct Delivery {
     /// The command, or why the message is not a valid envelope.
     pub message: Result<Envelope, EnvelopeError>,
     settle: Box<dyn Settle>,
+    attempts: u32,
 }
 
 impl Delivery {
     /// A delivery settled through `settle`.
     pub fn new(message: Result<Envelope, EnvelopeError>, settle: Box<dyn Settle>) -> Self {
-        Delivery { message, settle }
+        Delivery {
+            message,
+            settle,
+            attempts: 0,
+        }
+    }
+
+    /// The same, tried `attempts` times before (as the bus carried it).
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    /// How many times the message was tried before this delivery, as far
+    /// as the bus carries it (0 on a bus that does not).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Puts the message back to be tried again, `tries` tries counted so
+    /// far (see [`Settle::retry`]).
+    pub async fn retry(self, tries: u32) -> Result<(), BusError> {
+        self.settle.retry(self.message, tries).await
     }
 
     /// Acknowledges the delivery.
@@ -209,32 +303,6 @@ impl Subscription {
     }
 }
 
-/// Whether an AMQP-style topic pattern matches a topic.
-///
-/// ```
-/// use parallel_you_core::bus::topic_matches;
-/// assert!(topic_matches("session.s1.#", "session.s1.thread.started"));
-/// assert!(topic_matches("#.thread.started", "thread.started"));
-/// assert!(topic_matches("*.error", "thread.error"));
-/// assert!(!topic_matches("*.error", "session.s1.thread.error"));
-/// ```
-pub fn topic_matches(pattern: &str, topic: &str) -> bool {
-    let pat: Vec<&str> = pattern.split('.').collect();
-    let top: Vec<&str> = topic.split('.').collect();
-    matches_from(&pat, &top)
-}
-
-fn matches_from(pat: &[&str], top: &[&str]) -> bool {
-    match pat.split_first() {
-        None => top.is_empty(),
-        Some((&"#", rest)) => (0..=top.len()).any(|skip| matches_from(rest, &top[skip..])),
-        Some((&p, rest)) => match top.split_first() {
-            Some((&t, trest)) => (p == "*" || p == t) && matches_from(rest, trest),
-            None => false,
-        },
-    }
-}
-
 /// A publisher that keeps what it is given, in order: for `pyou invoke` and
 /// tests.
 #[derive(Debug, Default)]
@@ -259,31 +327,5 @@ impl Publisher for Collector {
     async fn publish(&self, event: Envelope) -> Result<(), BusError> {
         self.events.lock().push(event);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topic_patterns() {
-        let cases = [
-            ("#", "a.b.c", true),
-            ("a.#", "a", true),
-            ("a.#", "a.b.c", true),
-            ("a.*", "a.b", true),
-            ("a.*", "a.b.c", false),
-            ("a.*.c", "a.b.c", true),
-            ("#.c", "a.b.c", true),
-            ("#.c", "c", true),
-            ("#.b.#", "a.b.c", true),
-            ("a.b", "a.b", true),
-            ("a.b", "a.bc", false),
-            ("session.s1.#", "session.s2.x.y", false),
-        ];
-        for (p, t, want) in cases {
-            assert_eq!(topic_matches(p, t), want, "{p} vs {t}");
-        }
     }
 }

@@ -1,6 +1,7 @@
 //! Serving reactors: each one's event queue consumed (each delivery
 //! through `Host::react`), a failed event retried with backoff a bounded
-//! number of times, then dead-lettered.
+//! number of times, then dead-lettered; and, on a bus that carries them,
+//! its query requests answered (through `Host::query`).
 
 use std::sync::Arc;
 
@@ -8,10 +9,13 @@ use super::react::Reacted;
 use super::serve::ConsumerCtx;
 use super::Host;
 use crate::dead_letter::{self, marker_id, DeadLetter, DEAD_LETTERED};
-use parallel_you_core::bus::{topic_matches, Deliveries, Delivery, Publisher};
+use parallel_you_core::bus::{topic_matches, Bus, Deliveries, Delivery, QueryRequests};
 use parallel_you_core::envelope::{Envelope, Kind};
 use parallel_you_core::error::ErrorBody;
 use parallel_you_core::names::domain_of;
+
+/// Query requests from the bus one host answers at once per reactor.
+const QUERY_CONCURRENCY: usize = 16;
 
 impl Host {
     /// Consumes the event queue of the reactor `domain` until stopped.
@@ -39,13 +43,54 @@ impl Host {
             let bus = ctx.bus.clone();
             let domain = domain.clone();
             ctx.inflight.spawn(async move {
-                let publisher: Arc<dyn Publisher> = bus;
-                if let Err(err) = host
-                    .settle_event(&domain, delivery, publisher.as_ref())
-                    .await
-                {
+                if let Err(err) = host.settle_event(&domain, delivery, bus.as_ref()).await {
                     // The broker redelivers what was not settled.
                     tracing::warn!(reactor = %domain, error = %err, "could not settle an event");
+                }
+                drop(permit);
+                drop(mine);
+            });
+        }
+    }
+
+    /// Answers the query requests a bus carries for one reactor until
+    /// stopped, [`QUERY_CONCURRENCY`] at a time (each also takes one of the
+    /// host's permits, like an event).
+    pub(super) async fn answer_queries(
+        self: Arc<Self>,
+        mut requests: QueryRequests,
+        ctx: ConsumerCtx,
+    ) {
+        let own = Arc::new(tokio::sync::Semaphore::new(QUERY_CONCURRENCY));
+        loop {
+            let mine = tokio::select! {
+                _ = ctx.stop.cancelled() => break,
+                p = own.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let permit = tokio::select! {
+                _ = ctx.stop.cancelled() => break,
+                p = ctx.permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let request = tokio::select! {
+                _ = ctx.stop.cancelled() => break,
+                r = requests.next() => match r {
+                    Some(r) => r,
+                    None => break,
+                },
+            };
+            let host = self.clone();
+            ctx.inflight.spawn(async move {
+                let answer = host
+                    .query(&request.domain, &request.name, &request.params)
+                    .await;
+                if let Err(err) = request.answer(answer).await {
+                    tracing::warn!(error = %err, "could not answer a query");
                 }
                 drop(permit);
                 drop(mine);
@@ -58,7 +103,7 @@ impl Host {
         &self,
         domain: &str,
         delivery: Delivery,
-        out: &dyn Publisher,
+        bus: &dyn Bus,
     ) -> Result<(), parallel_you_core::bus::BusError> {
         let event = match &delivery.message {
             Ok(event) => event,
@@ -75,27 +120,32 @@ impl Host {
             return delivery.ack().await;
         }
         let marker = marker_id(domain, &event.meta.message_id);
-        match self.react(domain, event, out).await {
+        match self.react(domain, event, bus).await {
             Reacted::Done => {
                 self.retries.forget(&marker);
                 delivery.ack().await
             }
             Reacted::Failed(err) => {
-                let tries = self.retries.bump(&marker);
+                // The bus's count covers every host (RabbitMQ carries it
+                // in a header); this host's own covers a bus that has none.
+                let tries = self
+                    .retries
+                    .bump(&marker)
+                    .max(delivery.attempts().saturating_add(1));
                 let policy = self.reactors.retry;
                 if tries < policy.max_attempts {
                     tracing::warn!(reactor = %domain, code = %err.code, tries, "event failed; trying again later");
                     self.metrics.reactor_retry(domain);
                     tokio::time::sleep(policy.backoff(tries)).await;
-                    return delivery.requeue().await;
+                    return delivery.retry(tries).await;
                 }
-                match self.dead_letter(domain, event, &err, tries, out).await {
+                match self.dead_letter(domain, event, &err, tries, bus).await {
                     Ok(()) => {
                         self.retries.forget(&marker);
                         delivery.ack().await
                     }
-                    Err(store_err) => {
-                        tracing::error!(reactor = %domain, error = %store_err, "could not keep a dead letter; the event goes back to its queue");
+                    Err(keep_err) => {
+                        tracing::error!(reactor = %domain, error = %keep_err, "could not keep a dead letter; the event goes back to its queue");
                         tokio::time::sleep(policy.max_backoff).await;
                         delivery.requeue().await
                     }
@@ -126,18 +176,23 @@ impl Host {
                 .any(|p| topic_matches(p, key))
     }
 
-    /// Gives up on `event` (see [`Host::wants`] for why it is never told): keeps it as a dead letter and announces it with
-    /// a `pyou.dead_lettered` event.
+    /// Gives up on `event` (see [`Host::wants`] for why it is never told):
+    /// keeps it as a dead letter, on the bus if the bus keeps them
+    /// (RabbitMQ's durable dead-letter queue), else in the store, and
+    /// announces it with a `pyou.dead_lettered` event.
     async fn dead_letter(
         &self,
         domain: &str,
         event: &Envelope,
         err: &ErrorBody,
         tries: u32,
-        out: &dyn Publisher,
-    ) -> Result<(), parallel_you_core::store::StoreError> {
+        bus: &dyn Bus,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let letter = DeadLetter::new(domain, event, err, tries, self.clock.now_ms());
-        dead_letter::record(self.store.as_ref(), &letter).await?;
+        let json = serde_json::to_string(&letter)?;
+        if !bus.keep_dead_letter(domain, &letter.id, &json).await? {
+            dead_letter::record(self.store.as_ref(), &letter).await?;
+        }
         self.metrics.dead_lettered(domain);
         tracing::error!(
             reactor = %domain,
@@ -148,10 +203,9 @@ impl Host {
             letter.id,
             letter.id
         );
-        let body = serde_json::value::to_raw_value(&letter.announcement())
-            .map_err(|e| parallel_you_core::store::StoreError::Invalid(e.to_string()))?;
+        let body = serde_json::value::to_raw_value(&letter.announcement())?;
         let announcement = Envelope::event_for(&event.meta, DEAD_LETTERED, body);
-        if let Err(e) = out.publish(announcement).await {
+        if let Err(e) = bus.publish(announcement).await {
             tracing::warn!(error = %e, "could not announce a dead letter");
         }
         Ok(())

@@ -15,6 +15,7 @@ use crate::faults::{self, Point};
 use crate::outbox::OutboxRelay;
 use crate::timers::TimerPump;
 use parallel_you_core::bus::{Bus, BusError, Publisher};
+use parallel_you_core::host_info::QueryInfo;
 
 /// How a command that fails for a passing reason of the host's (its store
 /// away, a transaction of a crashed host still holding its locks) is tried
@@ -161,11 +162,14 @@ impl Host {
     /// ones it dropped are unbound, so no event both match is missed.
     async fn sync_reactors(self: &Arc<Self>, state: &mut ServeState) -> Result<(), BusError> {
         let registry = self.registry();
-        let wanted: BTreeMap<String, Vec<String>> = registry
+        let wanted: BTreeMap<String, (Vec<String>, Vec<QueryInfo>)> = registry
             .handlers()
             .filter_map(|h| {
                 let r = h.manifest.reactor.as_ref()?;
-                Some((h.manifest.domain.clone(), r.subscribes.clone()))
+                Some((
+                    h.manifest.domain.clone(),
+                    (r.subscribes.clone(), r.queries.clone()),
+                ))
             })
             .collect();
         let gone: Vec<String> = state
@@ -183,7 +187,8 @@ impl Host {
                 tracing::info!(reactor = %domain, "reactor stopped");
             }
         }
-        for (domain, patterns) in wanted {
+        for (domain, (patterns, queries)) in wanted {
+            let carried = state.bus.bind_queries(&domain, &queries).await?;
             if let Some(current) = state.reactors.get_mut(&domain) {
                 state.bus.bind_reactor(&domain, &patterns).await?;
                 let kept: BTreeSet<&str> = patterns.iter().map(String::as_str).collect();
@@ -207,6 +212,14 @@ impl Host {
                 deliveries,
                 state.clone_for_consumer(stop.clone()),
             ));
+            if carried {
+                // A gateway elsewhere asks this reactor's queries on the bus.
+                let requests = state.bus.consume_queries(&domain).await?;
+                tokio::spawn(
+                    self.clone()
+                        .answer_queries(requests, state.clone_for_consumer(stop.clone())),
+                );
+            }
             tracing::info!(reactor = %domain, patterns = ?patterns, "reactor bound");
             state.reactors.insert(
                 domain,

@@ -10,7 +10,7 @@ use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
     BasicRejectOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::Channel;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +20,9 @@ use parallel_you_core::envelope::Envelope;
 use super::supervisor::{Link, Restart};
 use super::topology::{declare_domain, declare_reactor, domain_queue, reactor_queue};
 use super::{unavailable, Shared, MAX_MESSAGE};
+
+/// The header of a reactor's event that counts its tries so far.
+pub(super) const ATTEMPTS_HEADER: &str = "x-pyou-attempts";
 
 /// How long an unloaded domain's channel stays open for its running
 /// commands to settle before it is closed.
@@ -117,7 +120,17 @@ impl DomainConsumer {
                 next = live.consumer.next() => next,
             };
             match next {
-                Some(Ok(delivery)) => return Some(command_delivery(delivery, &live.outstanding)),
+                Some(Ok(delivery)) => {
+                    if self.reactor {
+                        return Some(event_delivery(
+                            delivery,
+                            &live.outstanding,
+                            &self.shared,
+                            &self.domain,
+                        ));
+                    }
+                    return Some(command_delivery(delivery, &live.outstanding));
+                }
                 Some(Err(err)) => {
                     tracing::warn!(domain = %self.domain, error = %err, "consumer failed; consuming again");
                 }
@@ -204,6 +217,40 @@ impl LiveConsumer {
 /// Parses a command delivery; it is settled through `outstanding`'s
 /// channel.
 fn command_delivery(delivery: lapin::message::Delivery, outstanding: &Arc<()>) -> Delivery {
+    parse_delivery(delivery, outstanding, None)
+}
+
+/// Parses a reactor's event delivery, with the tries it carries in its
+/// [`ATTEMPTS_HEADER`]; a retry republishes it to the reactor's queue with
+/// the count, so every host counts the same tries.
+fn event_delivery(
+    delivery: lapin::message::Delivery,
+    outstanding: &Arc<()>,
+    shared: &Arc<Shared>,
+    domain: &str,
+) -> Delivery {
+    let attempts = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(ATTEMPTS_HEADER).cloned());
+    let attempts = match attempts {
+        Some(AMQPValue::LongUInt(n)) => n,
+        Some(AMQPValue::LongLongInt(n)) => u32::try_from(n).unwrap_or(0),
+        _ => 0,
+    };
+    let republish = Republish {
+        shared: shared.clone(),
+        queue: reactor_queue(domain),
+    };
+    parse_delivery(delivery, outstanding, Some(republish)).with_attempts(attempts)
+}
+
+fn parse_delivery(
+    delivery: lapin::message::Delivery,
+    outstanding: &Arc<()>,
+    republish: Option<Republish>,
+) -> Delivery {
     let message = std::str::from_utf8(&delivery.data)
         .map_err(|_| "the message is not UTF-8 text".to_owned())
         .map(|text| Envelope::from_json(text, MAX_MESSAGE));
@@ -216,8 +263,14 @@ fn command_delivery(delivery: lapin::message::Delivery, outstanding: &Arc<()>) -
     };
     Delivery::new(
         message,
-        Box::new(AmqpSettle(delivery.acker, outstanding.clone())),
+        Box::new(AmqpSettle(delivery.acker, outstanding.clone(), republish)),
     )
+}
+
+/// Where a retried event is republished.
+struct Republish {
+    shared: Arc<Shared>,
+    queue: String,
 }
 
 /// Settles a command delivery on its channel. If that channel is gone, the
@@ -228,6 +281,8 @@ struct AmqpSettle(
     /// consumer knows when none is left running.
     #[allow(dead_code)]
     Arc<()>,
+    /// For a reactor's events: where a retry republishes it.
+    Option<Republish>,
 );
 
 #[async_trait]
@@ -260,5 +315,42 @@ impl Settle for AmqpSettle {
             .await
             .map(drop)
             .map_err(unavailable)
+    }
+
+    async fn retry(
+        self: Box<Self>,
+        message: Result<Envelope, parallel_you_core::envelope::EnvelopeError>,
+        tries: u32,
+    ) -> Result<(), BusError> {
+        let (Some(republish), Ok(event)) = (&self.2, &message) else {
+            return self.requeue(message).await;
+        };
+        // A copy with the count goes back to the queue (confirmed) before
+        // the original is acked: a crash between the two leaves two copies,
+        // which the reactor's processed marker makes one.
+        let mut headers = FieldTable::default();
+        headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongUInt(tries));
+        let properties = lapin::BasicProperties::default()
+            .with_message_id(event.meta.message_id.as_str().into())
+            .with_correlation_id(event.meta.correlation_id.as_str().into())
+            .with_headers(headers);
+        let sent = republish
+            .shared
+            .publish_raw(
+                "",
+                &republish.queue,
+                event.to_json().as_bytes(),
+                properties,
+                true,
+                &event.meta.routing_key,
+            )
+            .await;
+        match sent {
+            Ok(()) => self.ack().await,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not republish an event to retry; requeueing it without its count");
+                self.requeue(message).await
+            }
+        }
     }
 }

@@ -44,15 +44,39 @@ impl Management {
 
     /// The command bindings: `parallel_you.commands` → a domain queue.
     pub(super) async fn bindings(&self) -> Result<Vec<Binding>, BusError> {
+        let rows = self.source_bindings(COMMANDS_EXCHANGE).await?;
+        let prefix = format!("{COMMANDS_EXCHANGE}.");
+        let mut bindings: Vec<Binding> = rows
+            .into_iter()
+            .filter_map(|r| {
+                let domain = r.destination.strip_prefix(&prefix)?.to_owned();
+                Some(Binding {
+                    routing_key: r.routing_key,
+                    domain,
+                })
+            })
+            .collect();
+        bindings.sort();
+        bindings.dedup();
+        Ok(bindings)
+    }
+
+    /// The bindings from `exchange` to queues.
+    pub(super) async fn source_bindings(
+        &self,
+        exchange: &str,
+    ) -> Result<Vec<BindingRow>, BusError> {
         #[derive(serde::Deserialize)]
         struct Row {
             source: String,
             destination: String,
             destination_type: String,
             routing_key: String,
+            #[serde(default)]
+            arguments: serde_json::Map<String, serde_json::Value>,
         }
         let url = format!(
-            "{}/api/exchanges/{}/{COMMANDS_EXCHANGE}/bindings/source",
+            "{}/api/exchanges/{}/{exchange}/bindings/source",
             self.base,
             percent_encode(&self.vhost)
         );
@@ -77,22 +101,26 @@ impl Management {
             .error_for_status()
             .map_err(|err| fail(err.to_string()))?;
         let rows: Vec<Row> = response.json().await.map_err(|err| fail(err.to_string()))?;
-        let prefix = format!("{COMMANDS_EXCHANGE}.");
-        let mut bindings: Vec<Binding> = rows
+        Ok(rows
             .into_iter()
-            .filter(|r| r.source == COMMANDS_EXCHANGE && r.destination_type == "queue")
-            .filter_map(|r| {
-                let domain = r.destination.strip_prefix(&prefix)?.to_owned();
-                Some(Binding {
-                    routing_key: r.routing_key,
-                    domain,
-                })
+            .filter(|r| r.source == exchange && r.destination_type == "queue")
+            .map(|r| BindingRow {
+                destination: r.destination,
+                routing_key: r.routing_key,
+                arguments: r.arguments,
             })
-            .collect();
-        bindings.sort();
-        bindings.dedup();
-        Ok(bindings)
+            .collect())
     }
+}
+
+/// One binding from an exchange to a queue, as the management API lists it.
+pub(super) struct BindingRow {
+    /// The queue.
+    pub(super) destination: String,
+    /// The binding key.
+    pub(super) routing_key: String,
+    /// The binding's arguments.
+    pub(super) arguments: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Percent-encodes a vhost for a URL path (`/` → `%2F`).

@@ -15,6 +15,14 @@
 //!   timers and replays go to it straight (the default exchange).
 //! - fanout exchange and queue [`DEAD_LETTER`] for messages that are not
 //!   valid envelopes.
+//! - topic exchange [`QUERIES_EXCHANGE`]; one query queue per reactor,
+//!   bound with `<domain>.<query>` for each query it answers (summary and
+//!   params schema in the binding's arguments), consumed by competing
+//!   hosts; the answer goes to the asking gateway's own reply queue.
+//! - durable queue [`REACTOR_DEAD_LETTERS`]: the events reactors gave up
+//!   on, each a dead-letter document (see [`crate::dead_letter`]), managed
+//!   by `pyou dlq --bus amqp://…` through [`AmqpBus::dead_letters`] and
+//!   its siblings.
 //!
 //! Every message is persistent and every publish waits for the broker's
 //! confirm; commands are published `mandatory`, so one nobody is bound to
@@ -25,7 +33,9 @@
 //! meanwhile publishing fails fast with [`BusError::Unavailable`].
 
 mod consumer;
+mod dead_letters;
 mod management;
+mod queries;
 mod subscription;
 mod supervisor;
 mod topology;
@@ -43,8 +53,12 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use parallel_you_core::bus::{Binding, Bus, BusError, Deliveries, Publisher, Subscription};
+use parallel_you_core::bus::{
+    Binding, Bus, BusError, Deliveries, Publisher, QueryRequests, QueryRoute, Subscription,
+};
 use parallel_you_core::envelope::Envelope;
+use parallel_you_core::error::ErrorBody;
+use parallel_you_core::host_info::QueryInfo;
 use parallel_you_core::names::{check_event_pattern, check_pattern, check_routing_key};
 
 use consumer::DomainConsumer;
@@ -52,7 +66,10 @@ use management::{percent_encode, Management};
 use subscription::subscribe_events;
 use supervisor::{supervise, Link};
 use topology::{declare_domain, declare_reactor, declare_subscription, reactor_binding};
-pub use topology::{domain_queue, reactor_queue, COMMANDS_EXCHANGE, DEAD_LETTER, EVENTS_EXCHANGE};
+pub use topology::{
+    domain_queue, query_queue, reactor_queue, COMMANDS_EXCHANGE, DEAD_LETTER, EVENTS_EXCHANGE,
+    QUERIES_EXCHANGE, REACTOR_DEAD_LETTERS,
+};
 
 /// Largest message the bus parses; the host applies its own body limit.
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
@@ -94,6 +111,11 @@ struct Shared {
     bound: Mutex<BTreeMap<String, BTreeSet<String>>>,
     /// Every reactor pattern bound through this bus, likewise.
     reactors: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Every reactor's queries bound through this bus, declared again by
+    /// their consumers on a new connection.
+    queries: Mutex<BTreeMap<String, Vec<QueryInfo>>>,
+    /// Where this process's query answers arrive (see `queries`).
+    replies: tokio::sync::Mutex<Option<queries::Replies>>,
     /// The queues of live subscriptions, deleted by [`AmqpBus::close`].
     subscriptions: Mutex<BTreeSet<String>>,
     stop: CancellationToken,
@@ -136,6 +158,8 @@ impl AmqpBus {
             link,
             bound: Mutex::new(BTreeMap::new()),
             reactors: Mutex::new(BTreeMap::new()),
+            queries: Mutex::new(BTreeMap::new()),
+            replies: tokio::sync::Mutex::new(None),
             subscriptions: Mutex::new(BTreeSet::new()),
             stop: stop.clone(),
         });
@@ -202,12 +226,7 @@ impl AmqpBus {
     }
 
     fn link(&self) -> Result<Link, BusError> {
-        self.shared.link.borrow().clone().ok_or_else(|| {
-            BusError::Unavailable(format!(
-                "the connection to RabbitMQ at {} is down; reconnecting",
-                redact(&self.shared.uri)
-            ))
-        })
+        self.shared.link()
     }
 
     async fn publish_to(
@@ -217,12 +236,60 @@ impl AmqpBus {
         envelope: &Envelope,
         mandatory: bool,
     ) -> Result<(), BusError> {
-        let link = self.link()?;
         let properties = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type("application/json".into())
             .with_message_id(envelope.meta.message_id.as_str().into())
             .with_correlation_id(envelope.meta.correlation_id.as_str().into());
+        self.publish_raw(
+            exchange,
+            topic,
+            envelope.to_json().as_bytes(),
+            properties,
+            mandatory,
+            &envelope.meta.routing_key,
+        )
+        .await
+    }
+
+    async fn publish_raw(
+        &self,
+        exchange: &str,
+        topic: &str,
+        body: &[u8],
+        properties: BasicProperties,
+        mandatory: bool,
+        routing_key: &str,
+    ) -> Result<(), BusError> {
+        self.shared
+            .publish_raw(exchange, topic, body, properties, mandatory, routing_key)
+            .await
+    }
+}
+
+impl Shared {
+    fn link(&self) -> Result<Link, BusError> {
+        self.link.borrow().clone().ok_or_else(|| {
+            BusError::Unavailable(format!(
+                "the connection to RabbitMQ at {} is down; reconnecting",
+                redact(&self.uri)
+            ))
+        })
+    }
+
+    /// Publishes `body` persistent, as JSON, and waits for the broker's
+    /// confirm; `routing_key` names the message in an `Unroutable` error.
+    async fn publish_raw(
+        &self,
+        exchange: &str,
+        topic: &str,
+        body: &[u8],
+        properties: BasicProperties,
+        mandatory: bool,
+        routing_key: &str,
+    ) -> Result<(), BusError> {
+        let link = self.link()?;
+        let properties = properties
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into());
         let confirm = link
             .publish
             .basic_publish(
@@ -232,7 +299,7 @@ impl AmqpBus {
                     mandatory,
                     ..BasicPublishOptions::default()
                 },
-                envelope.to_json().as_bytes(),
+                body,
                 properties,
             )
             .await
@@ -242,7 +309,7 @@ impl AmqpBus {
         match confirm {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
             Confirmation::Ack(Some(_)) => Err(BusError::Unroutable {
-                routing_key: envelope.meta.routing_key.clone(),
+                routing_key: routing_key.to_owned(),
             }),
             Confirmation::Nack(_) => Err(BusError::Unavailable(
                 "the broker refused the message (nack); retry later".to_owned(),
@@ -425,6 +492,40 @@ impl Bus for AmqpBus {
         // The default exchange routes by queue name: to this reactor alone.
         self.publish_to("", &reactor_queue(domain), &event, true)
             .await
+    }
+
+    async fn keep_dead_letter(&self, domain: &str, id: &str, json: &str) -> Result<bool, BusError> {
+        dead_letters::keep(self, domain, id, json).await?;
+        Ok(true)
+    }
+
+    async fn bind_queries(&self, domain: &str, queries: &[QueryInfo]) -> Result<bool, BusError> {
+        queries::bind(&self.shared, domain, queries).await?;
+        Ok(true)
+    }
+
+    async fn consume_queries(&self, domain: &str) -> Result<QueryRequests, BusError> {
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(queries::consume(self.shared.clone(), domain.to_owned(), tx));
+        Ok(QueryRequests::new(futures::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+        )))
+    }
+
+    async fn ask(
+        &self,
+        domain: &str,
+        name: &str,
+        params: &str,
+        timeout: Duration,
+    ) -> Result<String, ErrorBody> {
+        queries::ask(&self.shared, domain, name, params, timeout).await
+    }
+
+    async fn query_routes(&self) -> Result<Vec<QueryRoute>, BusError> {
+        self.link()?;
+        queries::routes(&self.shared).await
     }
 }
 

@@ -1,10 +1,12 @@
 //! The topology this bus declares: its exchanges, the domain queues and
 //! their bindings, the reactors' event queues, the subscription queues, the
-//! dead-letter queue.
+//! dead-letter queues.
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::Channel;
+
+use parallel_you_core::host_info::QueryInfo;
 
 /// The topic exchange commands are published to.
 pub const COMMANDS_EXCHANGE: &str = "parallel_you.commands";
@@ -12,6 +14,22 @@ pub const COMMANDS_EXCHANGE: &str = "parallel_you.commands";
 pub const EVENTS_EXCHANGE: &str = "parallel_you.events";
 /// The dead-letter exchange, and the queue bound to it.
 pub const DEAD_LETTER: &str = "parallel_you.dead_letter";
+/// The durable queue of reactors' dead letters (one for all reactors, so
+/// `pyou dlq list` needs no list of queues; no reactor queue can take the
+/// name, theirs all start `parallel_you.reactor.`).
+pub const REACTOR_DEAD_LETTERS: &str = "parallel_you.reactor_dead_letters";
+/// The topic exchange query requests are published to, under
+/// `<domain>.<name>`: each query a reactor answers is bound from it to the
+/// reactor's query queue, its summary and params schema in the binding's
+/// arguments, so the bindings list the queries as they list the commands.
+pub const QUERIES_EXCHANGE: &str = "parallel_you.queries";
+/// Binding argument holding a query's summary.
+pub(super) const SUMMARY_ARG: &str = "x-pyou-summary";
+/// Binding argument holding a query's params schema (JSON text).
+pub(super) const SCHEMA_ARG: &str = "x-pyou-params-schema";
+/// How long a query queue outlives its last consumer: queries are asked
+/// of live hosts only, and a request waits no longer than its asker.
+const QUERY_QUEUE_EXPIRY_MS: i64 = 60 * 1000;
 /// How long a subscription's queue outlives its last consumer.
 const SUBSCRIPTION_EXPIRY_MS: i64 = 10 * 60 * 1000;
 /// Events a subscription's queue holds before the oldest are dropped.
@@ -25,6 +43,62 @@ pub fn domain_queue(domain: &str) -> String {
 /// The queue holding a reactor's events.
 pub fn reactor_queue(domain: &str) -> String {
     format!("parallel_you.reactor.{domain}")
+}
+
+/// The queue holding a reactor's query requests.
+pub fn query_queue(domain: &str) -> String {
+    format!("parallel_you.query.{domain}")
+}
+
+/// The arguments of the binding of `query` (see [`QUERIES_EXCHANGE`]).
+pub(super) fn query_arguments(query: &QueryInfo) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        SUMMARY_ARG.into(),
+        AMQPValue::LongString(query.summary.as_str().into()),
+    );
+    if let Some(schema) = &query.params_schema {
+        arguments.insert(
+            SCHEMA_ARG.into(),
+            AMQPValue::LongString(schema.to_string().as_str().into()),
+        );
+    }
+    arguments
+}
+
+/// Declares a reactor's query queue (not durable: a request is worth
+/// nothing once its asker stopped waiting; it expires once unused) and
+/// binds its queries. Idempotent.
+pub(super) async fn declare_queries(
+    channel: &Channel,
+    domain: &str,
+    queries: &[QueryInfo],
+) -> lapin::Result<()> {
+    let queue = query_queue(domain);
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-expires".into(),
+        AMQPValue::LongLongInt(QUERY_QUEUE_EXPIRY_MS),
+    );
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions::default(),
+            arguments,
+        )
+        .await?;
+    for query in queries {
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                QUERIES_EXCHANGE.into(),
+                format!("{domain}.{}", query.name).as_str().into(),
+                QueueBindOptions::default(),
+                query_arguments(query),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// The binding key on [`EVENTS_EXCHANGE`] of a reactor's pattern: events go
@@ -78,7 +152,7 @@ pub(super) async fn declare_topology(channel: &Channel) -> lapin::Result<()> {
         durable: true,
         ..ExchangeDeclareOptions::default()
     };
-    for exchange in [COMMANDS_EXCHANGE, EVENTS_EXCHANGE] {
+    for exchange in [COMMANDS_EXCHANGE, EVENTS_EXCHANGE, QUERIES_EXCHANGE] {
         channel
             .exchange_declare(
                 exchange.into(),
@@ -99,6 +173,13 @@ pub(super) async fn declare_topology(channel: &Channel) -> lapin::Result<()> {
     channel
         .queue_declare(
             DEAD_LETTER.into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(
+            REACTOR_DEAD_LETTERS.into(),
             QueueDeclareOptions::durable(),
             FieldTable::default(),
         )

@@ -1,21 +1,20 @@
-//! AMQP topic patterns: which routing keys a reactor's `on(pattern, …)`
-//! matches.
+//! AMQP topic patterns: which events a subscription or a reactor's
+//! pattern matches. Written once, here, with no dependencies: the guest
+//! SDK (`sdk/src/lib.rs`) compiles this same file for its reactors'
+//! `on(pattern, …)`.
 
-/// Whether the AMQP topic `pattern` matches `routing_key`: both are
-/// `.`-separated segments; in the pattern `*` matches exactly one segment
-/// and `#` zero or more.
+/// Whether the AMQP topic `pattern` matches `routing_key` (or a whole
+/// topic): both are `.`-separated segments; in the pattern `*` matches
+/// exactly one segment and `#` zero or more.
 ///
 /// Linear in the pattern's length times the key's (no backtracking), so a
-/// pattern like `#.#.#.a` cannot make it slow.
+/// pattern like `#.#.#.a` cannot make it slow: the host matches every
+/// event against patterns that components and clients choose.
 ///
-/// ```
-/// use parallel_you_sdk::topic_matches;
-/// assert!(topic_matches("thread.*", "thread.started"));
-/// assert!(!topic_matches("thread.*", "thread.quantum.expired"));
-/// assert!(topic_matches("thread.#", "thread.quantum.expired"));
-/// assert!(topic_matches("thread.#", "thread"));
-/// assert!(topic_matches("#", "anything.at.all"));
-/// ```
+/// Examples (the tests below hold many more): `thread.*` matches
+/// `thread.started` but not `thread.quantum.expired`; `thread.#` matches
+/// both, and `thread` itself; `#.thread.started` matches
+/// `session.s1.thread.started`.
 pub fn topic_matches(pattern: &str, routing_key: &str) -> bool {
     let key: Vec<&str> = routing_key.split('.').collect();
     // reach[j]: the pattern's segments so far can consume exactly the
@@ -80,6 +79,12 @@ mod tests {
             ("thread.quantum.expired", "thread.quantum.expired", true),
             ("thread.*", "thread.quantum.expired", false),
             ("thread.*.expired", "thread.quantum.expired", true),
+            ("session.s1.#", "session.s1.thread.started", true),
+            ("session.s1.#", "session.s2.x.y", false),
+            ("#.thread.started", "thread.started", true),
+            ("*.error", "thread.error", true),
+            ("*.error", "session.s1.thread.error", false),
+            ("#.b.#", "a.b.c", true),
         ];
         for (p, k, want) in cases {
             assert_eq!(topic_matches(p, k), want, "{p} vs {k}");
@@ -88,10 +93,14 @@ mod tests {
 
     #[test]
     fn many_hashes_stay_fast() {
-        // Exponential with naive backtracking; here a few thousand steps.
+        // Exponential with naive backtracking (60 `#` against 60 segments
+        // would not finish); here a few thousand steps.
         let pattern = vec!["#"; 60].join(".") + ".z";
         let key = vec!["a"; 60].join(".");
         assert!(!topic_matches(&pattern, &key));
         assert!(topic_matches(&pattern, &(key + ".z")));
+        let hostile = "#.#.#.#.#.#.#.#.#.#.#.#.#.#.#.#.#.#.#.#.#.#.#.#.x";
+        let long = vec!["a"; 200].join(".");
+        assert!(!topic_matches(hostile, &long));
     }
 }

@@ -357,13 +357,14 @@ class _Route:
 
 
 class Router:
-    """A handler's domain, version, commands and events."""
+    """A handler's domain, version, commands, events and indexes."""
 
     def __init__(self, domain, version):
         self.domain = domain
         self.version = version
         self._routes = {}
         self._events = []
+        self._indexes = []
 
     def command(self, routing_key, summary, schema=None):
         """Decorator adding a command: its full routing key
@@ -386,6 +387,14 @@ class Router:
         self._events.extend(routing_keys)
         return self
 
+    def index(self, collection, *fields):
+        """Asks the store to index ``fields`` (in order; ``a.b`` reaches
+        into nested objects) of ``collection``, for the ``list`` filters and
+        sorts its commands run. The host creates it when it loads the
+        component; an index changes how fast ``list`` answers, never what."""
+        self._indexes.append((collection, list(fields)))
+        return self
+
     def manifest(self):
         return types.Manifest(
             domain=self.domain,
@@ -397,6 +406,9 @@ class Router:
                 for r in self._routes.values()
             ],
             events=list(self._events),
+            indexes=[
+                types.IndexInfo(collection=c, fields=f) for c, f in self._indexes
+            ],
         )
 
     def dispatch(self, ctx, body_text):

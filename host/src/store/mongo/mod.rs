@@ -172,6 +172,20 @@ impl MongoStore {
         &self.db
     }
 
+    /// The names of the indexes MongoDB keeps on `domain`'s `collection`
+    /// (`_id_`, and `by_<fields>` for each one [`Store::ensure_index`]
+    /// made), for operators checking what a component's manifest asked.
+    pub async fn index_names(
+        &self,
+        domain: &str,
+        collection: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        self.docs(domain, collection)?
+            .list_index_names()
+            .await
+            .map_err(|e| store_error(&e))
+    }
+
     /// Creates the indexes beyond `_id`, so every poll is an indexed query
     /// whatever the number of rows: the relay's for unsent outbox rows
     /// oldest first (markers of older hosts have no `sent` and are not

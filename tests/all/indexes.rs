@@ -133,13 +133,14 @@ async fn declared_indexes_are_made_in_mongodb_on_load_once() {
                 "by_kind_archived",
                 "by_saga_id",
                 "by_sprint_id",
-                "by_state_archived"
+                "by_state_archived",
+                "pyou_text"
             ],
             "round {round}"
         );
         let mut runs = store.backend().index_names("effort", "runs").await.unwrap();
         runs.sort();
-        assert_eq!(runs, ["_id_", "by_thread_id"], "round {round}");
+        assert_eq!(runs, ["_id_", "by_thread_id", "pyou_text"], "round {round}");
     }
     mongo::drop_db(&store).await;
 }

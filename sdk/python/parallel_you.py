@@ -6,7 +6,8 @@ generated bindings in the same shape as the Rust SDK (``sdk/src/lib.rs``):
 
 * a :class:`Router` declares the domain, its commands (full routing key,
   summary, optional JSON Schema of the body, and a function taking the
-  parsed body) and the events it may publish;
+  parsed body), the events it may publish and the indexes its store
+  should keep (:meth:`Router.index`);
 * each command function receives a :class:`Ctx` (the command's meta, the
   domain's document store through :class:`Collection`, early
   :meth:`Ctx.emit`, timers with :meth:`Ctx.schedule`, logging) and returns

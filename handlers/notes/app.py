@@ -27,7 +27,12 @@ TAG = re.compile(r"^[a-z0-9_-]{1,32}$")
 THREAD_ID = {"type": "string", "minLength": 1, "maxLength": 128}
 TAG_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 32}
 
-router = Router("notes", "0.1.0").emits("notes.captured", "notes.found", "notes.deleted")
+# `notes.search` by thread lists on `thread_id`: declared, the host indexes it.
+router = (
+    Router("notes", "0.1.0")
+    .emits("notes.captured", "notes.found", "notes.deleted")
+    .index(COLLECTION, "thread_id")
+)
 
 
 def _tags(raw):

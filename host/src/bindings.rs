@@ -31,3 +31,17 @@ pub mod reactor {
 }
 
 pub use reactor::{Reactor, ReactorPre};
+
+/// The `handler` world as frozen at 0.1.2 (`host/wit/0.1.2`), for
+/// components built against 0.1.0 to 0.1.2: their `manifest` lacks
+/// `indexes`, so the current bindings cannot call them. Only the export is
+/// used; its imports are served by the current world's implementations
+/// (wasmtime links a 0.1.x import to the host's later 0.1.y).
+pub mod v0_1_2 {
+    wasmtime::component::bindgen!({
+        path: "wit/0.1.2",
+        world: "handler",
+        imports: { default: async },
+        exports: { default: async },
+    });
+}

@@ -32,7 +32,6 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use wasmtime::Store;
 
-use crate::bindings;
 use crate::sandbox::Sandbox;
 
 /// Idle instances all warm handlers may park at once. The pooling allocator
@@ -59,7 +58,7 @@ pub enum InstancePolicy {
 /// An instance with its store, between commands.
 pub(crate) struct WarmInstance {
     pub(crate) store: Store<Sandbox>,
-    pub(crate) instance: bindings::Handler,
+    pub(crate) instance: crate::runtime::HandlerInstance,
 }
 
 /// The parked instances of one loaded handler.

@@ -7,8 +7,9 @@
 // (`sdk/python/parallel_you.py`):
 //
 // * a `Router` declares the domain, its commands (full routing key, summary,
-//   optional JSON Schema of the body, and a function taking the parsed body)
-//   and the events it may publish;
+//   optional JSON Schema of the body, and a function taking the parsed body),
+//   the events it may publish and the indexes its store should keep
+//   (`.index(collection, ...fields)`);
 // * each command function receives a `Ctx` (the command's meta, the domain's
 //   document store through `Collection`s, `ctx.emit`, timers with
 //   `ctx.schedule`, logging) and
@@ -46,10 +47,10 @@
 // WIT `u64` values (versions, timestamps) are JavaScript BigInts at the
 // boundary; this helper hands out plain numbers (exact up to 2^53).
 
-import * as store from "parallel-you:handler/store@0.1.2";
-import { emit as witEmit } from "parallel-you:handler/emitter@0.1.2";
-import * as scheduler from "parallel-you:handler/scheduler@0.1.2";
-import { log as witLog } from "parallel-you:handler/log@0.1.2";
+import * as store from "parallel-you:handler/store@0.1.3";
+import { emit as witEmit } from "parallel-you:handler/emitter@0.1.3";
+import * as scheduler from "parallel-you:handler/scheduler@0.1.3";
+import { log as witLog } from "parallel-you:handler/log@0.1.3";
 
 const MAX_MESSAGE = 1000;
 const STACK_LINES = 12;
@@ -326,13 +327,14 @@ export const isObject = (v) => v !== null && typeof v === "object" && !Array.isA
 // Router and export
 // ---------------------------------------------------------------------------
 
-/** A handler's domain, version, commands and events. */
+/** A handler's domain, version, commands, events and indexes. */
 export class Router {
   constructor(domain, version) {
     this.domain = domain;
     this.version = version;
     this.routes = new Map();
     this.events = [];
+    this.indexes = [];
   }
 
   /**
@@ -356,6 +358,17 @@ export class Router {
     return this;
   }
 
+  /**
+   * Asks the store to index `fields` (in order; `a.b` reaches into nested
+   * objects) of `collection`, for the `list` filters and sorts its commands
+   * run. The host creates it when it loads the component; an index changes
+   * how fast `list` answers, never what.
+   */
+  index(collection, ...fields) {
+    this.indexes.push({ collection, fields });
+    return this;
+  }
+
   manifest() {
     return {
       domain: this.domain,
@@ -366,6 +379,7 @@ export class Router {
         bodySchema: r.schemaJson,
       })),
       events: [...this.events],
+      indexes: this.indexes.map((i) => ({ collection: i.collection, fields: [...i.fields] })),
     };
   }
 

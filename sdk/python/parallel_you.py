@@ -6,7 +6,8 @@ generated bindings in the same shape as the Rust SDK (``sdk/src/lib.rs``):
 
 * a :class:`Router` declares the domain, its commands (full routing key,
   summary, optional JSON Schema of the body, and a function taking the
-  parsed body) and the events it may publish;
+  parsed body), the events it may publish and the indexes its store
+  should keep (:meth:`Router.index`);
 * each command function receives a :class:`Ctx` (the command's meta, the
   domain's document store through :class:`Collection`, early
   :meth:`Ctx.emit`, timers with :meth:`Ctx.schedule`, logging) and returns
@@ -357,13 +358,14 @@ class _Route:
 
 
 class Router:
-    """A handler's domain, version, commands and events."""
+    """A handler's domain, version, commands, events and indexes."""
 
     def __init__(self, domain, version):
         self.domain = domain
         self.version = version
         self._routes = {}
         self._events = []
+        self._indexes = []
 
     def command(self, routing_key, summary, schema=None):
         """Decorator adding a command: its full routing key
@@ -386,6 +388,14 @@ class Router:
         self._events.extend(routing_keys)
         return self
 
+    def index(self, collection, *fields):
+        """Asks the store to index ``fields`` (in order; ``a.b`` reaches
+        into nested objects) of ``collection``, for the ``list`` filters and
+        sorts its commands run. The host creates it when it loads the
+        component; an index changes how fast ``list`` answers, never what."""
+        self._indexes.append((collection, list(fields)))
+        return self
+
     def manifest(self):
         return types.Manifest(
             domain=self.domain,
@@ -397,6 +407,9 @@ class Router:
                 for r in self._routes.values()
             ],
             events=list(self._events),
+            indexes=[
+                types.IndexInfo(collection=c, fields=f) for c, f in self._indexes
+            ],
         )
 
     def dispatch(self, ctx, body_text):

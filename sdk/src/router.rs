@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 
-use crate::{Command, CommandInfo, Ctx, Error, Event, HandlerError, Manifest};
+use crate::{Command, CommandInfo, Ctx, Error, Event, HandlerError, IndexInfo, Manifest};
 
 type CommandFn = Box<dyn Fn(&Ctx, &str) -> Result<Vec<Event>, Error>>;
 
@@ -16,7 +16,7 @@ struct Route {
     run: CommandFn,
 }
 
-/// A handler's domain, version, commands and events.
+/// A handler's domain, version, commands, events and indexes.
 ///
 /// ```
 /// use parallel_you_sdk::{Ctx, Error, Event, Router};
@@ -28,15 +28,18 @@ struct Route {
 /// let router = Router::new("demo", "1.0.0")
 ///     .command("demo.ping", "Echo the body", ping)
 ///     .schema(r#"{"type": "object"}"#)
-///     .emits(&["demo.ponged"]);
+///     .emits(&["demo.ponged"])
+///     .index("pings", &["from", "at"]);
 /// let manifest = router.manifest();
 /// assert_eq!(manifest.commands[0].routing_key, "demo.ping");
+/// assert_eq!(manifest.indexes[0].fields, ["from", "at"]);
 /// ```
 pub struct Router {
     domain: &'static str,
     version: &'static str,
     routes: Vec<Route>,
     events: Vec<&'static str>,
+    indexes: Vec<(&'static str, Vec<&'static str>)>,
 }
 
 impl fmt::Debug for Router {
@@ -49,6 +52,7 @@ impl fmt::Debug for Router {
                 &self.routes.iter().map(|r| r.key).collect::<Vec<_>>(),
             )
             .field("events", &self.events)
+            .field("indexes", &self.indexes)
             .finish()
     }
 }
@@ -62,6 +66,7 @@ impl Router {
             version,
             routes: Vec::new(),
             events: Vec::new(),
+            indexes: Vec::new(),
         }
     }
 
@@ -107,6 +112,17 @@ impl Router {
         self
     }
 
+    /// Asks the store to index `fields` (in this order; `a.b` reaches into
+    /// nested objects) of the documents of `collection`, for the `list`
+    /// filters and sorts the commands run on them. The host creates the
+    /// index when it loads the component; an index never changes what
+    /// `list` returns, only how fast (see the store's `list`).
+    #[must_use]
+    pub fn index(mut self, collection: &'static str, fields: &[&'static str]) -> Self {
+        self.indexes.push((collection, fields.to_vec()));
+        self
+    }
+
     /// The domain.
     pub fn domain(&self) -> &'static str {
         self.domain
@@ -127,6 +143,14 @@ impl Router {
                 })
                 .collect(),
             events: self.events.iter().map(|e| (*e).to_owned()).collect(),
+            indexes: self
+                .indexes
+                .iter()
+                .map(|(collection, fields)| IndexInfo {
+                    collection: (*collection).to_owned(),
+                    fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+                })
+                .collect(),
         }
     }
 

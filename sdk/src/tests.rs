@@ -58,6 +58,8 @@ fn router() -> Router {
         })
         .emits(&["demo.greeted", "demo.echoed"])
         .emits(&["demo.counted"])
+        .index("greetings", &["name"])
+        .index("greetings", &["loud", "at.day"])
 }
 
 #[test]
@@ -74,6 +76,10 @@ fn manifest_lists_commands_schemas_and_events() {
     );
     assert_eq!(m.commands[1].body_schema, None);
     assert_eq!(m.events, ["demo.greeted", "demo.echoed", "demo.counted"]);
+    assert_eq!(m.indexes.len(), 2);
+    assert_eq!(m.indexes[0].collection, "greetings");
+    assert_eq!(m.indexes[0].fields, ["name"]);
+    assert_eq!(m.indexes[1].fields, ["loud", "at.day"]);
 }
 
 #[test]

@@ -280,6 +280,30 @@ async fn markers_past_the_dedup_window_are_swept_and_the_command_runs_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_built_against_the_0_1_2_contract_still_loads_and_runs() {
+    // 0.1.2's manifest has no `indexes`: the host reads it through its
+    // frozen 0.1.2 bindings, and runs the component like any other.
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (host, _dir) = host_with_store(&["legacy012", "legacy"], store.clone()).await;
+    assert!(
+        host.registry().failures().is_empty(),
+        "{:?}",
+        host.registry().failures()
+    );
+    let loaded = host.registry().route("legacy012.ping").cloned().unwrap();
+    assert_eq!(loaded.manifest.version, "0.1.2");
+    assert!(loaded.manifest.indexes.is_empty());
+    for n in 1..=2 {
+        let events = call(&host, cmd("legacy012.ping", "{}")).await;
+        assert_eq!(keys(&events), vec!["legacy012.pong"], "{events:?}");
+        assert_eq!(body(&events[0])["version"], 1);
+        assert_eq!(body(&events[0])["listed"], n, "its own write and the last");
+    }
+    let refused = call(&host, cmd("legacy012.nope", "{}")).await;
+    assert_eq!(keys(&refused), vec!["legacy012.error"], "{refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_component_built_against_the_0_1_0_contract_still_loads_and_runs() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let (host, _dir) = host_with_store(&["legacy"], store.clone()).await;

@@ -135,6 +135,12 @@ fn manifests_of_both_languages_are_read() {
         notes.manifest.events,
         ["notes.captured", "notes.found", "notes.deleted"]
     );
+    let index = &notes.manifest.indexes[..];
+    assert_eq!(index.len(), 1, "{index:?}");
+    assert_eq!(
+        (index[0].collection.as_str(), &index[0].fields[..]),
+        ("notes", &["thread_id".to_owned()][..])
+    );
     let stats = registry
         .route("stats.summary")
         .expect("stats.summary bound");

@@ -18,6 +18,7 @@ mod dispatch;
 mod effects;
 mod gateway;
 mod hot;
+mod indexes;
 mod languages;
 mod loading;
 mod mongo;

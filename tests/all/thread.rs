@@ -400,6 +400,50 @@ async fn the_life_of_a_saga_with_two_stories() {
     assert_eq!(page["more"], true);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_listing_pages_with_next_on_the_indexed_store() {
+    let data = tempfile::tempdir().unwrap();
+    let app = App::over(Arc::new(SqliteStore::open_dir(data.path()).unwrap())).await;
+    let mut blocked = Vec::new();
+    for i in 0..7 {
+        let t = app.task(json!({"title": format!("task {i}")})).await;
+        if i % 3 != 1 {
+            app.one(
+                "thread.block",
+                json!({"id": t["id"], "reason": "waiting"}),
+                "thread.blocked",
+            )
+            .await;
+            blocked.push(t["id"].as_str().unwrap().to_owned());
+        }
+    }
+    blocked.sort();
+    let mut seen = Vec::new();
+    let mut after = Value::Null;
+    for page in 0.. {
+        assert!(page < 5, "paging does not end: {seen:?}");
+        let mut filter = json!({"state": "blocked", "limit": 2});
+        if !after.is_null() {
+            filter["after"] = after.clone();
+        }
+        let b = app.one("thread.list", filter, "thread.listed").await;
+        let ids: Vec<String> = b["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect();
+        seen.extend(ids.clone());
+        assert_eq!(b["more"], !b["next"].is_null(), "{b}");
+        if b["next"].is_null() {
+            break;
+        }
+        assert_eq!(b["next"].as_str(), ids.last().map(String::as_str), "{b}");
+        after = b["next"].clone();
+    }
+    assert_eq!(seen, blocked, "each blocked thread once, in id order");
+}
+
 // ---------------------------------------------------------------------------
 // Refusals
 // ---------------------------------------------------------------------------

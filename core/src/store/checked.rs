@@ -116,6 +116,31 @@ pub trait Backend: Send + Sync + 'static {
 /// Most fields one index may hold.
 pub const MAX_INDEX_FIELDS: usize = 4;
 
+/// Checks an index declaration (a collection name and 1 to
+/// [`MAX_INDEX_FIELDS`] field paths of [`is_token`] segments joined by
+/// `.`), returning each field split into its path.
+pub fn index_paths(collection: &str, fields: &[String]) -> Result<Vec<Vec<String>>, StoreError> {
+    check_collection(collection)?;
+    if fields.is_empty() || fields.len() > MAX_INDEX_FIELDS {
+        return Err(StoreError::Invalid(format!(
+            "an index of {collection:?} needs 1 to {MAX_INDEX_FIELDS} fields"
+        )));
+    }
+    fields
+        .iter()
+        .map(|f| {
+            let path: Vec<String> = f.split('.').map(str::to_owned).collect();
+            if path.iter().all(|seg| is_token(seg)) {
+                Ok(path)
+            } else {
+                Err(StoreError::Invalid(format!(
+                    "index field {f:?} of {collection:?} must be dot-separated names of [A-Za-z0-9_-]"
+                )))
+            }
+        })
+        .collect()
+}
+
 /// A backend with its requests checked: the [`Store`] every backend is
 /// used as.
 #[derive(Debug)]
@@ -263,25 +288,7 @@ impl<B: Backend> Store for Checked<B> {
         collection: &str,
         fields: &[String],
     ) -> Result<(), StoreError> {
-        check_collection(collection)?;
-        if fields.is_empty() || fields.len() > MAX_INDEX_FIELDS {
-            return Err(StoreError::Invalid(format!(
-                "an index of {collection:?} needs 1 to {MAX_INDEX_FIELDS} fields"
-            )));
-        }
-        let paths = fields
-            .iter()
-            .map(|f| {
-                let path: Vec<String> = f.split('.').map(str::to_owned).collect();
-                if path.iter().all(|seg| is_token(seg)) {
-                    Ok(path)
-                } else {
-                    Err(StoreError::Invalid(format!(
-                        "index field {f:?} of {collection:?} must be dot-separated names of [A-Za-z0-9_-]"
-                    )))
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let paths = index_paths(collection, fields)?;
         self.0.ensure_index(domain, collection, &paths).await
     }
 }

@@ -17,7 +17,9 @@ pub mod unit;
 
 use async_trait::async_trait;
 
-pub use checked::{paged, Backend, Checked, Scan, Scanned, MAX_DOCUMENT_LEN, MAX_INDEX_FIELDS};
+pub use checked::{
+    index_paths, paged, Backend, Checked, Scan, Scanned, MAX_DOCUMENT_LEN, MAX_INDEX_FIELDS,
+};
 pub use commit::{Commit, Committed, Marker, Op, Outgoing, TimerRow};
 pub use filter::Filter;
 pub use memory::MemoryStore;

@@ -39,7 +39,7 @@ use commands::lifecycle::{archive, block, complete, expire, park, start, unblock
 use commands::read::{get, list};
 use commands::update::update;
 use sprint::{add_story, create_sprint, get_sprint, list_sprints, remove_story};
-use store::EXPIRE;
+use store::{EXPIRE, THREADS};
 
 struct ThreadDomain;
 
@@ -166,6 +166,13 @@ impl Handler for ThreadDomain {
                 "thread.sprint.got",
                 "thread.sprint.listed",
             ])
+            // What `thread.list` and the saga and sprint checks filter on,
+            // each in id order after its equalities (the order `list`
+            // pages in), so a page costs its size, not the domain's.
+            .index(THREADS, &["saga_id"])
+            .index(THREADS, &["sprint_id"])
+            .index(THREADS, &["state", "archived"])
+            .index(THREADS, &["kind", "archived"])
     }
 }
 

@@ -10,7 +10,8 @@ use crate::model::{Kind, Sprint, Thread};
 use crate::time;
 use crate::validate::{check_ref, current_version, with_id};
 
-const THREADS: &str = "threads";
+/// The collection of every thread (sagas, stories and tasks).
+pub(crate) const THREADS: &str = "threads";
 const SPRINTS: &str = "sprints";
 /// The command the quantum timer delivers.
 pub(crate) const EXPIRE: &str = "thread.quantum.expire";

@@ -142,8 +142,35 @@ impl Host {
     /// folder is an error.
     /// When the host is serving, routing keys are bound and unbound to match.
     pub async fn load_dir(self: &Arc<Self>, dir: &Path) -> Result<(), LoadError> {
-        let registry = Registry::load_dir(&self.runtime, dir).await?;
+        let mut registry = Registry::load_dir(&self.runtime, dir).await?;
+        let loaded: Vec<Arc<LoadedHandler>> = registry.handlers().cloned().collect();
+        for handler in loaded {
+            if let Err(err) = self.ensure_indexes(&handler).await {
+                tracing::warn!(%err, "handler not loaded");
+                registry = registry.without_file(&handler.file).0.with_failure(err);
+            }
+        }
         self.begin_change().await.commit(registry, Vec::new()).await;
+        Ok(())
+    }
+
+    /// Makes the store keep every index `handler`'s manifest declares
+    /// (creating only the missing ones), before it serves: a component
+    /// whose indexes cannot be made does not come online.
+    pub(crate) async fn ensure_indexes(&self, handler: &LoadedHandler) -> Result<(), LoadError> {
+        let domain = &handler.manifest.domain;
+        for index in &handler.manifest.indexes {
+            self.store
+                .ensure_index(domain, &index.collection, &index.fields)
+                .await
+                .map_err(|e| LoadError {
+                    file: handler.file.clone(),
+                    reason: format!(
+                        "its index of {:?} on {:?} could not be made: {e}",
+                        index.collection, index.fields
+                    ),
+                })?;
+        }
         Ok(())
     }
 

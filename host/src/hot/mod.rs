@@ -169,6 +169,11 @@ impl HotLoader {
             Ok(h) => h,
             Err(err) => return self.report_failure(err).await,
         };
+        // Its indexes exist before its first command: a new version that
+        // filters on a new field never runs a scan it declared away.
+        if let Err(err) = self.host.ensure_indexes(&handler).await {
+            return self.report_failure(err).await;
+        }
         let change = self.host.begin_change().await;
         let registry = change.registry();
         let (next, old) = match registry.replace(handler) {

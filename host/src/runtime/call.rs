@@ -8,7 +8,7 @@ use wasmtime::{Store, UpdateDeadline};
 
 use super::classify::{bounded, classify, handler_error, to_wit_command};
 use super::{LoadedHandler, Runtime};
-use crate::bindings::{self, HandlerPre, ReactorPre};
+use crate::bindings::{self, ReactorPre};
 use crate::sandbox::Sandbox;
 use crate::warm::{InstancePolicy, WarmInstance};
 use parallel_you_core::envelope::Envelope;
@@ -74,11 +74,7 @@ impl Runtime {
         };
         let called = self
             .in_sandbox(pre, slot, move |h, store| {
-                Box::pin(async move {
-                    h.parallel_you_handler_command_handler()
-                        .call_handle(store, &wit_cmd)
-                        .await
-                })
+                Box::pin(async move { h.call_handle(store, &wit_cmd).await })
             })
             .await;
         // Error events obey the event body cap like any other event.
@@ -253,18 +249,6 @@ pub(super) trait Instantiate: Sync {
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = wasmtime::Result<Self::Bound>> + Send + 'a>,
     >;
-}
-
-impl Instantiate for HandlerPre<Sandbox> {
-    type Bound = bindings::Handler;
-    fn instantiate<'a>(
-        &'a self,
-        store: &'a mut Store<Sandbox>,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = wasmtime::Result<Self::Bound>> + Send + 'a>,
-    > {
-        Box::pin(self.instantiate_async(store))
-    }
 }
 
 impl Instantiate for ReactorPre<Sandbox> {

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant, SystemTime};
 use wasmtime::component::Component;
 
 use super::call::Slot;
+use super::compat::{is_before_0_1_3, AnyHandlerPre};
 use super::manifest::{validate_manifest, validate_reactor_manifest, Manifest};
 use super::Runtime;
-use crate::bindings::{self, HandlerPre, ReactorPre};
+use crate::bindings::{self, v0_1_2, HandlerPre, ReactorPre};
 use crate::cache::sha256_hex;
 use crate::sandbox::Sandbox;
 use crate::warm::WarmPool;
@@ -56,14 +57,14 @@ pub struct LoadedHandler {
 
 /// A component pre-linked for the world it exports.
 pub(crate) enum Pre {
-    /// A command handler (`command-handler`).
-    Handler(HandlerPre<Sandbox>),
+    /// A command handler (`command-handler`), of any 0.1.x contract.
+    Handler(AnyHandlerPre),
     /// A reactor (`event-reactor`).
     Reactor(ReactorPre<Sandbox>),
 }
 
 impl Pre {
-    pub(super) fn handler(&self) -> Option<&HandlerPre<Sandbox>> {
+    pub(super) fn handler(&self) -> Option<&AnyHandlerPre> {
         match self {
             Pre::Handler(pre) => Some(pre),
             Pre::Reactor(_) => None,
@@ -145,10 +146,13 @@ impl Runtime {
         .map_err(|e| fail(format!("compilation was cancelled: {e}")))?;
         let component =
             compiled.map_err(|e| fail(format!("not a valid WebAssembly component: {e:#}")))?;
-        let is_reactor = component
+        let exports: Vec<String> = component
             .component_type()
             .exports(&self.engine)
-            .any(|(name, _)| name.starts_with(REACTOR_EXPORT));
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let is_reactor = exports.iter().any(|name| name.starts_with(REACTOR_EXPORT));
+        let is_old = exports.iter().any(|name| is_before_0_1_3(name));
         let world = if is_reactor { "reactor" } else { "handler" };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
             fail(format!(
@@ -182,11 +186,16 @@ impl Runtime {
             }
             (Pre::Reactor(pre), manifest)
         } else {
-            let pre = HandlerPre::new(instance_pre).map_err(|e| {
+            let not_a_handler = |e: wasmtime::Error| {
                 fail(format!(
                     "does not export `parallel-you:handler/command-handler` (a handler) or `parallel-you:handler/event-reactor` (a reactor): {e:#}"
                 ))
-            })?;
+            };
+            let pre = if is_old {
+                AnyHandlerPre::V012(v0_1_2::HandlerPre::new(instance_pre).map_err(not_a_handler)?)
+            } else {
+                AnyHandlerPre::Current(HandlerPre::new(instance_pre).map_err(not_a_handler)?)
+            };
             let manifest = self.read_manifest(&pre).await.map_err(|e| {
                 fail(format!(
                     "its `manifest` function failed: {}: {}",
@@ -246,15 +255,11 @@ impl Runtime {
 
     async fn read_manifest(
         &self,
-        pre: &HandlerPre<Sandbox>,
+        pre: &AnyHandlerPre,
     ) -> Result<bindings::parallel_you::handler::types::Manifest, ErrorBody> {
         let sandbox = self.manifest_sandbox();
         self.in_sandbox(pre, Slot::Fresh(Box::new(sandbox)), |h, store| {
-            Box::pin(async move {
-                h.parallel_you_handler_command_handler()
-                    .call_manifest(store)
-                    .await
-            })
+            Box::pin(async move { h.call_manifest(store).await })
         })
         .await
         .result

@@ -9,6 +9,7 @@ use parallel_you_core::host_info::{CommandInfo, QueryInfo, ReactorInfo};
 use parallel_you_core::names::{
     check_domain, check_event_pattern, check_routing_key, domain_of, error_key, is_key_segment,
 };
+use parallel_you_core::store::index_paths;
 
 /// What a handler declares about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -25,6 +26,20 @@ pub struct Manifest {
     /// `None` for a command handler.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reactor: Option<ReactorInfo>,
+    /// The indexes it asks its store to keep, checked and without
+    /// duplicates; the host ensures them before the component serves.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexInfo>,
+}
+
+/// An index a component declares: on `fields` (in order) of the documents
+/// of its domain's `collection`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexInfo {
+    /// The collection, a name as [`parallel_you_core::names::check_collection`] accepts.
+    pub collection: String,
+    /// 1 to [`parallel_you_core::store::MAX_INDEX_FIELDS`] field paths (`a.b`).
+    pub fields: Vec<String>,
 }
 
 impl Manifest {
@@ -61,6 +76,33 @@ pub(crate) const MAX_PATTERNS: usize = 100;
 pub(crate) const MAX_QUERIES: usize = 100;
 /// Longest query name, in bytes.
 pub(crate) const MAX_QUERY_NAME: usize = 64;
+/// Most indexes one component may declare: each costs its store space and
+/// every write to the collection time.
+pub(crate) const MAX_INDEXES: usize = 32;
+
+/// A manifest's index declarations, checked: at most [`MAX_INDEXES`], each
+/// a valid collection with 1 to 4 fields of the filter's path grammar (the
+/// store's own rule), none declared twice.
+fn check_indexes(declared: Vec<(String, Vec<String>)>) -> Result<Vec<IndexInfo>, String> {
+    if declared.len() > MAX_INDEXES {
+        return Err(format!(
+            "its manifest declares {} indexes, more than the limit of {MAX_INDEXES}",
+            declared.len()
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    let mut indexes = Vec::with_capacity(declared.len());
+    for (collection, fields) in declared {
+        index_paths(&collection, &fields).map_err(|e| format!("its manifest: {e}"))?;
+        if !seen.insert((collection.clone(), fields.clone())) {
+            return Err(format!(
+                "it declares the index of {collection:?} on {fields:?} twice"
+            ));
+        }
+        indexes.push(IndexInfo { collection, fields });
+    }
+    Ok(indexes)
+}
 
 /// A reactor's manifest, checked like a handler's: its domain, each
 /// pattern (AMQP topic syntax over routing keys), each command it sends
@@ -107,6 +149,12 @@ pub(super) fn validate_reactor_manifest(
             return Err(format!("it declares sending {key:?} twice"));
         }
     }
+    let indexes = check_indexes(
+        m.indexes
+            .into_iter()
+            .map(|i| (i.collection, i.fields))
+            .collect(),
+    )?;
     let mut queries = Vec::with_capacity(m.queries.len());
     let mut seen = BTreeSet::new();
     for q in m.queries {
@@ -161,6 +209,7 @@ pub(super) fn validate_reactor_manifest(
             sends: m.sends,
             queries,
         }),
+        indexes,
     })
 }
 
@@ -190,6 +239,12 @@ pub(super) fn validate_manifest(
             m.events.len()
         ));
     }
+    let indexes = check_indexes(
+        m.indexes
+            .into_iter()
+            .map(|i| (i.collection, i.fields))
+            .collect(),
+    )?;
     let prefix = format!("{}.", m.domain);
     let mut commands = Vec::with_capacity(m.commands.len());
     let mut seen = BTreeSet::new();
@@ -243,6 +298,7 @@ pub(super) fn validate_manifest(
         commands,
         events: m.events,
         reactor: None,
+        indexes,
     })
 }
 
@@ -263,6 +319,7 @@ mod tests {
                 })
                 .collect(),
             events: Vec::new(),
+            indexes: Vec::new(),
         }
     }
 
@@ -336,6 +393,51 @@ mod tests {
         m.queries[0].params_schema = Some("{not json".to_owned());
         let err = validate_reactor_manifest(m).map(|_| ()).unwrap_err();
         assert!(err.contains("not JSON"), "{err}");
+    }
+
+    #[test]
+    fn index_declarations_are_checked_and_bounded() {
+        let index = |collection: &str, fields: &[&str]| types::IndexInfo {
+            collection: collection.to_owned(),
+            fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+        };
+        let mut m = manifest(1);
+        m.indexes = vec![
+            index("threads", &["state"]),
+            index("threads", &["saga.id", "n"]),
+        ];
+        let ok = validate_manifest(m).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok.indexes.len(), 2);
+        assert_eq!(ok.indexes[1].fields, ["saga.id", "n"]);
+        let refused = [
+            (vec![index("threads", &[])], "1 to 4 fields"),
+            (
+                vec![index("threads", &["a", "b", "c", "d", "e"])],
+                "1 to 4 fields",
+            ),
+            (vec![index("Bad Name", &["a"])], "collection"),
+            (vec![index("", &["a"])], "collection"),
+            (vec![index("threads", &["a..b"])], "dot-separated"),
+            (vec![index("threads", &["$where"])], "dot-separated"),
+            (vec![index("t", &["a"]), index("t", &["a"])], "twice"),
+            (
+                (0..=MAX_INDEXES)
+                    .map(|i| index(&format!("c{i}"), &["a"]))
+                    .collect(),
+                "limit of 32",
+            ),
+        ];
+        for (indexes, why) in refused {
+            let mut m = manifest(1);
+            m.indexes = indexes;
+            let shown = format!("{:?}", m.indexes);
+            let err = validate_manifest(m).map(|_| ()).unwrap_err();
+            assert!(err.contains(why), "{shown}: {err}");
+        }
+        let mut r = reactor("effort", &["a.*"], &[], &[]);
+        r.indexes = vec![index("days", &[])];
+        let err = validate_reactor_manifest(r).map(|_| ()).unwrap_err();
+        assert!(err.contains("1 to 4 fields"), "{err}");
     }
 
     #[test]

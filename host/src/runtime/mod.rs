@@ -4,10 +4,12 @@
 //! `engine.rs` builds the engine and its epoch thread, `load.rs` compiles
 //! and validates components (their manifest, `manifest.rs`), `call.rs` runs
 //! one command under the [`Limits`], `react.rs` one reactor event or query,
-//! and `classify.rs` turns failures into error bodies.
+//! `classify.rs` turns failures into error bodies, and `compat.rs` drives
+//! handlers built against an earlier 0.1.x contract.
 
 mod call;
 mod classify;
+mod compat;
 mod engine;
 mod epoch;
 mod limits;
@@ -29,10 +31,11 @@ use crate::sandbox::{OutputLimits, Sandbox};
 use crate::timers::Clock;
 use crate::warm::InstancePolicy;
 
+pub(crate) use compat::HandlerInstance;
 pub use engine::RuntimeError;
 pub use limits::Limits;
 pub use load::{LoadError, LoadedHandler};
-pub use manifest::Manifest;
+pub use manifest::{IndexInfo, Manifest};
 pub(crate) use react::Wanted;
 
 /// The engine, the linker and the limits shared by all handlers.

@@ -51,9 +51,9 @@ use parallel_you_core::store::{
     StoreError, TimerRow,
 };
 
-use bson::from_stored;
 pub use bson::MAX_BSON_DEPTH;
-use query::to_query;
+use bson::{from_stored, TEXT_FLAG};
+use query::{conditions, to_query};
 
 /// The database used when the URI names none.
 pub const DEFAULT_DATABASE: &str = "pyou";
@@ -84,7 +84,16 @@ pub struct MongoStore {
     db: Database,
     processed: Collection<BsonDocument>,
     timers: Collection<BsonDocument>,
+    /// Document collections (by MongoDB name) this store made the
+    /// [`TEXT_INDEX`] on, which a filtered page then reads in two indexed
+    /// queries instead of one `$or` (see [`MongoStore::page_split`]).
+    text_indexed: Arc<parking_lot::RwLock<std::collections::HashSet<String>>>,
 }
+
+/// The sparse index on the flag of bodies kept as text, made with each
+/// declared index; named apart from `by_<fields>`, which a field `text`
+/// would take.
+const TEXT_INDEX: &str = "pyou_text";
 
 fn unavailable(err: &mongodb::error::Error) -> StoreError {
     StoreError::Unavailable(format!("mongodb: {err}"))
@@ -162,6 +171,7 @@ impl MongoStore {
             processed: db.collection(PROCESSED),
             timers: db.collection(TIMERS),
             db,
+            text_indexed: Arc::default(),
         };
         store.ensure_indexes().await?;
         Ok(Checked::new(store))
@@ -170,6 +180,21 @@ impl MongoStore {
     /// The database this store lives in.
     pub fn database(&self) -> &Database {
         &self.db
+    }
+
+    /// The names of the indexes MongoDB keeps on `domain`'s `collection`
+    /// (`_id_`, `by_<fields>` for each one [`Store::ensure_index`] made,
+    /// and with them `pyou_text`), for operators checking what a
+    /// component's manifest asked.
+    pub async fn index_names(
+        &self,
+        domain: &str,
+        collection: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        self.docs(domain, collection)?
+            .list_index_names()
+            .await
+            .map_err(|e| store_error(&e))
     }
 
     /// Creates the indexes beyond `_id`, so every poll is an indexed query
@@ -220,6 +245,46 @@ impl MongoStore {
     /// `max_bytes` and one document rather than a full batch (the first
     /// page, before any size is known, is bounded by the server's 16 MiB
     /// per batch).
+    /// Like [`MongoStore::page`] for the query `conditions` OR a body
+    /// kept as text, as two queries merged by id: a page of each (both in
+    /// id order) holds the first `n` of their union, and no document is
+    /// in both (a text body has no `body` fields to match).
+    async fn page_split(
+        coll: Collection<BsonDocument>,
+        conditions: BsonDocument,
+        after: Option<String>,
+        n: usize,
+        max_bytes: usize,
+        widest: Arc<AtomicUsize>,
+    ) -> Result<Vec<Scanned>, StoreError> {
+        let (matched, texts) = futures::try_join!(
+            Self::page(
+                coll.clone(),
+                conditions,
+                after.clone(),
+                n,
+                max_bytes,
+                widest.clone()
+            ),
+            Self::page(coll, doc! {TEXT_FLAG: true}, after, n, max_bytes, widest),
+        )?;
+        if texts.is_empty() {
+            return Ok(matched);
+        }
+        let mut merged: Vec<Scanned> = matched.into_iter().chain(texts).collect();
+        merged.sort_by(|a, b| a.doc.id.cmp(&b.doc.id));
+        let mut bytes = 0usize;
+        let mut page = Vec::new();
+        for scanned in merged {
+            if page.len() == n || (!page.is_empty() && bytes >= max_bytes) {
+                break;
+            }
+            bytes = bytes.saturating_add(scanned.doc.json.len());
+            page.push(scanned);
+        }
+        Ok(page)
+    }
+
     async fn page(
         coll: Collection<BsonDocument>,
         query: BsonDocument,
@@ -289,6 +354,11 @@ impl Backend for MongoStore {
     ) -> Result<Scan<'a>, StoreError> {
         let coll = self.docs(domain, collection)?;
         let query = to_query(filter);
+        // With the text flag indexed, the `$or` of `to_query` becomes two
+        // queries each an index can serve: a server may plan none for an
+        // `$or` (SecantusDB never does; MongoDB only when every branch has
+        // an index), which made a selective page a collection scan.
+        let split = conditions(filter).filter(|_| self.text_indexed.read().contains(coll.name()));
         let widest = Arc::new(AtomicUsize::new(0));
         let sort = filter.sort();
         Ok(paged(
@@ -296,11 +366,19 @@ impl Backend for MongoStore {
             true,
             move |after, n, max_bytes| -> BoxFuture<'a, Result<Vec<Scanned>, StoreError>> {
                 let (coll, query) = (coll.clone(), query.clone());
-                match sort {
-                    Some(sort) => Box::pin(async move {
+                match (sort, &split) {
+                    (Some(sort), _) => Box::pin(async move {
                         sorted::page(&coll, &query, filter, sort, after, n, max_bytes).await
                     }),
-                    None => Box::pin(Self::page(
+                    (None, Some(conditions)) => Box::pin(Self::page_split(
+                        coll,
+                        conditions.clone(),
+                        after.map(|p| p.id),
+                        n,
+                        max_bytes,
+                        widest.clone(),
+                    )),
+                    (None, None) => Box::pin(Self::page(
                         coll,
                         query,
                         after.map(|p| p.id),
@@ -372,10 +450,20 @@ impl Backend for MongoStore {
             .keys(keys)
             .options(IndexOptions::builder().name(format!("by_{name}")).build())
             .build();
-        self.docs(domain, collection)?
-            .create_index(index)
+        let text = IndexModel::builder()
+            .keys(doc! {TEXT_FLAG: 1})
+            .options(
+                IndexOptions::builder()
+                    .name(TEXT_INDEX.to_owned())
+                    .sparse(true)
+                    .build(),
+            )
+            .build();
+        let coll = self.docs(domain, collection)?;
+        coll.create_indexes([index, text])
             .await
             .map_err(|e| store_error(&e))?;
+        self.text_indexed.write().insert(coll.name().to_owned());
         Ok(())
     }
 }

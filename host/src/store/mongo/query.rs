@@ -19,12 +19,42 @@ const EXACT_F64_INT: f64 = 9_007_199_254_740_992.0;
 /// exclude a matching document (arrays match element-wise, `1` equals
 /// `1.0`, a dotted path walks into arrays, …) are left out or widened.
 pub(super) fn to_query(filter: &Filter) -> BsonDocument {
+    match conditions(filter) {
+        None => BsonDocument::new(),
+        // Bodies kept as text are always fetched: the server cannot look inside.
+        Some(conditions) => doc! {"$or": [conditions, {TEXT_FLAG: true}]},
+    }
+}
+
+/// The query on BSON bodies alone (`None`: nothing narrows them): what
+/// [`to_query`] asks of the documents not kept as text. Its terms are
+/// fields of one document where they can be (an explicit `$and` only for
+/// a field named twice): a server may plan an index only for the former
+/// (SecantusDB does).
+pub(super) fn conditions(filter: &Filter) -> Option<BsonDocument> {
     let all = clauses_query(filter.clauses());
     if all.is_empty() {
-        return BsonDocument::new();
+        return None;
     }
-    // Bodies kept as text are always fetched: the server cannot look inside.
-    doc! {"$or": [{"$and": all}, {TEXT_FLAG: true}]}
+    let mut flat = BsonDocument::new();
+    let mut rest = Vec::new();
+    for term in all {
+        match term {
+            Bson::Document(d) if d.len() == 1 => {
+                let fresh = d.keys().next().is_some_and(|k| !flat.contains_key(k));
+                if fresh {
+                    flat.extend(d);
+                } else {
+                    rest.push(Bson::Document(d));
+                }
+            }
+            other => rest.push(other),
+        }
+    }
+    if !rest.is_empty() {
+        flat.insert("$and", rest);
+    }
+    Some(flat)
 }
 
 /// The query terms of clauses that must all hold; a clause MongoDB cannot
@@ -171,7 +201,23 @@ mod tests {
         assert_eq!(to_query(&f(r#"{"n":{"$lt":9007199254740993}}"#)), doc! {});
         assert_eq!(
             to_query(&f(r#"{"kind":"story"}"#)),
-            doc! {"$or": [{"$and": [{"body.kind": {"$eq": "story"}}]}, {TEXT_FLAG: true}]}
+            doc! {"$or": [{"body.kind": {"$eq": "story"}}, {TEXT_FLAG: true}]}
+        );
+    }
+
+    #[test]
+    fn conditions_are_one_document_where_they_can_be() {
+        assert_eq!(conditions(&f("{}")), None);
+        assert_eq!(
+            conditions(&f(r#"{"state":"blocked","archived":false,"$limit":5}"#)),
+            Some(doc! {"body.state": {"$eq": "blocked"}, "body.archived": {"$eq": false}})
+        );
+        assert_eq!(
+            conditions(&f(r#"{"a":1,"$or":[{"b":2},{"c":3}]}"#)),
+            Some(doc! {
+                "body.a": {"$eq": 1_i64},
+                "$or": [{"$and": [{"body.b": {"$eq": 2_i64}}]}, {"$and": [{"body.c": {"$eq": 3_i64}}]}],
+            })
         );
     }
 

@@ -394,6 +394,39 @@ mod tests {
     }
 
     #[test]
+    fn a_declared_index_is_chosen_before_any_analyze() {
+        // No ANALYZE: what a store has right after a component loads. The
+        // planner must still prefer the index to a primary-key scan of
+        // the collection (it did not, until `planner_stats`).
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut conn =
+            Connection::open(dir.path().join("t.sqlite3")).unwrap_or_else(|e| panic!("{e}"));
+        schema::ensure(&mut conn).unwrap_or_else(|e| panic!("{e}"));
+        let pair = vec![vec!["state".to_owned()], vec!["archived".to_owned()]];
+        let saga = vec![vec!["saga_id".to_owned()]];
+        for fields in [&pair, &saga, &pair] {
+            documents::ensure_index(&conn, fields).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let (pair, saga) = (documents::index_name(&pair), documents::index_name(&saga));
+        let both = plan(&conn, &f(r#"{"state":"blocked","archived":false}"#));
+        assert!(both.contains(&pair), "both fields: {both}");
+        assert!(!both.contains("TEMP B-TREE"), "in id order: {both}");
+        let first = plan(&conn, &f(r#"{"state":"blocked"}"#));
+        assert!(first.contains(&pair), "its first field: {first}");
+        let other = plan(&conn, &f(r#"{"saga_id":"s1","archived":false}"#));
+        assert!(other.contains(&saga), "the other index: {other}");
+        let unindexed = plan(&conn, &f(r#"{"archived":false}"#));
+        assert!(
+            !unindexed.contains(&pair) && !unindexed.contains(&saga),
+            "a field no index leads with scans in id order: {unindexed}"
+        );
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_stat1", [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rows, 3, "the key and two indexes, each once");
+    }
+
+    #[test]
     fn field_names_a_json_path_cannot_quote_are_left_to_the_filter() {
         assert_eq!(
             json_path(&["a".into(), "b c".into()]).as_deref(),

@@ -183,8 +183,9 @@ impl MongoStore {
     }
 
     /// The names of the indexes MongoDB keeps on `domain`'s `collection`
-    /// (`_id_`, `by_<fields>` for each one [`Store::ensure_index`] made,
-    /// and with them `pyou_text`), for operators checking what a
+    /// (`_id_`, `by_<fields>` for each one
+    /// [`parallel_you_core::store::Store::ensure_index`] made, and with them
+    /// `pyou_text`), for operators checking what a
     /// component's manifest asked.
     pub async fn index_names(
         &self,

@@ -152,10 +152,11 @@ async fn gateway_broker_host_and_back_to_the_websocket() {
 
     // Nobody bound to a key: the mandatory publish comes back.
     let stray = common::cmd("nobody.home", "{}");
-    assert!(matches!(
-        host_bus.send(stray).await,
-        Err(BusError::Unroutable { .. })
-    ));
+    let sent = host_bus.send(stray).await;
+    assert!(
+        matches!(sent, Err(BusError::Unroutable { .. })),
+        "a command nobody is bound to: {sent:?}"
+    );
 
     // A message that is not an envelope is dead-lettered, not requeued.
     let conn = lapin::Connection::connect(&rabbit.url(), Default::default())

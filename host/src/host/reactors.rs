@@ -43,12 +43,14 @@ impl Host {
             let bus = ctx.bus.clone();
             let domain = domain.clone();
             ctx.inflight.spawn(async move {
-                if let Err(err) = host.settle_event(&domain, delivery, bus.as_ref()).await {
+                if let Err(err) = host
+                    .settle_event(&domain, delivery, bus.as_ref(), mine)
+                    .await
+                {
                     // The broker redelivers what was not settled.
                     tracing::warn!(reactor = %domain, error = %err, "could not settle an event");
                 }
                 drop(permit);
-                drop(mine);
             });
         }
     }
@@ -98,12 +100,16 @@ impl Host {
         }
     }
 
-    /// Handles one delivery of a reactor's queue and settles it.
+    /// Handles one delivery of a reactor's queue and settles it. `turn` is
+    /// the reactor's place in its order: once the event is committed it is
+    /// given back before the ack goes out, so the next event need not wait
+    /// for the broker (a redelivery after a lost ack finds the marker).
     async fn settle_event(
         &self,
         domain: &str,
         delivery: Delivery,
         bus: &dyn Bus,
+        turn: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<(), parallel_you_core::bus::BusError> {
         let event = match &delivery.message {
             Ok(event) => event,
@@ -123,6 +129,7 @@ impl Host {
         match self.react(domain, event, bus).await {
             Reacted::Done => {
                 self.retries.forget(&marker);
+                drop(turn);
                 delivery.ack().await
             }
             Reacted::Failed(err) => {

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod amqp;
+mod amqp_returns;
 mod bounds;
 mod budgets;
 mod bus;

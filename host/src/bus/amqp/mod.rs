@@ -26,7 +26,8 @@
 //!
 //! Every message is persistent and every publish waits for the broker's
 //! confirm; commands are published `mandatory`, so one nobody is bound to
-//! comes back as [`BusError::Unroutable`]. Consumers ack manually, with a
+//! comes back as [`BusError::Unroutable`] (each on a channel with nothing
+//! else in flight, so the return reaches its own sender: `mandatory`). Consumers ack manually, with a
 //! bounded prefetch. When the connection drops, one supervisor reconnects
 //! with backoff, declares the topology again, replays the bindings made so
 //! far, and every consumer and subscription resumes on the new connection;
@@ -35,6 +36,7 @@
 mod consumer;
 mod dead_letters;
 mod management;
+mod mandatory;
 mod queries;
 mod subscription;
 mod supervisor;
@@ -290,22 +292,28 @@ impl Shared {
         let properties = properties
             .with_delivery_mode(2)
             .with_content_type("application/json".into());
-        let confirm = link
-            .publish
-            .basic_publish(
-                exchange.into(),
-                topic.into(),
-                BasicPublishOptions {
-                    mandatory,
-                    ..BasicPublishOptions::default()
-                },
-                body,
-                properties,
-            )
+        let options = BasicPublishOptions {
+            mandatory,
+            ..BasicPublishOptions::default()
+        };
+        // A return is handed to the channel's next confirm, so a mandatory
+        // publish gets a channel of its own (see `mandatory`).
+        let lease = match mandatory {
+            true => Some(link.mandatory.take(&link.conn).await.map_err(unavailable)?),
+            false => None,
+        };
+        let channel = lease
+            .as_ref()
+            .map_or(&*link.publish, |lease| lease.channel());
+        let confirm = channel
+            .basic_publish(exchange.into(), topic.into(), options, body, properties)
             .await
             .map_err(unavailable)?
             .await
             .map_err(unavailable)?;
+        if let Some(lease) = lease {
+            lease.done();
+        }
         match confirm {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
             Confirmation::Ack(Some(_)) => Err(BusError::Unroutable {

@@ -9,13 +9,15 @@ use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::mpsc;
 
+use super::mandatory::MandatoryChannels;
 use super::topology::{declare_domain, declare_reactor, declare_topology};
 use super::{redact, Shared};
 
 /// First and longest wait between reconnection attempts.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
-/// A live connection: its publishing channel (confirms on) and a number
+/// A live connection: its publishing channel (confirms on), the channels
+/// of its mandatory publishes, and a number
 /// that changes at each reconnection.
 #[derive(Clone)]
 pub(super) struct Link {
@@ -23,6 +25,8 @@ pub(super) struct Link {
     /// In an `Arc` because every publish clones the link, and a lapin
     /// `Channel` is some fifteen `Arc`s.
     pub(super) publish: Arc<Channel>,
+    /// Channels for `mandatory` publishes (see [`MandatoryChannels`]).
+    pub(super) mandatory: Arc<MandatoryChannels>,
     pub(super) generation: u64,
 }
 
@@ -120,6 +124,7 @@ async fn open(shared: &Shared, generation: u64) -> Result<(Link, Events), String
             Link {
                 conn: Arc::new(conn),
                 publish: Arc::new(publish),
+                mandatory: Arc::new(MandatoryChannels::new()),
                 generation,
             },
             events,

@@ -172,7 +172,8 @@ async fn the_first_emit_past_the_cap_stops_the_guest() {
 
 #[tokio::test]
 async fn error_events_obey_the_body_cap() {
-    // Room for the guest's 50 MB message; the event cap stays at 1 MiB.
+    // Room for the guest's 50 MB message; an error event's body stays
+    // within its own cap (64 KiB), well under the 1 MiB event cap.
     let limits = Limits {
         memory: 256 * 1024 * 1024,
         deadline: Duration::from_secs(5),
@@ -188,7 +189,11 @@ async fn error_events_obey_the_body_cap() {
     assert_eq!(events.len(), 1);
     assert_eq!(last_error(&events).as_deref(), Some("too_much"));
     let size = events[0].body.get().len();
-    assert!(size <= limits.max_event_body, "{size} bytes");
+    assert!(size <= limits.max_error_body, "{size} bytes");
+    assert!(
+        size > limits.max_error_body / 2,
+        "{size} bytes: cut too far"
+    );
     let b = body(&events[0]);
     let message = b["message"].as_str().unwrap();
     assert!(message.starts_with("éé"), "cut on a char boundary");

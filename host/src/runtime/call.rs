@@ -77,8 +77,8 @@ impl Runtime {
                 Box::pin(async move { h.call_handle(store, &wit_cmd).await })
             })
             .await;
-        // Error events obey the event body cap like any other event.
-        let max_body = self.limits.max_event_body;
+        // Error events have a cap of their own, within the event body cap.
+        let max_error = self.limits.error_body();
         let Some(mut wasm_store) = called.store else {
             return RunOutcome {
                 emitted: Vec::new(),
@@ -86,7 +86,7 @@ impl Runtime {
                 result: called
                     .result
                     .and_then(|_| Err(ErrorBody::new(ErrorCode::Trap, "the instance was lost")))
-                    .map_err(|e| bounded(e, max_body)),
+                    .map_err(|e| bounded(e, max_error)),
             };
         };
         let sandbox = wasm_store.data_mut();
@@ -128,7 +128,7 @@ impl Runtime {
         RunOutcome {
             emitted,
             ops,
-            result: result.map_err(|e| bounded(e, max_body)),
+            result: result.map_err(|e| bounded(e, max_error)),
         }
     }
 

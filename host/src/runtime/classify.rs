@@ -1,5 +1,5 @@
 //! Between the guest's types and the host's: failures to error bodies (cut
-//! to fit the event body cap), and commands to the guest's record.
+//! to fit the error body cap), and commands to the guest's record.
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use parallel_you_core::envelope::{parse_timestamp_ms, Envelope};
 use parallel_you_core::error::{Code, ErrorBody, ErrorCode};
 use parallel_you_core::json_depth::{nesting_depth, MAX_JSON_DEPTH};
 
-/// Appended to an error message that was cut to fit the event body cap.
+/// Appended to an error message that was cut to fit the error body cap.
 pub(crate) const TRUNCATED_NOTE: &str = "… (truncated)";
 /// Room left in an error body for its code and the command's routing key.
 const ERROR_BODY_MARGIN: usize = 1024;

@@ -21,6 +21,11 @@ pub struct Limits {
     /// and returned (default 16 MiB): what the host holds and records for
     /// one command.
     pub max_event_bytes: usize,
+    /// Largest error event body in bytes (default 64 KiB, never more than
+    /// `max_event_body`): an error is read by people, and a handler that
+    /// echoes a 1 MiB input into its message would otherwise have every
+    /// session buffer and processed record hold a megabyte per failure.
+    pub max_error_body: usize,
     /// Bytes of each linear memory kept mapped between instances and reset
     /// with `memset` (only the pages a guest touched, found with Linux's
     /// `PAGEMAP_SCAN`) instead of being unmapped with `madvise` and faulted
@@ -40,11 +45,19 @@ impl Default for Limits {
             max_events: 1000,
             max_event_body: 1024 * 1024,
             max_event_bytes: 16 * 1024 * 1024,
+            max_error_body: 64 * 1024,
             keep_resident: if PoolingAllocationConfig::is_pagemap_scan_available() {
                 64 * 1024 * 1024
             } else {
                 0
             },
         }
+    }
+}
+
+impl Limits {
+    /// The room an error event's body has.
+    pub(crate) fn error_body(&self) -> usize {
+        self.max_error_body.min(self.max_event_body)
     }
 }

@@ -61,7 +61,7 @@ impl Runtime {
                 })
             })
             .await;
-        let max_body = self.limits.max_event_body;
+        let max_error = self.limits.error_body();
         let Some(mut wasm_store) = called.store else {
             return ReactOutcome {
                 ops: Vec::new(),
@@ -69,7 +69,7 @@ impl Runtime {
                     called.result.err().unwrap_or_else(|| {
                         ErrorBody::new(ErrorCode::Trap, "the instance was lost")
                     }),
-                    max_body,
+                    max_error,
                 )),
             };
         };
@@ -87,7 +87,7 @@ impl Runtime {
         };
         ReactOutcome {
             ops: sandbox.unit.take_ops(),
-            result: result.map_err(|e| bounded(e, max_body)),
+            result: result.map_err(|e| bounded(e, max_error)),
         }
     }
 

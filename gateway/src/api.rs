@@ -16,6 +16,7 @@ use parallel_you_core::names::check_routing_key;
 use serde_json::json;
 use tracing::Instrument;
 
+use crate::body::read_text;
 use crate::catalog::routing_key_of;
 use crate::rejection::ApiError;
 use crate::session_param::session_param;
@@ -53,13 +54,8 @@ pub(crate) async fn post_command(
         })
         .transpose()?
         .map(|ms| Duration::from_millis(ms).min(gw.config.max_wait));
-    let limit = gw.config.max_body;
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::TooLarge { limit })?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| ApiError::BadRequest("the body is not UTF-8 text".to_owned()))?;
-    let text = if text.trim().is_empty() { "{}" } else { text };
+    let text = read_text(&gw, body).await?;
+    let text = if text.trim().is_empty() { "{}" } else { &text };
     let mut cmd = Envelope::command(&routing_key, text).map_err(|e| {
         ApiError::BadRequest(format!(
             "{}; the body must be one JSON value, e.g. {{\"title\": \"…\"}}",

@@ -15,7 +15,9 @@
 //! `sessions.rs` to `ws.rs`.
 
 mod api;
+mod body;
 pub mod catalog;
+mod connections;
 mod dashboard;
 mod metrics;
 pub mod openapi;
@@ -44,6 +46,7 @@ pub use catalog::CommandEntry;
 pub use rejection::ApiError;
 
 use crate::catalog::Catalog;
+use crate::connections::{CappedAcceptor, ConnectionCap};
 use crate::metrics::GatewayMetrics;
 use crate::sessions::Sessions;
 
@@ -65,6 +68,17 @@ pub struct GatewayConfig {
     /// How long a query asked on the bus waits for a host's answer before
     /// it is a 504 (default 10 s).
     pub query_timeout: Duration,
+    /// How long a client may take to send a request's headers, and to send
+    /// its first request after connecting (default 10 s); the connection
+    /// is closed after it.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body (default 30 s);
+    /// 408 after it.
+    pub body_timeout: Duration,
+    /// Most connections open at once, WebSockets included (default 4096,
+    /// lowered to what the process's descriptor limit allows); past it a
+    /// new connection is closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for GatewayConfig {
@@ -77,6 +91,9 @@ impl Default for GatewayConfig {
             refresh: Duration::from_secs(1),
             max_wait: Duration::from_secs(30),
             query_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 4096,
         }
     }
 }
@@ -111,6 +128,7 @@ pub struct Gateway {
     catalog: Catalog,
     sessions: Sessions,
     metrics: GatewayMetrics,
+    connections: Arc<ConnectionCap>,
     config: GatewayConfig,
     shutdown: CancellationToken,
 }
@@ -141,6 +159,7 @@ impl Gateway {
                 config.max_sessions,
             ),
             metrics: GatewayMetrics::default(),
+            connections: Arc::new(ConnectionCap::new(config.max_connections)),
             bus,
             host,
             config,
@@ -241,19 +260,34 @@ impl Gateway {
             on_signal.graceful_shutdown(Some(grace));
         });
         let app = self.router().into_make_service();
+        let cap = self.connections.clone();
+        tracing::debug!(max_connections = cap.max(), "connection cap");
+        let headers = self.config.header_timeout;
         match tls {
             None => {
-                axum_server::from_tcp(listener)?
-                    .handle(handle)
-                    .serve(app)
-                    .await?
+                let mut server = axum_server::from_tcp(listener)?
+                    .acceptor(CappedAcceptor::new(
+                        axum_server::accept::DefaultAcceptor::new(),
+                        cap,
+                    ))
+                    .first_request_timeout(headers)
+                    .handle(handle);
+                server.http_builder().http1().header_read_timeout(headers);
+                server.serve(app).await?
             }
             Some(files) => {
                 let config = tls::server_config(&files)?;
-                axum_server::from_tcp_rustls(listener, config)?
-                    .handle(handle)
-                    .serve(app)
-                    .await?
+                let mut server = axum_server::from_tcp_rustls(listener, config)?
+                    .map(|tls| {
+                        tls.acceptor(CappedAcceptor::new(
+                            axum_server::accept::DefaultAcceptor::new(),
+                            cap,
+                        ))
+                    })
+                    .first_request_timeout(headers)
+                    .handle(handle);
+                server.http_builder().http1().header_read_timeout(headers);
+                server.serve(app).await?
             }
         }
         Ok(())
@@ -292,7 +326,8 @@ async fn openapi_json(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     let mut out = String::new();
-    gw.metrics.render(gw.sessions.live(), &mut out);
+    gw.metrics
+        .render(gw.sessions.live(), &gw.connections, &mut out);
     if let Some(host) = &gw.host {
         host.render_metrics(&mut out);
     }

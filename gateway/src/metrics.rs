@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parallel_you_core::prometheus::TextWriter;
 use parking_lot::Mutex;
 
+use crate::connections::ConnectionCap;
+
 /// What the gateway has done.
 #[derive(Debug, Default)]
 pub(crate) struct GatewayMetrics {
@@ -26,7 +28,12 @@ impl GatewayMetrics {
         self.delivered.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn render(&self, live_sessions: usize, out: &mut String) {
+    pub(crate) fn render(
+        &self,
+        live_sessions: usize,
+        connections: &ConnectionCap,
+        out: &mut String,
+    ) {
         let mut w = TextWriter::new(out);
         w.family(
             "pyou_gateway_commands_accepted_total",
@@ -56,5 +63,27 @@ impl GatewayMetrics {
             "Sessions with a WebSocket client connected.",
         )
         .sample("pyou_gateway_websocket_sessions", &[], live_sessions);
+        w.family(
+            "pyou_gateway_connections",
+            "gauge",
+            "Client connections open now (WebSockets included).",
+        )
+        .sample("pyou_gateway_connections", &[], connections.open());
+        w.family(
+            "pyou_gateway_connections_max",
+            "gauge",
+            "The cap on open client connections.",
+        )
+        .sample("pyou_gateway_connections_max", &[], connections.max());
+        w.family(
+            "pyou_gateway_connections_refused_total",
+            "counter",
+            "Connections closed at once because the cap was reached.",
+        )
+        .sample(
+            "pyou_gateway_connections_refused_total",
+            &[],
+            connections.refused(),
+        );
     }
 }

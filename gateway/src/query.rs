@@ -100,13 +100,8 @@ pub(crate) async fn post_query(
     Path((domain, name)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let limit = gw.config.max_body;
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::TooLarge { limit })?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| ApiError::BadRequest("the body is not UTF-8 text".to_owned()))?;
-    answer(&gw, &domain, &name, text).await
+    let text = crate::body::read_text(&gw, body).await?;
+    answer(&gw, &domain, &name, &text).await
 }
 
 async fn answer(

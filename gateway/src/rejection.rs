@@ -28,6 +28,12 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The body did not all arrive in time.
+    #[error("the request body did not arrive within {ms} ms")]
+    SlowBody {
+        /// The body timeout in milliseconds.
+        ms: u64,
+    },
     /// The bus cannot take the command now.
     #[error("the bus is unavailable: {0}; retry later")]
     Unavailable(String),
@@ -60,6 +66,7 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({ "error": message, "limit": limit }),
             ),
+            ApiError::SlowBody { .. } => (StatusCode::REQUEST_TIMEOUT, json!({ "error": message })),
             ApiError::Unavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": message }))
             }

@@ -18,6 +18,7 @@ mod dashboard;
 mod dispatch;
 mod effects;
 mod gateway;
+mod gateway_limits;
 mod hot;
 mod indexes;
 mod languages;

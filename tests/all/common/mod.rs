@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod conformance;
 pub mod faulty;
+pub mod gateway;
 pub mod mongo;
 pub mod queries;
 pub mod rabbit;

@@ -260,34 +260,21 @@ impl Gateway {
             on_signal.graceful_shutdown(Some(grace));
         });
         let app = self.router().into_make_service();
-        let cap = self.connections.clone();
-        tracing::debug!(max_connections = cap.max(), "connection cap");
+        let capped = CappedAcceptor::new(
+            axum_server::accept::DefaultAcceptor::new(),
+            self.connections.clone(),
+        );
         let headers = self.config.header_timeout;
         match tls {
             None => {
-                let mut server = axum_server::from_tcp(listener)?
-                    .acceptor(CappedAcceptor::new(
-                        axum_server::accept::DefaultAcceptor::new(),
-                        cap,
-                    ))
-                    .first_request_timeout(headers)
-                    .handle(handle);
-                server.http_builder().http1().header_read_timeout(headers);
-                server.serve(app).await?
+                let server = axum_server::from_tcp(listener)?.acceptor(capped);
+                bounded(server, headers, handle).serve(app).await?
             }
             Some(files) => {
                 let config = tls::server_config(&files)?;
-                let mut server = axum_server::from_tcp_rustls(listener, config)?
-                    .map(|tls| {
-                        tls.acceptor(CappedAcceptor::new(
-                            axum_server::accept::DefaultAcceptor::new(),
-                            cap,
-                        ))
-                    })
-                    .first_request_timeout(headers)
-                    .handle(handle);
-                server.http_builder().http1().header_read_timeout(headers);
-                server.serve(app).await?
+                let server =
+                    axum_server::from_tcp_rustls(listener, config)?.map(|tls| tls.acceptor(capped));
+                bounded(server, headers, handle).serve(app).await?
             }
         }
         Ok(())
@@ -297,6 +284,16 @@ impl Gateway {
     pub fn close(&self) {
         self.shutdown.cancel();
     }
+}
+
+/// The same bounds on slow clients with TLS or without.
+fn bounded<A>(
+    mut server: axum_server::Server<SocketAddr, A>,
+    headers: Duration,
+    handle: axum_server::Handle<SocketAddr>,
+) -> axum_server::Server<SocketAddr, A> {
+    server.http_builder().http1().header_read_timeout(headers);
+    server.first_request_timeout(headers).handle(handle)
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -57,9 +57,16 @@ pub struct GatewayConfig {
     pub max_body: usize,
     /// Events kept per session for clients that reconnect (default 1000).
     pub session_buffer: usize,
+    /// Bytes of events kept per session (default 4 MiB).
+    pub session_buffer_bytes: usize,
+    /// Bytes of events kept across all sessions (default 256 MiB): past
+    /// it idle sessions are forgotten, oldest first, then a live session's
+    /// oldest events.
+    pub sessions_bytes: usize,
     /// How long a session's events are kept after its client left (default 5 min).
     pub reconnect_window: Duration,
-    /// Most sessions buffered at once (default 10 000).
+    /// Most sessions buffered at once (default 10 000): a new one makes
+    /// room by forgetting the idle session used longest ago.
     pub max_sessions: usize,
     /// How often the command list is read from the bus (default 1 s).
     pub refresh: Duration,
@@ -86,6 +93,8 @@ impl Default for GatewayConfig {
         GatewayConfig {
             max_body: 1024 * 1024,
             session_buffer: 1000,
+            session_buffer_bytes: 4 * 1024 * 1024,
+            sessions_bytes: 256 * 1024 * 1024,
             reconnect_window: Duration::from_secs(300),
             max_sessions: 10_000,
             refresh: Duration::from_secs(1),
@@ -153,11 +162,13 @@ impl Gateway {
         let mut events = bus.subscribe("#").await?;
         let gw = Arc::new(Gateway {
             catalog: Catalog::new(bus.clone(), host.clone()),
-            sessions: Sessions::new(
-                config.session_buffer,
-                config.reconnect_window,
-                config.max_sessions,
-            ),
+            sessions: Sessions::new(sessions::Limits {
+                events: config.session_buffer,
+                bytes: config.session_buffer_bytes,
+                total_bytes: config.sessions_bytes,
+                window: config.reconnect_window,
+                sessions: config.max_sessions,
+            }),
             metrics: GatewayMetrics::default(),
             connections: Arc::new(ConnectionCap::new(config.max_connections)),
             bus,
@@ -323,8 +334,7 @@ async fn openapi_json(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     let mut out = String::new();
-    gw.metrics
-        .render(gw.sessions.live(), &gw.connections, &mut out);
+    gw.metrics.render(&gw.sessions, &gw.connections, &mut out);
     if let Some(host) = &gw.host {
         host.render_metrics(&mut out);
     }

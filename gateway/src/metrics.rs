@@ -7,6 +7,7 @@ use parallel_you_core::prometheus::TextWriter;
 use parking_lot::Mutex;
 
 use crate::connections::ConnectionCap;
+use crate::sessions::Sessions;
 
 /// What the gateway has done.
 #[derive(Debug, Default)]
@@ -30,7 +31,7 @@ impl GatewayMetrics {
 
     pub(crate) fn render(
         &self,
-        live_sessions: usize,
+        sessions: &Sessions,
         connections: &ConnectionCap,
         out: &mut String,
     ) {
@@ -62,7 +63,34 @@ impl GatewayMetrics {
             "gauge",
             "Sessions with a WebSocket client connected.",
         )
-        .sample("pyou_gateway_websocket_sessions", &[], live_sessions);
+        .sample("pyou_gateway_websocket_sessions", &[], sessions.live());
+        w.family(
+            "pyou_gateway_session_buffer_bytes",
+            "gauge",
+            "Bytes of events buffered for sessions' reconnects.",
+        )
+        .sample(
+            "pyou_gateway_session_buffer_bytes",
+            &[],
+            sessions.buffered_bytes(),
+        );
+        let shed = &sessions.shed;
+        w.family(
+            "pyou_gateway_sessions_shed_total",
+            "counter",
+            "What the session buffers let go of early: idle sessions evicted to make room, events refused with every session live, events trimmed to keep the bytes bound.",
+        );
+        for (what, n) in [
+            ("session_evicted", &shed.evicted),
+            ("event_refused", &shed.refused),
+            ("event_trimmed", &shed.trimmed),
+        ] {
+            w.sample(
+                "pyou_gateway_sessions_shed_total",
+                &[("what", what)],
+                n.load(Ordering::Relaxed),
+            );
+        }
         w.family(
             "pyou_gateway_connections",
             "gauge",

@@ -1,5 +1,6 @@
-//! `GET /ws?session=<id>`: a session's events as they are published, and
-//! commands from the client. With `&follow=<pattern>,<pattern>` (event
+//! `GET /ws?session=<id>[&client=<name>]`: a session's events as they are
+//! published, and commands from the client; a client that names itself
+//! resumes after what it was given. With `&follow=<pattern>,<pattern>` (event
 //! routing-key patterns like `thread.#` or `handler.*`, at most
 //! [`MAX_FOLLOW`]) the socket also gets every matching event of other
 //! sessions, and those of none (`handler.loaded`), live only: a follower
@@ -20,7 +21,7 @@ use axum::response::Response;
 use parallel_you_core::bus::{topic_matches, BusError};
 use parallel_you_core::envelope::{Envelope, Kind, PartialMeta};
 use parallel_you_core::error::{ErrorBody, ErrorCode};
-use parallel_you_core::names::check_event_pattern;
+use parallel_you_core::names::{check_event_pattern, check_session_id};
 
 use crate::rejection::ApiError;
 use crate::session_param::session_param;
@@ -67,6 +68,17 @@ fn follow_param(query: &HashMap<String, String>) -> Result<Vec<String>, ApiError
     Ok(patterns)
 }
 
+/// The `client` parameter: a name the client keeps across reconnects
+/// (the dashboard uses one per browser tab), so it resumes after what it
+/// was given, not after what another client of the session was given.
+fn client_param(query: &HashMap<String, String>) -> Result<Option<String>, ApiError> {
+    let Some(client) = query.get("client") else {
+        return Ok(None);
+    };
+    check_session_id(client).map_err(|e| ApiError::BadRequest(format!("client: {}", e.0)))?;
+    Ok(Some(client.clone()))
+}
+
 /// Handles the upgrade request.
 pub(crate) async fn upgrade(
     State(gw): State<Arc<Gateway>>,
@@ -76,9 +88,10 @@ pub(crate) async fn upgrade(
     let session = session_param(None, &query)?
         .ok_or_else(|| ApiError::BadRequest("name the session: /ws?session=<id>".to_owned()))?;
     let follow = follow_param(&query)?;
+    let client = client_param(&query)?;
     Ok(ws
         .max_message_size(gw.config.max_body + 4096)
-        .on_upgrade(move |socket| run(gw, session, follow, socket)))
+        .on_upgrade(move |socket| run(gw, session, client, follow, socket)))
 }
 
 async fn send_text(socket: &mut WebSocket, text: &str) -> bool {
@@ -112,13 +125,27 @@ fn gap_event(session: &str, missed: u64, message: String) -> String {
     ev.to_json()
 }
 
-async fn run(gw: Arc<Gateway>, session: String, follow: Vec<String>, mut socket: WebSocket) {
+async fn run(
+    gw: Arc<Gateway>,
+    session: String,
+    client: Option<String>,
+    follow: Vec<String>,
+    mut socket: WebSocket,
+) {
     let session: Arc<str> = Arc::from(session);
+    let Some(attached) = gw.sessions.attach(&session, client.as_deref()) else {
+        // 1013: try again later.
+        let frame = CloseFrame {
+            code: 1013,
+            reason: Utf8Bytes::from_static("too many live sessions on this gateway"),
+        };
+        let _ = socket.send(Message::Close(Some(frame))).await;
+        return;
+    };
     // Only a follower holds a receiver: without one, events of no session
     // are not even serialised.
     let mut feed = (!follow.is_empty()).then(|| gw.sessions.follow());
     let mut sending = FuturesUnordered::<BoxFuture<'static, Option<String>>>::new();
-    let attached = gw.sessions.attach(&session);
     let mut cursor = attached.cursor;
     let mut changed = attached.changed;
     tracing::debug!(session_id = %session, cursor, "websocket attached");
@@ -134,7 +161,7 @@ async fn run(gw: Arc<Gateway>, session: String, follow: Vec<String>, mut socket:
                 break 'outer;
             }
             cursor = seq;
-            gw.sessions.delivered(&session, seq);
+            gw.sessions.delivered(&session, client.as_deref(), seq);
             gw.metrics.delivered();
         }
         tokio::select! {

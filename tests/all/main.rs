@@ -19,6 +19,7 @@ mod dispatch;
 mod effects;
 mod gateway;
 mod gateway_limits;
+mod gateway_sessions;
 mod hot;
 mod indexes;
 mod languages;

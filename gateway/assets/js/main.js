@@ -2,7 +2,7 @@
 // server restart resumes it), the socket, the model, and the views.
 
 import { useSession } from './api.js';
-import { connect } from './ws.js';
+import { connect, randomId } from './ws.js';
 import { model, apply, reload, subscribe } from './store.js';
 import { batched } from './view.js';
 import { renderBoard } from './board.js';
@@ -18,8 +18,7 @@ const SESSION_KEY = 'pyou.session';
 function sessionId() {
   let id = localStorage.getItem(SESSION_KEY);
   if (!id || !/^[A-Za-z0-9_-]{1,64}$/.test(id)) {
-    const bytes = crypto.getRandomValues(new Uint8Array(8));
-    id = `dash-${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+    id = randomId('dash');
     localStorage.setItem(SESSION_KEY, id);
   }
   return id;

@@ -73,10 +73,14 @@ impl Server {
     }
 
     pub async fn ws(&self, session: &str) -> Ws {
-        let (ws, _) =
-            tokio_tungstenite::connect_async(format!("ws://{}/ws?session={session}", self.addr))
-                .await
-                .unwrap();
+        self.ws_query(&format!("session={session}")).await
+    }
+
+    /// A WebSocket on `/ws?<query>`.
+    pub async fn ws_query(&self, query: &str) -> Ws {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws?{query}", self.addr))
+            .await
+            .unwrap();
         ws
     }
 

@@ -41,6 +41,16 @@ pub struct ReactorInfo {
     pub queries: Vec<QueryInfo>,
 }
 
+/// What clients are shown of a component's path: its file name. Events
+/// and `GET /handlers` reach anyone who can use the API; where the
+/// operator keeps the folder is not theirs to know.
+pub fn public_file_name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
 /// One line of `pyou handlers`: a loaded component or a file that failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandlerStatus {

@@ -314,7 +314,14 @@ async fn healthz() -> impl IntoResponse {
 /// `GET /handlers`: what `pyou handlers --gateway` prints.
 async fn handlers(State(gw): State<Arc<Gateway>>) -> axum::response::Response {
     match &gw.host {
-        Some(host) => Json(host.status()).into_response(),
+        Some(host) => {
+            let mut status = host.status();
+            for s in &mut status {
+                s.file =
+                    parallel_you_core::host_info::public_file_name(std::path::Path::new(&s.file));
+            }
+            Json(status).into_response()
+        }
         None => (
             axum::http::StatusCode::NOT_FOUND,
             Json(serde_json::json!({

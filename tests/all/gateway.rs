@@ -301,6 +301,21 @@ async fn api_listing_and_openapi_follow_the_handlers() {
     server.host.load_dir(server.handlers.path()).await.unwrap();
     let (status, _) = post(&server.url("/api/noop/ping"), None, "{}").await;
     assert_eq!(status, 404);
+    // GET /handlers names each component's file, not where it lives.
+    let listed: Value = reqwest::get(server.url("/handlers"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let files: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["file"].as_str())
+        .collect();
+    assert!(files.contains(&"counter.wasm"), "{listed}");
+    assert!(files.iter().all(|f| !f.contains('/')), "{listed}");
     server.stop().await;
 }
 

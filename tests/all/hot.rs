@@ -142,7 +142,8 @@ async fn a_new_file_is_served_without_a_restart() {
     assert_eq!(b["domain"], "hot");
     assert_eq!(b["version"], "1.0.0");
     assert_eq!(b["sha256"].as_str().map(str::len), Some(64));
-    assert!(b["file"].as_str().unwrap().ends_with("hot.wasm"), "{b}");
+    // The file name only: where the folder is is the operator's business.
+    assert_eq!(b["file"], "hot.wasm", "{b}");
     // Bound on the bus: a command sent there is consumed and answered.
     let mut answers = s.bus.subscribe("session.h1.#").await.unwrap();
     s.bus
@@ -311,7 +312,7 @@ async fn a_broken_file_is_reported_and_the_old_version_keeps_serving() {
     place(s.dir.path(), "hot1.wasm", b"this is not a component");
     let failed = s.next_event("handler.load_failed").await;
     let b = body(&failed);
-    assert!(b["file"].as_str().unwrap().ends_with("hot1.wasm"), "{b}");
+    assert_eq!(b["file"], "hot1.wasm", "{b}");
     assert!(
         b["reason"]
             .as_str()

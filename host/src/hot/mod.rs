@@ -36,6 +36,7 @@ use serde_json::{json, Value};
 use crate::host::Host;
 use crate::runtime::{LoadError, LoadedHandler};
 use parallel_you_core::envelope::Envelope;
+use parallel_you_core::host_info::public_file_name;
 
 mod folder;
 mod framing;
@@ -191,7 +192,7 @@ impl HotLoader {
             None => {
                 tracing::info!(file = %file.display(), domain = %new.manifest.domain, version = %new.version_label(), "handler loaded");
                 let body = json!({
-                    "file": file.display().to_string(),
+                    "file": public_file_name(file),
                     "domain": new.manifest.domain,
                     "version": new.manifest.version,
                     "sha256": new.sha256,
@@ -214,7 +215,7 @@ impl HotLoader {
                 let removed: Vec<&String> = old_keys.iter().filter(|k| !keys.contains(k)).collect();
                 tracing::info!(file = %file.display(), domain = %new.manifest.domain, old = %old.version_label(), new = %new.version_label(), "handler upgraded");
                 let body = json!({
-                    "file": file.display().to_string(),
+                    "file": public_file_name(file),
                     "domain": new.manifest.domain,
                     "old": version_json(old),
                     "new": version_json(&new),
@@ -285,7 +286,7 @@ impl HotLoader {
         let serving = registry.by_file(&err.file).map(|h| version_json(h));
         tracing::warn!(%err, "handler not loaded");
         let body = json!({
-            "file": err.file.display().to_string(),
+            "file": public_file_name(&err.file),
             "reason": err.reason,
             "serving": serving,
         });
@@ -308,7 +309,7 @@ impl HotLoader {
                 event(
                     UNLOADED,
                     &json!({
-                        "file": file.display().to_string(),
+                        "file": public_file_name(file),
                         "domain": h.manifest.domain,
                         "version": h.manifest.version,
                         "sha256": h.sha256,

@@ -70,7 +70,16 @@ async fn run() -> anyhow::Result<()> {
     host.load_dir(handlers.path()).await?;
     let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
     let serving = host.serve(bus.clone()).await?;
-    let gateway = Gateway::start(bus, Some(host.clone()), GatewayConfig::default()).await?;
+    // One client posting as fast as it can would be over the per-client
+    // rate: a rate no load here reaches keeps its cost in the figure.
+    let config = GatewayConfig {
+        rate_limit: Some(parallel_you_gateway::Rate {
+            per_second: u32::MAX / 2,
+            burst: u32::MAX / 2,
+        }),
+        ..GatewayConfig::default()
+    };
+    let gateway = Gateway::start(bus, Some(host.clone()), config).await?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

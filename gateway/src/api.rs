@@ -54,6 +54,16 @@ pub(crate) async fn post_command(
         })
         .transpose()?
         .map(|ms| Duration::from_millis(ms).min(gw.config.max_wait));
+    // Each waiting request holds a connection and a waiter: bounded.
+    let _waiting = match wait {
+        Some(_) => Some(gw.waits.clone().try_acquire_owned().map_err(|_| {
+            ApiError::Overloaded(format!(
+                "{} requests already wait for their events (?wait=)",
+                gw.config.max_waits
+            ))
+        })?),
+        None => None,
+    };
     let text = read_text(&gw, body).await?;
     let text = if text.trim().is_empty() { "{}" } else { &text };
     let mut cmd = Envelope::command(&routing_key, text).map_err(|e| {

@@ -22,6 +22,7 @@ mod dashboard;
 mod metrics;
 pub mod openapi;
 pub mod query;
+mod rate;
 mod rejection;
 mod session_param;
 mod sessions;
@@ -43,11 +44,13 @@ use parallel_you_core::{Bus, HostInfo};
 use tokio_util::sync::CancellationToken;
 
 pub use catalog::CommandEntry;
+pub use rate::Rate;
 pub use rejection::ApiError;
 
 use crate::catalog::Catalog;
 use crate::connections::{CappedAcceptor, ConnectionCap};
 use crate::metrics::GatewayMetrics;
+use crate::rate::Rates;
 use crate::sessions::Sessions;
 
 /// Settings of a gateway.
@@ -86,6 +89,16 @@ pub struct GatewayConfig {
     /// lowered to what the process's descriptor limit allows); past it a
     /// new connection is closed at once.
     pub max_connections: usize,
+    /// Requests to `/api/…` per client (IP address) (default 1000/s,
+    /// bursts of 2000; `None`: unlimited): 429 with `Retry-After` past it.
+    pub rate_limit: Option<Rate>,
+    /// Commands one WebSocket may send (default 1000/s, bursts of 2000):
+    /// past it the socket is read more slowly.
+    pub socket_rate: Option<Rate>,
+    /// Open WebSockets per client (default 256): 429 past it.
+    pub sockets_per_client: usize,
+    /// `?wait=` requests waiting at once (default 1024): 503 past it.
+    pub max_waits: usize,
 }
 
 impl Default for GatewayConfig {
@@ -103,6 +116,16 @@ impl Default for GatewayConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            rate_limit: Some(Rate {
+                per_second: 1000,
+                burst: 2000,
+            }),
+            socket_rate: Some(Rate {
+                per_second: 1000,
+                burst: 2000,
+            }),
+            sockets_per_client: 256,
+            max_waits: 1024,
         }
     }
 }
@@ -138,6 +161,8 @@ pub struct Gateway {
     sessions: Sessions,
     metrics: GatewayMetrics,
     connections: Arc<ConnectionCap>,
+    rates: Rates,
+    waits: Arc<tokio::sync::Semaphore>,
     config: GatewayConfig,
     shutdown: CancellationToken,
 }
@@ -171,6 +196,12 @@ impl Gateway {
             }),
             metrics: GatewayMetrics::default(),
             connections: Arc::new(ConnectionCap::new(config.max_connections)),
+            rates: Rates {
+                requests: rate::Buckets::new(config.rate_limit),
+                sockets: rate::Sockets::new(config.sockets_per_client),
+                socket_commands: config.socket_rate,
+            },
+            waits: Arc::new(tokio::sync::Semaphore::new(config.max_waits.max(1))),
             bus,
             host,
             config,
@@ -219,15 +250,23 @@ impl Gateway {
 
     /// The routes.
     pub fn router(self: &Arc<Self>) -> Router {
-        Router::new()
-            .route("/", get(dashboard::index))
-            .route("/assets/{*path}", get(dashboard::asset))
-            .route("/api", get(api::list_commands))
+        // Commands and queries cost the gateway and the host work: those
+        // routes count against the caller's rate.
+        let limited = Router::new()
             .route(
                 "/api/query/{domain}/{name}",
                 get(query::get_query).post(query::post_query),
             )
             .route("/api/{*path}", post(api::post_command))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                rate::limit_requests,
+            ));
+        Router::new()
+            .route("/", get(dashboard::index))
+            .route("/assets/{*path}", get(dashboard::asset))
+            .route("/api", get(api::list_commands))
+            .merge(limited)
             .route("/openapi.json", get(openapi_json))
             .route("/ws", get(ws::upgrade))
             .route("/handlers", get(handlers))
@@ -270,7 +309,9 @@ impl Gateway {
             gw.shutdown.cancel();
             on_signal.graceful_shutdown(Some(grace));
         });
-        let app = self.router().into_make_service();
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
         let capped = CappedAcceptor::new(
             axum_server::accept::DefaultAcceptor::new(),
             self.connections.clone(),

@@ -1,6 +1,7 @@
 //! Why the gateway refused a request, as typed errors that render as JSON
 //! responses saying what to do.
 
+use axum::http::header::RETRY_AFTER;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -34,6 +35,17 @@ pub enum ApiError {
         /// The body timeout in milliseconds.
         ms: u64,
     },
+    /// The caller is over one of its limits.
+    #[error("too many {what}; retry after {retry_after_s} s")]
+    TooManyRequests {
+        /// Seconds until it may try again.
+        retry_after_s: u64,
+        /// Which limit.
+        what: &'static str,
+    },
+    /// The gateway is at a limit of its own (not the caller's).
+    #[error("{0}; retry in a second")]
+    Overloaded(String),
     /// The bus cannot take the command now.
     #[error("the bus is unavailable: {0}; retry later")]
     Unavailable(String),
@@ -53,6 +65,22 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = self.to_string();
         let (status, body) = match self {
+            ApiError::TooManyRequests { retry_after_s, .. } => {
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(RETRY_AFTER, retry_after_s.to_string())],
+                    Json(json!({ "error": message, "retry_after_s": retry_after_s })),
+                )
+                    .into_response()
+            }
+            ApiError::Overloaded(_) => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(RETRY_AFTER, "1".to_owned())],
+                    Json(json!({ "error": message })),
+                )
+                    .into_response()
+            }
             ApiError::UnknownCommand { known, .. } => (
                 StatusCode::NOT_FOUND,
                 json!({

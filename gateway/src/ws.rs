@@ -8,6 +8,7 @@
 //! feed gets a `pyou.gap` saying so.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -16,13 +17,15 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::response::Response;
+use axum::Extension;
 use parallel_you_core::bus::{topic_matches, BusError};
 use parallel_you_core::envelope::{Envelope, Kind, PartialMeta};
 use parallel_you_core::error::{ErrorBody, ErrorCode};
 use parallel_you_core::names::{check_event_pattern, check_session_id};
 
+use crate::rate::{caller, Pace};
 use crate::rejection::ApiError;
 use crate::session_param::session_param;
 use crate::Gateway;
@@ -82,6 +85,7 @@ fn client_param(query: &HashMap<String, String>) -> Result<Option<String>, ApiEr
 /// Handles the upgrade request.
 pub(crate) async fn upgrade(
     State(gw): State<Arc<Gateway>>,
+    addr: Option<Extension<ConnectInfo<SocketAddr>>>,
     Query(query): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
@@ -89,9 +93,20 @@ pub(crate) async fn upgrade(
         .ok_or_else(|| ApiError::BadRequest("name the session: /ws?session=<id>".to_owned()))?;
     let follow = follow_param(&query)?;
     let client = client_param(&query)?;
+    let slot = gw
+        .rates
+        .sockets
+        .open(&caller(addr.as_ref().map(|a| &a.0)))
+        .ok_or(ApiError::TooManyRequests {
+            retry_after_s: 1,
+            what: "WebSockets open from this client",
+        })?;
     Ok(ws
         .max_message_size(gw.config.max_body + 4096)
-        .on_upgrade(move |socket| run(gw, session, client, follow, socket)))
+        .on_upgrade(move |socket| async move {
+            run(gw, session, client, follow, socket).await;
+            drop(slot);
+        }))
 }
 
 async fn send_text(socket: &mut WebSocket, text: &str) -> bool {
@@ -146,6 +161,7 @@ async fn run(
     // are not even serialised.
     let mut feed = (!follow.is_empty()).then(|| gw.sessions.follow());
     let mut sending = FuturesUnordered::<BoxFuture<'static, Option<String>>>::new();
+    let mut pace = Pace::new(gw.rates.socket_commands);
     let mut cursor = attached.cursor;
     let mut changed = attached.changed;
     tracing::debug!(session_id = %session, cursor, "websocket attached");
@@ -200,6 +216,8 @@ async fn run(
             msg = socket.recv(), if sending.len() < SENDS_IN_FLIGHT => match msg {
                 Some(Ok(Message::Text(text))) => {
                     sending.push(Box::pin(command_from_client(gw.clone(), session.clone(), text)));
+                    // Past the socket's rate, the next read waits.
+                    pace.next().await;
                 }
                 Some(Ok(Message::Binary(_))) => {
                     let err = ErrorBody::new(ErrorCode::InvalidEnvelope, "send envelopes as text frames of JSON")

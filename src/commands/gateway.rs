@@ -22,10 +22,10 @@ pub(crate) struct Args {
 /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     let bus = args.bus.connect_broker("gateway").await?;
-    let config = GatewayConfig {
+    let config = args.listen.config(GatewayConfig {
         query_timeout: args.query_timeout.max(std::time::Duration::from_millis(1)),
         ..GatewayConfig::default()
-    };
+    });
     let gateway = Gateway::start(bus, None, config).await?;
     args.listen.serve(&gateway, "pyou gateway serving").await?;
     eprintln!("pyou stopped");

@@ -29,7 +29,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     let host = args.host.open().await?;
     let bus = args.bus.connect("serve").await?;
     let serving = host.serve(bus.clone()).await?;
-    let gateway = Gateway::start(bus, Some(host.clone()), GatewayConfig::default()).await?;
+    let config = args.listen.config(GatewayConfig::default());
+    let gateway = Gateway::start(bus, Some(host.clone()), config).await?;
     let (url, mut server) = args.listen.spawn(&gateway)?;
     eprintln!(
         "pyou: listening on {url}; loading {}",

@@ -1,12 +1,14 @@
 //! What protects the gateway from hostile clients: half-sent requests are
-//! cut off, open connections are capped, a stalled body is a 408.
+//! cut off, open connections are capped, a stalled body is a 408, and
+//! each client has a request rate, a number of sockets, and the gateway a
+//! number of waiting requests.
 
 use crate::common;
 
 use std::time::Duration;
 
 use common::gateway::Server;
-use parallel_you_gateway::GatewayConfig;
+use parallel_you_gateway::{GatewayConfig, Rate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -114,5 +116,120 @@ async fn a_stalled_body_is_a_408_and_sends_nothing() {
         .unwrap();
     let got: serde_json::Value = res.json().await.unwrap();
     assert_eq!(got["events"][0]["body"]["code"], "not_found", "{got}");
+    server.stop().await;
+}
+
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(ip))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_rate_gets_429_and_others_do_not() {
+    let config = GatewayConfig {
+        rate_limit: Some(Rate {
+            per_second: 1,
+            burst: 5,
+        }),
+        ..GatewayConfig::default()
+    };
+    let server = Server::start(&["counter"], config, None).await;
+    let hasty = client_from([127, 0, 0, 1]);
+    let post = |client: &reqwest::Client| {
+        client
+            .post(server.url("/api/counter/increment"))
+            .body(r#"{"name":"rate"}"#)
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(post(&hasty).await.unwrap().status(), 202);
+    }
+    let over = post(&hasty).await.unwrap();
+    assert_eq!(over.status(), 429);
+    assert_eq!(
+        over.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body: serde_json::Value = over.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("too many requests"),
+        "{body}"
+    );
+    // Another address has a bucket of its own; reading the API is free.
+    assert_eq!(
+        post(&client_from([127, 0, 0, 2])).await.unwrap().status(),
+        202
+    );
+    let listing = hasty.get(server.url("/api")).send().await.unwrap();
+    assert_eq!(listing.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_per_client_and_waiting_requests_are_capped() {
+    let config = GatewayConfig {
+        sockets_per_client: 2,
+        max_waits: 1,
+        ..GatewayConfig::default()
+    };
+    let server = Server::start(&["counter", "spin"], config, None).await;
+    let one = server.ws("w1").await;
+    let _two = server.ws("w2").await;
+    let url = format!("ws://{}/ws?session=w3", server.addr);
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status(), 429)
+        }
+        other => panic!("a third socket: {other:?}"),
+    }
+    drop(one);
+    // The slot comes back once the gateway sees the socket gone.
+    let mut reopened = false;
+    for _ in 0..50 {
+        if tokio_tungstenite::connect_async(url.as_str()).await.is_ok() {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reopened, "the closed socket's slot was not given back");
+
+    // One request may wait: a second one is told to come back.
+    let client = reqwest::Client::new();
+    let waiting = client
+        .post(server.url("/api/spin/forever?wait=3000"))
+        .body("{}")
+        .send();
+    let waiting = tokio::spawn(waiting);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = client
+        .post(server.url("/api/counter/get?wait=1000"))
+        .body(r#"{"name":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 503);
+    assert_eq!(
+        second
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let _ = waiting.await;
+    let third = client
+        .post(server.url("/api/counter/get?wait=1000"))
+        .body(r#"{"name":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(third.status(), 200, "the wait slot came back");
     server.stop().await;
 }

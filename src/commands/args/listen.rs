@@ -16,9 +16,28 @@ pub(crate) struct ListenArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub(crate) tls_key: Option<PathBuf>,
+    /// Commands and queries per second one client (IP address) may send
+    /// over HTTP, in bursts of twice that; 429 past it. 0: unlimited.
+    #[arg(long, env = "PYOU_RATE_LIMIT", default_value_t = 1000)]
+    pub(crate) rate_limit: u32,
 }
 
 impl ListenArgs {
+    /// `config` with the limits given on the command line.
+    pub(crate) fn config(
+        &self,
+        config: parallel_you_gateway::GatewayConfig,
+    ) -> parallel_you_gateway::GatewayConfig {
+        let rate_limit = (self.rate_limit > 0).then(|| parallel_you_gateway::Rate {
+            per_second: self.rate_limit,
+            burst: self.rate_limit.saturating_mul(2),
+        });
+        parallel_you_gateway::GatewayConfig {
+            rate_limit,
+            ..config
+        }
+    }
+
     /// Binds the listener; returns it with the TLS files, if any.
     fn bind(
         &self,

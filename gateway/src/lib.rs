@@ -11,16 +11,23 @@
 //! | `GET /handlers` | the host's handlers: file, domain, version, SHA-256, load time, routing keys, last error (404 without a host in this process) |
 //! | `GET /healthz`, `GET /metrics` | liveness; Prometheus text |
 //!
+//! With [`Auth::Jwt`] every route but `/healthz` and the dashboard's files
+//! needs a bearer token (`auth/`); sessions then belong to the token's
+//! subject (`owners.rs`), and what a client sends passes `sanitize.rs`.
+//!
 //! Follow a command from `api.rs` to the bus, and its events back through
 //! `sessions.rs` to `ws.rs`.
 
 mod api;
+pub mod auth;
 pub mod catalog;
 mod dashboard;
 mod metrics;
 pub mod openapi;
+mod owners;
 pub mod query;
 mod rejection;
+mod sanitize;
 mod session_param;
 mod sessions;
 mod tls;
@@ -40,11 +47,13 @@ use axum::{Json, Router};
 use parallel_you_core::{Bus, HostInfo};
 use tokio_util::sync::CancellationToken;
 
+pub use auth::Auth;
 pub use catalog::CommandEntry;
 pub use rejection::ApiError;
 
 use crate::catalog::Catalog;
 use crate::metrics::GatewayMetrics;
+use crate::owners::Owners;
 use crate::sessions::Sessions;
 
 /// Settings of a gateway.
@@ -65,6 +74,21 @@ pub struct GatewayConfig {
     /// How long a query asked on the bus waits for a host's answer before
     /// it is a 504 (default 10 s).
     pub query_timeout: Duration,
+    /// How callers are authenticated (default none).
+    pub auth: Auth,
+    /// Where sessions' owners are kept with authentication on, so they
+    /// survive a restart (default: in memory).
+    pub session_store: Option<SessionStore>,
+}
+
+/// The store a gateway keeps session owners in.
+#[derive(Clone)]
+pub struct SessionStore(pub Arc<dyn parallel_you_core::store::Store>);
+
+impl std::fmt::Debug for SessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionStore")
+    }
 }
 
 impl Default for GatewayConfig {
@@ -77,6 +101,8 @@ impl Default for GatewayConfig {
             refresh: Duration::from_secs(1),
             max_wait: Duration::from_secs(30),
             query_timeout: Duration::from_secs(10),
+            auth: Auth::None,
+            session_store: None,
         }
     }
 }
@@ -110,6 +136,7 @@ pub struct Gateway {
     host: Option<Arc<dyn HostInfo>>,
     catalog: Catalog,
     sessions: Sessions,
+    owners: Owners,
     metrics: GatewayMetrics,
     config: GatewayConfig,
     shutdown: CancellationToken,
@@ -140,6 +167,7 @@ impl Gateway {
                 config.reconnect_window,
                 config.max_sessions,
             ),
+            owners: Owners::new(config.session_store.as_ref().map(|s| s.0.clone())),
             metrics: GatewayMetrics::default(),
             bus,
             host,
@@ -204,6 +232,10 @@ impl Gateway {
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
             .fallback(api::not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                auth::authenticate,
+            ))
             // The API reads bodies with its own limit and answers 413 itself.
             .layer(DefaultBodyLimit::disable())
             .with_state(self.clone())

@@ -15,14 +15,16 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::response::Response;
 use parallel_you_core::bus::{topic_matches, BusError};
-use parallel_you_core::envelope::{Envelope, Kind, PartialMeta};
+use parallel_you_core::envelope::{Envelope, PartialMeta};
 use parallel_you_core::error::{ErrorBody, ErrorCode};
 use parallel_you_core::names::check_event_pattern;
 
+use crate::auth::Caller;
 use crate::rejection::ApiError;
+use crate::sanitize::{client_envelope, Refused};
 use crate::session_param::session_param;
 use crate::Gateway;
 
@@ -67,18 +69,38 @@ fn follow_param(query: &HashMap<String, String>) -> Result<Vec<String>, ApiError
     Ok(patterns)
 }
 
-/// Handles the upgrade request.
+/// Handles the upgrade request: with authentication on, the session must
+/// be the caller's own (or new), and following other sessions needs the
+/// `events:follow` scope.
 pub(crate) async fn upgrade(
     State(gw): State<Arc<Gateway>>,
     Query(query): Query<HashMap<String, String>>,
+    Extension(caller): Extension<Caller>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let session = session_param(None, &query)?
         .ok_or_else(|| ApiError::BadRequest("name the session: /ws?session=<id>".to_owned()))?;
     let follow = follow_param(&query)?;
+    let allowed = match &caller.subject {
+        Some(subject) => gw.owners.claim(&session, subject).await,
+        None => Ok(()),
+    }
+    .and_then(|()| match follow.is_empty() {
+        true => Ok(()),
+        false => caller.may_follow(),
+    });
+    if let Err(err) = allowed {
+        gw.metrics.forbidden();
+        return Err(err);
+    }
+    // The subprotocol that carried the token is the one chosen.
+    let ws = match &caller.protocol {
+        Some(p) => ws.protocols([p.clone()]),
+        None => ws,
+    };
     Ok(ws
         .max_message_size(gw.config.max_body + 4096)
-        .on_upgrade(move |socket| run(gw, session, follow, socket)))
+        .on_upgrade(move |socket| run(gw, caller, session, follow, socket)))
 }
 
 async fn send_text(socket: &mut WebSocket, text: &str) -> bool {
@@ -112,8 +134,15 @@ fn gap_event(session: &str, missed: u64, message: String) -> String {
     ev.to_json()
 }
 
-async fn run(gw: Arc<Gateway>, session: String, follow: Vec<String>, mut socket: WebSocket) {
+async fn run(
+    gw: Arc<Gateway>,
+    caller: Caller,
+    session: String,
+    follow: Vec<String>,
+    mut socket: WebSocket,
+) {
     let session: Arc<str> = Arc::from(session);
+    let caller = Arc::new(caller);
     // Only a follower holds a receiver: without one, events of no session
     // are not even serialised.
     let mut feed = (!follow.is_empty()).then(|| gw.sessions.follow());
@@ -172,7 +201,7 @@ async fn run(gw: Arc<Gateway>, session: String, follow: Vec<String>, mut socket:
             }
             msg = socket.recv(), if sending.len() < SENDS_IN_FLIGHT => match msg {
                 Some(Ok(Message::Text(text))) => {
-                    sending.push(Box::pin(command_from_client(gw.clone(), session.clone(), text)));
+                    sending.push(Box::pin(command_from_client(gw.clone(), caller.clone(), session.clone(), text)));
                 }
                 Some(Ok(Message::Binary(_))) => {
                     let err = ErrorBody::new(ErrorCode::InvalidEnvelope, "send envelopes as text frames of JSON")
@@ -215,6 +244,7 @@ fn socket_meta(session: &str, correlation_id: Option<String>) -> PartialMeta {
 /// (JSON text) for the client when it cannot be sent.
 async fn command_from_client(
     gw: Arc<Gateway>,
+    caller: Arc<Caller>,
     session: Arc<str>,
     text: Utf8Bytes,
 ) -> Option<String> {
@@ -231,20 +261,17 @@ async fn command_from_client(
     let refuse = |code: ErrorCode, message: String| {
         let mut meta = cmd.meta.clone();
         meta.set_session(session);
+        meta.user_id = caller.subject.clone();
         Some(ErrorBody::new(code, message).event_for(&meta).to_json())
     };
-    if cmd.meta.kind != Kind::Command {
-        return refuse(
-            ErrorCode::InvalidEnvelope,
-            "only commands can be sent".to_owned(),
-        );
-    }
-    if cmd.meta.session_id.as_deref() != Some(session) {
-        return refuse(
-            ErrorCode::InvalidEnvelope,
-            format!("meta.session_id must be this socket's session {session:?}"),
-        );
-    }
+    let cmd = match client_envelope(&gw, &caller, session, cmd.clone()) {
+        Ok(cmd) => cmd,
+        Err(Refused::Invalid(message)) => return refuse(ErrorCode::InvalidEnvelope, message),
+        Err(Refused::Forbidden(message)) => {
+            gw.metrics.forbidden();
+            return refuse(ErrorCode::Forbidden, message);
+        }
+    };
     let routing_key = cmd.meta.routing_key.clone();
     match gw.bus.send(cmd.clone()).await {
         Ok(()) => {

@@ -16,19 +16,23 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-struct Server {
-    addr: SocketAddr,
-    host: Arc<Host>,
-    bus: Arc<dyn Bus>,
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
+    pub(crate) host: Arc<Host>,
+    pub(crate) bus: Arc<dyn Bus>,
     handlers: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
-    async fn start(names: &[&str], config: GatewayConfig, tls: Option<TlsFiles>) -> Server {
+    pub(crate) async fn start(
+        names: &[&str],
+        config: GatewayConfig,
+        tls: Option<TlsFiles>,
+    ) -> Server {
         Self::start_on(common::serve_on_bus(names).await, config, tls).await
     }
 
@@ -70,11 +74,11 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    async fn ws(&self, session: &str) -> Ws {
+    pub(crate) async fn ws(&self, session: &str) -> Ws {
         let (ws, _) =
             tokio_tungstenite::connect_async(format!("ws://{}/ws?session={session}", self.addr))
                 .await
@@ -92,7 +96,7 @@ impl Server {
         .await
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -103,7 +107,7 @@ impl Server {
     }
 }
 
-async fn post(url: &str, session: Option<&str>, body: &str) -> (u16, Value) {
+pub(crate) async fn post(url: &str, session: Option<&str>, body: &str) -> (u16, Value) {
     let client = reqwest::Client::new();
     let mut req = client
         .post(url)
@@ -121,7 +125,7 @@ async fn post(url: &str, session: Option<&str>, body: &str) -> (u16, Value) {
     )
 }
 
-async fn next_json(ws: &mut Ws, within: Duration) -> Option<Value> {
+pub(crate) async fn next_json(ws: &mut Ws, within: Duration) -> Option<Value> {
     loop {
         let msg = tokio::time::timeout(within, ws.next()).await.ok()??.ok()?;
         match msg {

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod amqp;
+mod auth;
 mod bounds;
 mod budgets;
 mod bus;
@@ -16,6 +17,7 @@ mod crash;
 mod dashboard;
 mod dispatch;
 mod effects;
+mod envelopes;
 mod gateway;
 mod hot;
 mod indexes;

@@ -3,7 +3,9 @@
 //! POST → 202 round trip of the same client, `?wait` round trips, and
 //! commands sent over one WebSocket against the same commands over HTTP,
 //! and, as the ceiling of the HTTP stack in the same run, a bare axum
-//! server that parses the same JSON body and answers 202.
+//! server that parses the same JSON body and answers 202; and POST → 202
+//! through a second gateway with `--auth jwt` (HS256) beside the first,
+//! alternating, to see what verifying a token costs.
 //!
 //! Run with `cargo bench --bench gateway` (needs `wrk` on PATH for the load
 //! part: `apt-get install wrk`; without it that part is skipped with a note).
@@ -79,7 +81,7 @@ async fn run() -> anyhow::Result<()> {
         }),
         ..GatewayConfig::default()
     };
-    let gateway = Gateway::start(bus, Some(host.clone()), config).await?;
+    let gateway = Gateway::start(bus.clone(), Some(host.clone()), config).await?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -208,9 +210,80 @@ async fn run() -> anyhow::Result<()> {
             100.0 * g / b
         );
     }
+    jwt_against_none(&host, bus, &url, &client).await?;
     let _ = stop_tx.send(());
     server.await??;
     serving.shutdown(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+/// POST → 202 through the gateway at `url` (no authentication) and through
+/// a second one over the same host with `--auth jwt` (HS256, a token with
+/// a scope), one request to each in turn so both see the same machine.
+async fn jwt_against_none(
+    host: &Arc<Host>,
+    bus: Arc<dyn Bus>,
+    url: &str,
+    client: &reqwest::Client,
+) -> anyhow::Result<()> {
+    use parallel_you_gateway::auth::{JwtSettings, JwtVerifier};
+    let secret = b"a benchmark secret of at least 32 bytes".to_vec();
+    let settings = JwtSettings {
+        hs256_secret: Some(secret.clone()),
+        audience: Some("bench".to_owned()),
+        ..JwtSettings::default()
+    };
+    let config = GatewayConfig {
+        auth: parallel_you_gateway::Auth::Jwt(Arc::new(JwtVerifier::new(&settings)?)),
+        ..GatewayConfig::default()
+    };
+    let gateway = Gateway::start(bus, Some(host.clone()), config).await?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let jwt_url = format!("http://{}/api/noop/ping", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let signal = async move {
+            let _ = stop_rx.await;
+        };
+        gateway
+            .serve(listener, None, signal, Duration::from_secs(5))
+            .await
+    });
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + 3600;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({ "sub": "bench", "aud": "bench", "exp": exp, "scope": "noop.*" }),
+        &jsonwebtoken::EncodingKey::from_secret(&secret)?,
+    )?;
+    let (mut plain, mut with_jwt) = (Vec::new(), Vec::new());
+    let started = Instant::now();
+    for i in 0..ROUND_TRIPS {
+        if started.elapsed() > TIME_CAP {
+            break;
+        }
+        for (target, token, samples) in [
+            (url, None, &mut plain),
+            (jwt_url.as_str(), Some(&token), &mut with_jwt),
+        ] {
+            let mut req = client.post(target).body(format!(r#"{{"i":{i}}}"#));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let t = Instant::now();
+            let res = req.send().await?;
+            anyhow::ensure!(res.status().as_u16() == 202, "status {}", res.status());
+            res.bytes().await?;
+            samples.push(t.elapsed());
+        }
+    }
+    println!();
+    report("POST → 202, no auth (alternating)", plain);
+    report("POST → 202, --auth jwt HS256", with_jwt);
+    let _ = stop_tx.send(());
+    server.await??;
     Ok(())
 }
 

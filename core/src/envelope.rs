@@ -11,8 +11,8 @@ use serde_json::value::RawValue;
 
 use crate::json_depth::{check_depth, MAX_JSON_DEPTH};
 use crate::names::{
-    check_message_id, check_reply_channel, check_routing_key, check_session_id, domain_of,
-    session_channel, MAX_ROUTING_KEY_LEN,
+    check_message_id, check_reply_channel, check_routing_key, check_session_id, check_user_id,
+    domain_of, session_channel, MAX_ROUTING_KEY_LEN,
 };
 
 /// Default largest body, in bytes of JSON text.
@@ -51,6 +51,11 @@ pub struct Meta {
     pub session_id: Option<String>,
     /// RFC 3339 UTC time with milliseconds, e.g. `2026-11-23T15:41:09.123Z`.
     pub timestamp: String,
+    /// Who sent the command (the subject of the token the gateway
+    /// verified): set by the gateway, never taken from a client, carried
+    /// by every message the command causes. Absent without authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     /// On an event: the last one its command caused, so a client waiting for
     /// the answer can stop (the host sets it; see [`Envelope::mark_last`]).
     /// Written only when true, so older readers see the same shape as before.
@@ -76,6 +81,7 @@ impl Meta {
             causation_id: None,
             session_id: None,
             timestamp: now_rfc3339(),
+            user_id: None,
             last: false,
         }
     }
@@ -98,6 +104,12 @@ impl Meta {
         self.causation_id = causation_id;
         self.session_id = session_id;
         self.reply_channel = reply_channel;
+        self
+    }
+
+    /// This meta as sent on behalf of `user_id` (see [`Meta::user_id`]).
+    pub fn on_behalf_of(mut self, user_id: Option<String>) -> Self {
+        self.user_id = user_id;
         self
     }
 }
@@ -195,6 +207,9 @@ impl Envelope {
         if let Some(r) = &m.reply_channel {
             check_reply_channel(r).map_err(name)?;
         }
+        if let Some(u) = &m.user_id {
+            check_user_id(u).map_err(name)?;
+        }
         parse_timestamp_ms(&m.timestamp).map_err(fail)?;
         if self.body.get().len() > max_body {
             return Err(fail(format!(
@@ -219,11 +234,13 @@ impl Envelope {
     /// correlation id as causation id, and its session and reply channel.
     pub fn event_for(cause: &Meta, routing_key: &str, body: Box<RawValue>) -> Self {
         Envelope {
-            meta: Meta::new(Kind::Event, routing_key).caused_by(
-                Some(cause.correlation_id.clone()),
-                cause.session_id.clone(),
-                cause.reply_channel.clone(),
-            ),
+            meta: Meta::new(Kind::Event, routing_key)
+                .caused_by(
+                    Some(cause.correlation_id.clone()),
+                    cause.session_id.clone(),
+                    cause.reply_channel.clone(),
+                )
+                .on_behalf_of(cause.user_id.clone()),
             body,
         }
     }

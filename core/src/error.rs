@@ -37,11 +37,15 @@ pub enum ErrorCode {
     /// The command's effects are over a limit of the host's (its changes
     /// to the store, its events' total size): nothing of it was kept.
     LimitExceeded,
+    /// The sender may not send this command: it is internal (only the
+    /// host's timers send it), its domain is the host's, or its session
+    /// belongs to another subject.
+    Forbidden,
 }
 
 impl ErrorCode {
     /// Every host-defined code.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::Trap,
         ErrorCode::Timeout,
         ErrorCode::MemoryLimit,
@@ -53,6 +57,7 @@ impl ErrorCode {
         ErrorCode::Unavailable,
         ErrorCode::Overloaded,
         ErrorCode::LimitExceeded,
+        ErrorCode::Forbidden,
     ];
 
     /// The host-defined code spelled `text`, if there is one.
@@ -74,6 +79,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::LimitExceeded => "limit_exceeded",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 

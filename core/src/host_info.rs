@@ -16,6 +16,10 @@ pub struct CommandInfo {
     /// JSON Schema of the body, if declared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_schema: Option<serde_json::Value>,
+    /// Sent only by the host's timers: refused from clients and left out
+    /// of the API listings.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
 }
 
 /// One query a reactor answers, as its manifest declares it.

@@ -41,6 +41,14 @@ pub const MAX_CODE_LEN: usize = 64;
 /// because `/api/query/…` is the gateway's route for reactors' queries.)
 pub const RESERVED_DOMAINS: &[&str] = &["pyou", "session", "handler", "system", "query"];
 
+/// Largest user id (a token's `sub`).
+pub const MAX_USER_ID_LEN: usize = 256;
+
+/// Prefixes of the message ids the host derives for its own messages (a
+/// timer's command, a reactor's commands and markers): a client may never
+/// choose one, so no client message can collide with the host's.
+pub const HOST_MESSAGE_ID_PREFIXES: &[&str] = &["timer-", "rx-", "rc-"];
+
 /// The prefix of every session's reply channel.
 pub const SESSION_PREFIX: &str = "session";
 
@@ -126,6 +134,31 @@ pub fn check_message_id(field: &str, id: &str) -> Result<(), NameError> {
     if !is_printable(id, MAX_ID_LEN) {
         return Err(NameError(format!(
             "{field} must be 1 to {MAX_ID_LEN} printable characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a user id: 1 to 256 printable characters.
+pub fn check_user_id(id: &str) -> Result<(), NameError> {
+    if !is_printable(id, MAX_USER_ID_LEN) {
+        return Err(NameError(format!(
+            "user_id must be 1 to {MAX_USER_ID_LEN} printable characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a message id a client chose: a [message id](check_message_id)
+/// that does not start with one of the host's own prefixes.
+pub fn check_client_message_id(id: &str) -> Result<(), NameError> {
+    check_message_id("message_id", id)?;
+    if let Some(prefix) = HOST_MESSAGE_ID_PREFIXES
+        .iter()
+        .find(|p| id.starts_with(**p))
+    {
+        return Err(NameError(format!(
+            "message_id may not start with {prefix:?}: the host derives such ids for its own messages"
         )));
     }
     Ok(())
@@ -295,6 +328,11 @@ mod tests {
         assert!(check_collection("no/slash").is_err());
         assert!(check_reply_channel("session.abc").is_ok());
         assert!(check_reply_channel("session..abc").is_err());
+        assert!(check_client_message_id("01JD3").is_ok());
+        assert!(check_client_message_id("timer-01JD3").is_err());
+        assert!(check_client_message_id("rx-tally-1").is_err());
+        assert!(check_user_id("alice@example.com").is_ok());
+        assert!(check_user_id("").is_err());
         assert!(is_error_code("not_found"));
         assert!(!is_error_code("Not-Found"));
     }

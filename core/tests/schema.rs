@@ -152,6 +152,7 @@ fn command(key: &str, schema: Option<Value>) -> CommandInfo {
         routing_key: key.to_owned(),
         summary: String::new(),
         body_schema: schema,
+        internal: false,
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use parallel_you_core::names::check_routing_key;
 use serde_json::json;
 use tracing::Instrument;
 
+use crate::auth::Caller;
 use crate::body::read_text;
 use crate::catalog::routing_key_of;
 use crate::rejection::ApiError;
@@ -27,6 +28,7 @@ pub(crate) async fn post_command(
     State(gw): State<Arc<Gateway>>,
     Path(tail): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -38,6 +40,10 @@ pub(crate) async fn post_command(
     if check_routing_key(&routing_key).is_err() {
         return Err(unknown(&gw));
     }
+    if let Err(err) = crate::sanitize::admit(&gw, &caller, &routing_key) {
+        gw.metrics.forbidden();
+        return Err(err);
+    }
     if gw.catalog.find(&routing_key).is_none() {
         // A handler may have appeared since the last refresh.
         gw.catalog.refresh().await;
@@ -46,6 +52,12 @@ pub(crate) async fn post_command(
         }
     }
     let session = session_param(Some(&headers), &query)?;
+    if let (Some(session), Some(subject)) = (&session, &caller.subject) {
+        if let Err(err) = gw.owners.claim(session, subject).await {
+            gw.metrics.forbidden();
+            return Err(err);
+        }
+    }
     let wait = query
         .get("wait")
         .map(|w| {
@@ -75,6 +87,8 @@ pub(crate) async fn post_command(
     if let Some(s) = &session {
         cmd = cmd.with_session(s);
     }
+    cmd.meta.user_id = caller.subject.clone();
+    let (own_session, own_user) = (cmd.meta.session_id.clone(), cmd.meta.user_id.clone());
     let correlation_id = cmd.meta.correlation_id.clone();
     let message_id = cmd.meta.message_id.clone();
     let span = tracing::info_span!(
@@ -111,6 +125,11 @@ pub(crate) async fn post_command(
         let mut events = Vec::new();
         let mut complete = false;
         while let Ok(Some(event)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            // Only the answers to this caller's command: another client
+            // may have sent a command under the same correlation id.
+            if event.meta.session_id != own_session || event.meta.user_id != own_user {
+                continue;
+            }
             complete = event.meta.last;
             events.push(event);
             if complete {
@@ -160,7 +179,8 @@ fn wait_answer(
     )
 }
 
-/// Handles `GET /api`: the discovered commands and queries.
+/// Handles `GET /api`: the discovered commands and queries (none a
+/// manifest marks internal).
 pub(crate) async fn list_commands(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     Json(json!({
         "commands": gw.catalog.entries().as_ref(),

@@ -7,11 +7,16 @@
 //! misses, so handlers that appear or disappear change the API without a
 //! restart.
 //!
+//! Commands a manifest marks internal (sent only by their handler's
+//! timers) are left out of the listing, and remembered so a client's
+//! attempt can be refused by name. A gateway without a host in its
+//! process cannot see manifests: there the host refuses them.
+//!
 //! Queries likewise: from the host's reactors when one runs in this
 //! process, else from the bus's query bindings (on RabbitMQ, each bound
 //! with its summary and params schema), read at the same refreshes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use parallel_you_core::bus::QueryRoute;
@@ -64,6 +69,8 @@ struct Listing {
     /// The queries the bus binds (none when a host runs in this process:
     /// its reactors are read directly).
     queries: Arc<Vec<QueryRoute>>,
+    /// Bound routing keys a manifest marks internal: not in `entries`.
+    internal: HashSet<String>,
 }
 
 impl Listing {
@@ -79,6 +86,7 @@ impl Listing {
             by_key,
             keys,
             queries: Arc::default(),
+            internal: HashSet::new(),
         }
     }
 }
@@ -107,6 +115,11 @@ impl Catalog {
         let listing = self.listing.read();
         let i = *listing.by_key.get(routing_key)?;
         listing.entries.get(i).cloned()
+    }
+
+    /// Whether a manifest marks `routing_key` internal.
+    pub(crate) fn is_internal(&self, routing_key: &str) -> bool {
+        self.listing.read().internal.contains(routing_key)
     }
 
     /// Reads the bindings again and rebuilds the list if they changed
@@ -155,21 +168,30 @@ impl Catalog {
                 return;
             }
         }
+        let all_keys: Vec<String> = bindings.iter().map(|b| b.routing_key.clone()).collect();
+        let mut internal = HashSet::new();
         let entries: Vec<CommandEntry> = bindings
             .into_iter()
-            .map(|b| {
+            .filter_map(|b| {
                 let info = self.host.as_ref().and_then(|h| h.command(&b.routing_key));
-                CommandEntry {
+                if info.as_ref().is_some_and(|i| i.internal) {
+                    internal.insert(b.routing_key);
+                    return None;
+                }
+                Some(CommandEntry {
                     path: path_of(&b.routing_key),
                     method: "POST",
                     summary: info.as_ref().map(|i| i.summary.clone()),
                     body_schema: info.and_then(|i| i.body_schema),
                     routing_key: b.routing_key,
-                }
+                })
             })
             .collect();
         let mut listing = Listing::new(entries);
+        // Compared with the bindings at the next refresh: all of them.
+        listing.keys = all_keys;
         listing.queries = Arc::new(queries);
+        listing.internal = internal;
         *self.listing.write() = listing;
     }
 }

@@ -11,19 +11,26 @@
 //! | `GET /handlers` | the host's handlers: file, domain, version, SHA-256, load time, routing keys, last error (404 without a host in this process) |
 //! | `GET /healthz`, `GET /metrics` | liveness; Prometheus text |
 //!
+//! With [`Auth::Jwt`] every route but `/healthz` and the dashboard's files
+//! needs a bearer token (`auth/`); sessions then belong to the token's
+//! subject (`owners.rs`), and what a client sends passes `sanitize.rs`.
+//!
 //! Follow a command from `api.rs` to the bus, and its events back through
 //! `sessions.rs` to `ws.rs`.
 
 mod api;
+pub mod auth;
 mod body;
 pub mod catalog;
 mod connections;
 mod dashboard;
 mod metrics;
 pub mod openapi;
+mod owners;
 pub mod query;
 mod rate;
 mod rejection;
+mod sanitize;
 mod session_param;
 mod sessions;
 mod tls;
@@ -43,6 +50,7 @@ use axum::{Json, Router};
 use parallel_you_core::{Bus, HostInfo};
 use tokio_util::sync::CancellationToken;
 
+pub use auth::Auth;
 pub use catalog::CommandEntry;
 pub use rate::Rate;
 pub use rejection::ApiError;
@@ -50,6 +58,7 @@ pub use rejection::ApiError;
 use crate::catalog::Catalog;
 use crate::connections::{CappedAcceptor, ConnectionCap};
 use crate::metrics::GatewayMetrics;
+use crate::owners::Owners;
 use crate::rate::Rates;
 use crate::sessions::Sessions;
 
@@ -99,6 +108,21 @@ pub struct GatewayConfig {
     pub sockets_per_client: usize,
     /// `?wait=` requests waiting at once (default 1024): 503 past it.
     pub max_waits: usize,
+    /// How callers are authenticated (default none).
+    pub auth: Auth,
+    /// Where sessions' owners are kept with authentication on, so they
+    /// survive a restart (default: in memory).
+    pub session_store: Option<SessionStore>,
+}
+
+/// The store a gateway keeps session owners in.
+#[derive(Clone)]
+pub struct SessionStore(pub Arc<dyn parallel_you_core::store::Store>);
+
+impl std::fmt::Debug for SessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionStore")
+    }
 }
 
 impl Default for GatewayConfig {
@@ -126,6 +150,8 @@ impl Default for GatewayConfig {
             }),
             sockets_per_client: 256,
             max_waits: 1024,
+            auth: Auth::None,
+            session_store: None,
         }
     }
 }
@@ -159,6 +185,7 @@ pub struct Gateway {
     host: Option<Arc<dyn HostInfo>>,
     catalog: Catalog,
     sessions: Sessions,
+    owners: Owners,
     metrics: GatewayMetrics,
     connections: Arc<ConnectionCap>,
     rates: Rates,
@@ -194,6 +221,7 @@ impl Gateway {
                 window: config.reconnect_window,
                 sessions: config.max_sessions,
             }),
+            owners: Owners::new(config.session_store.as_ref().map(|s| s.0.clone())),
             metrics: GatewayMetrics::default(),
             connections: Arc::new(ConnectionCap::new(config.max_connections)),
             rates: Rates {
@@ -273,6 +301,10 @@ impl Gateway {
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
             .fallback(api::not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                auth::authenticate,
+            ))
             // The API reads bodies with its own limit and answers 413 itself.
             .layer(DefaultBodyLimit::disable())
             .with_state(self.clone())

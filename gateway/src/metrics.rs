@@ -14,6 +14,8 @@ use crate::sessions::Sessions;
 pub(crate) struct GatewayMetrics {
     accepted: Mutex<BTreeMap<String, u64>>,
     delivered: AtomicU64,
+    unauthorized: AtomicU64,
+    forbidden: AtomicU64,
 }
 
 impl GatewayMetrics {
@@ -27,6 +29,14 @@ impl GatewayMetrics {
 
     pub(crate) fn delivered(&self) {
         self.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn unauthorized(&self) {
+        self.unauthorized.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn forbidden(&self) {
+        self.forbidden.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn render(
@@ -57,6 +67,26 @@ impl GatewayMetrics {
             "pyou_gateway_events_delivered_total",
             &[],
             self.delivered.load(Ordering::Relaxed),
+        );
+        w.family(
+            "pyou_gateway_unauthorized_total",
+            "counter",
+            "Requests refused for a missing or invalid token (401).",
+        )
+        .sample(
+            "pyou_gateway_unauthorized_total",
+            &[],
+            self.unauthorized.load(Ordering::Relaxed),
+        );
+        w.family(
+            "pyou_gateway_forbidden_total",
+            "counter",
+            "Commands, queries and sessions refused to their caller (403 or a forbidden error event).",
+        )
+        .sample(
+            "pyou_gateway_forbidden_total",
+            &[],
+            self.forbidden.load(Ordering::Relaxed),
         );
         w.family(
             "pyou_gateway_websocket_sessions",

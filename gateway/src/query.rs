@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use tracing::Instrument;
 
+use crate::auth::Caller;
 use crate::rejection::ApiError;
 use crate::Gateway;
 
@@ -85,7 +86,9 @@ pub(crate) async fn get_query(
     State(gw): State<Arc<Gateway>>,
     Path((domain, name)): Path<(String, String)>,
     Query(params): Query<HashMap<String, String>>,
+    Extension(caller): Extension<Caller>,
 ) -> Result<Response, ApiError> {
+    caller.may_query(&domain, &name)?;
     let schema = entries(&gw)
         .into_iter()
         .find(|q| q.domain == domain && q.name == name)
@@ -98,8 +101,10 @@ pub(crate) async fn get_query(
 pub(crate) async fn post_query(
     State(gw): State<Arc<Gateway>>,
     Path((domain, name)): Path<(String, String)>,
+    Extension(caller): Extension<Caller>,
     body: Body,
 ) -> Result<Response, ApiError> {
+    caller.may_query(&domain, &name)?;
     let text = crate::body::read_text(&gw, body).await?;
     answer(&gw, &domain, &name, &text).await
 }

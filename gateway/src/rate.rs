@@ -1,7 +1,7 @@
 //! Limits per caller, so one client cannot take the gateway from the
 //! others: a request rate (429 with `Retry-After` past it), a number of
 //! open WebSockets, and a pace for the commands one socket sends. A
-//! caller is its IP address.
+//! caller is its token's subject when authenticated, else its IP address.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,6 +13,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use parking_lot::Mutex;
 
+use crate::auth::Caller;
 use crate::rejection::ApiError;
 use crate::Gateway;
 
@@ -28,9 +29,13 @@ pub struct Rate {
 /// Callers whose buckets are kept; past it the least recently seen go.
 const MAX_CALLERS: usize = 100_000;
 
-/// Who is asking, for the per-caller limits.
-pub(crate) fn caller(addr: Option<&ConnectInfo<SocketAddr>>) -> String {
-    addr.map_or_else(|| "unknown".to_owned(), |a| a.0.ip().to_string())
+/// Who is asking, for the per-caller limits: the subject, so one user's
+/// clients share a budget wherever they connect from; else the address.
+pub(crate) fn caller(who: Option<&Caller>, addr: Option<&ConnectInfo<SocketAddr>>) -> String {
+    match who.and_then(|c| c.subject.as_deref()) {
+        Some(subject) => format!("sub:{subject}"),
+        None => addr.map_or_else(|| "unknown".to_owned(), |a| a.0.ip().to_string()),
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -105,9 +110,10 @@ pub(crate) async fn limit_requests(
     next: Next,
 ) -> Result<Response, ApiError> {
     let addr = request.extensions().get::<ConnectInfo<SocketAddr>>();
+    let who = request.extensions().get::<Caller>();
     gw.rates
         .requests
-        .take(&caller(addr))
+        .take(&caller(who, addr))
         .map_err(|retry_after| ApiError::TooManyRequests {
             retry_after_s: retry_after.as_secs().max(1),
             what: "requests from this client",

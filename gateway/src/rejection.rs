@@ -49,6 +49,18 @@ pub enum ApiError {
     /// The bus cannot take the command now.
     #[error("the bus is unavailable: {0}; retry later")]
     Unavailable(String),
+    /// No valid token (with `--auth jwt`).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller may not do this: another subject's session, an internal
+    /// or reserved command, or outside the token's scope.
+    #[error("{message}")]
+    Forbidden {
+        /// What was refused and why.
+        message: String,
+        /// The scope the token would need, when a scope is what is missing.
+        missing_scope: Option<String>,
+    },
     /// `?wait=` passed without an event.
     #[error("no event arrived within {wait_ms} ms")]
     WaitTimedOut {
@@ -95,6 +107,25 @@ impl IntoResponse for ApiError {
                 json!({ "error": message, "limit": limit }),
             ),
             ApiError::SlowBody { .. } => (StatusCode::REQUEST_TIMEOUT, json!({ "error": message })),
+            ApiError::Unauthorized(_) => {
+                let body = json!({
+                    "error": message,
+                    "hint": "send a token: `Authorization: Bearer <token>`, or on a WebSocket the `Sec-WebSocket-Protocol` header `bearer, <token>`",
+                });
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                    Json(body),
+                )
+                    .into_response();
+            }
+            ApiError::Forbidden { missing_scope, .. } => (
+                StatusCode::FORBIDDEN,
+                match missing_scope {
+                    Some(scope) => json!({ "error": message, "missing_scope": scope }),
+                    None => json!({ "error": message }),
+                },
+            ),
             ApiError::Unavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": message }))
             }

@@ -21,12 +21,14 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::response::Response;
 use axum::Extension;
 use parallel_you_core::bus::{topic_matches, BusError};
-use parallel_you_core::envelope::{Envelope, Kind, PartialMeta};
+use parallel_you_core::envelope::{Envelope, PartialMeta};
 use parallel_you_core::error::{ErrorBody, ErrorCode};
 use parallel_you_core::names::{check_event_pattern, check_session_id};
 
-use crate::rate::{caller, Pace};
+use crate::auth::Caller;
+use crate::rate::{caller as caller_key, Pace};
 use crate::rejection::ApiError;
+use crate::sanitize::{client_envelope, Refused};
 use crate::session_param::session_param;
 use crate::Gateway;
 
@@ -82,29 +84,49 @@ fn client_param(query: &HashMap<String, String>) -> Result<Option<String>, ApiEr
     Ok(Some(client.clone()))
 }
 
-/// Handles the upgrade request.
+/// Handles the upgrade request: with authentication on, the session must
+/// be the caller's own (or new), and following other sessions needs the
+/// `events:follow` scope.
 pub(crate) async fn upgrade(
     State(gw): State<Arc<Gateway>>,
     addr: Option<Extension<ConnectInfo<SocketAddr>>>,
     Query(query): Query<HashMap<String, String>>,
+    Extension(caller): Extension<Caller>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let session = session_param(None, &query)?
         .ok_or_else(|| ApiError::BadRequest("name the session: /ws?session=<id>".to_owned()))?;
     let follow = follow_param(&query)?;
     let client = client_param(&query)?;
+    let allowed = match &caller.subject {
+        Some(subject) => gw.owners.claim(&session, subject).await,
+        None => Ok(()),
+    }
+    .and_then(|()| match follow.is_empty() {
+        true => Ok(()),
+        false => caller.may_follow(),
+    });
+    if let Err(err) = allowed {
+        gw.metrics.forbidden();
+        return Err(err);
+    }
     let slot = gw
         .rates
         .sockets
-        .open(&caller(addr.as_ref().map(|a| &a.0)))
+        .open(&caller_key(Some(&caller), addr.as_ref().map(|a| &a.0)))
         .ok_or(ApiError::TooManyRequests {
             retry_after_s: 1,
             what: "WebSockets open from this client",
         })?;
+    // The subprotocol that carried the token is the one chosen.
+    let ws = match &caller.protocol {
+        Some(p) => ws.protocols([p.clone()]),
+        None => ws,
+    };
     Ok(ws
         .max_message_size(gw.config.max_body + 4096)
         .on_upgrade(move |socket| async move {
-            run(gw, session, client, follow, socket).await;
+            run(gw, caller, session, client, follow, socket).await;
             drop(slot);
         }))
 }
@@ -142,12 +164,14 @@ fn gap_event(session: &str, missed: u64, message: String) -> String {
 
 async fn run(
     gw: Arc<Gateway>,
+    caller: Caller,
     session: String,
     client: Option<String>,
     follow: Vec<String>,
     mut socket: WebSocket,
 ) {
     let session: Arc<str> = Arc::from(session);
+    let caller = Arc::new(caller);
     let Some(attached) = gw.sessions.attach(&session, client.as_deref()) else {
         // 1013: try again later.
         let frame = CloseFrame {
@@ -215,7 +239,7 @@ async fn run(
             }
             msg = socket.recv(), if sending.len() < SENDS_IN_FLIGHT => match msg {
                 Some(Ok(Message::Text(text))) => {
-                    sending.push(Box::pin(command_from_client(gw.clone(), session.clone(), text)));
+                    sending.push(Box::pin(command_from_client(gw.clone(), caller.clone(), session.clone(), text)));
                     // Past the socket's rate, the next read waits.
                     pace.next().await;
                 }
@@ -260,6 +284,7 @@ fn socket_meta(session: &str, correlation_id: Option<String>) -> PartialMeta {
 /// (JSON text) for the client when it cannot be sent.
 async fn command_from_client(
     gw: Arc<Gateway>,
+    caller: Arc<Caller>,
     session: Arc<str>,
     text: Utf8Bytes,
 ) -> Option<String> {
@@ -276,20 +301,17 @@ async fn command_from_client(
     let refuse = |code: ErrorCode, message: String| {
         let mut meta = cmd.meta.clone();
         meta.set_session(session);
+        meta.user_id = caller.subject.clone();
         Some(ErrorBody::new(code, message).event_for(&meta).to_json())
     };
-    if cmd.meta.kind != Kind::Command {
-        return refuse(
-            ErrorCode::InvalidEnvelope,
-            "only commands can be sent".to_owned(),
-        );
-    }
-    if cmd.meta.session_id.as_deref() != Some(session) {
-        return refuse(
-            ErrorCode::InvalidEnvelope,
-            format!("meta.session_id must be this socket's session {session:?}"),
-        );
-    }
+    let cmd = match client_envelope(&gw, &caller, session, cmd.clone()) {
+        Ok(cmd) => cmd,
+        Err(Refused::Invalid(message)) => return refuse(ErrorCode::InvalidEnvelope, message),
+        Err(Refused::Forbidden(message)) => {
+            gw.metrics.forbidden();
+            return refuse(ErrorCode::Forbidden, message);
+        }
+    };
     let routing_key = cmd.meta.routing_key.clone();
     match gw.bus.send(cmd.clone()).await {
         Ok(()) => {

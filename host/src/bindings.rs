@@ -45,3 +45,33 @@ pub mod v0_1_2 {
         exports: { default: async },
     });
 }
+
+/// Both worlds as frozen at 0.1.3 (`host/wit/0.1.3`), for components
+/// built against 0.1.0 to 0.1.3 (handlers from 0.1.3; reactors, which
+/// came at 0.1.2, from any): their `meta` has no `user-id` and their
+/// `command-info` no `internal`. Only the exports are used, as for
+/// [`v0_1_2`].
+pub mod v0_1_3 {
+    wasmtime::component::bindgen!({
+        path: "wit/0.1.3",
+        world: "handler",
+        imports: { default: async },
+        exports: { default: async },
+    });
+
+    /// The `reactor` world at 0.1.3, sharing this version's types.
+    pub mod reactor {
+        wasmtime::component::bindgen!({
+            path: "wit/0.1.3",
+            world: "reactor",
+            imports: { default: async },
+            exports: { default: async },
+            with: {
+                "parallel-you:handler/types": super::parallel_you::handler::types,
+                "parallel-you:handler/store": super::parallel_you::handler::store,
+                "parallel-you:handler/scheduler": super::parallel_you::handler::scheduler,
+                "parallel-you:handler/log": super::parallel_you::handler::log,
+            },
+        });
+    }
+}

@@ -176,6 +176,7 @@ pub async fn replay(
         session_id: None,
         reply_channel: None,
         causation_id: letter.correlation_id.clone(),
+        user_id: None,
         reactor: true,
         event: Some(letter.event.clone()),
     };

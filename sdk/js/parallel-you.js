@@ -47,10 +47,10 @@
 // WIT `u64` values (versions, timestamps) are JavaScript BigInts at the
 // boundary; this helper hands out plain numbers (exact up to 2^53).
 
-import * as store from "parallel-you:handler/store@0.1.3";
-import { emit as witEmit } from "parallel-you:handler/emitter@0.1.3";
-import * as scheduler from "parallel-you:handler/scheduler@0.1.3";
-import { log as witLog } from "parallel-you:handler/log@0.1.3";
+import * as store from "parallel-you:handler/store@0.1.4";
+import { emit as witEmit } from "parallel-you:handler/emitter@0.1.4";
+import * as scheduler from "parallel-you:handler/scheduler@0.1.4";
+import { log as witLog } from "parallel-you:handler/log@0.1.4";
 
 const MAX_MESSAGE = 1000;
 const STACK_LINES = 12;
@@ -289,6 +289,11 @@ export class ReactorCtx extends QueryCtx {
     return this.meta.sessionId;
   }
 
+  /** Who sent the command: the token's subject, as the gateway verified it (undefined without authentication). */
+  get userId() {
+    return this.meta.userId;
+  }
+
   /** When the message was created, in ms since the Unix epoch (a number). */
   get timestampMs() {
     return Number(this.meta.timestampMs);
@@ -347,8 +352,21 @@ export class Router {
     this.routes.set(routingKey, {
       summary,
       schemaJson: schema ? JSON.stringify(schema) : undefined,
+      internal: false,
       fn,
     });
+    this.last = routingKey;
+    return this;
+  }
+
+  /**
+   * Marks the last added command internal: only this component's own
+   * timers send it (the gateway refuses it from clients and leaves it out
+   * of `/api`).
+   */
+  internal() {
+    const route = this.routes.get(this.last);
+    if (route) route.internal = true;
     return this;
   }
 
@@ -377,6 +395,7 @@ export class Router {
         routingKey,
         summary: r.summary,
         bodySchema: r.schemaJson,
+        internal: r.internal,
       })),
       events: [...this.events],
       indexes: this.indexes.map((i) => ({ collection: i.collection, fields: [...i.fields] })),

@@ -314,6 +314,12 @@ class ReactorCtx(QueryCtx):
         return self.meta.session_id
 
     @property
+    def user_id(self):
+        """Who sent the command: the subject of the token the gateway
+        verified (``None`` without authentication)."""
+        return self.meta.user_id
+
+    @property
     def timestamp_ms(self):
         """When the message was created, in ms since the Unix epoch."""
         return self.meta.timestamp_ms
@@ -348,12 +354,13 @@ class Ctx(ReactorCtx):
 
 
 class _Route:
-    __slots__ = ("key", "summary", "schema_json", "run")
+    __slots__ = ("key", "summary", "schema_json", "internal", "run")
 
-    def __init__(self, key, summary, schema, run):
+    def __init__(self, key, summary, schema, run, internal=False):
         self.key = key
         self.summary = summary
         self.schema_json = None if schema is None else _dumps(schema)
+        self.internal = internal
         self.run = run
 
 
@@ -367,18 +374,19 @@ class Router:
         self._events = []
         self._indexes = []
 
-    def command(self, routing_key, summary, schema=None):
+    def command(self, routing_key, summary, schema=None, internal=False):
         """Decorator adding a command: its full routing key
         (``<domain>.<name>``), a one-line summary and, optionally, the JSON
         Schema of its body (a dict), published in the manifest and checked by
         the host before the function runs. The function gets ``(ctx, body)`` with the
         body parsed (an empty body counts as ``{}``) and returns a list of
-        events."""
+        events. ``internal=True``: only this component's own timers send it
+        (the gateway refuses it from clients and leaves it out of ``/api``)."""
 
         def register(fn):
             if routing_key in self._routes:
                 raise ValueError(f"{routing_key} is declared twice")
-            self._routes[routing_key] = _Route(routing_key, summary, schema, fn)
+            self._routes[routing_key] = _Route(routing_key, summary, schema, fn, internal)
             return fn
 
         return register
@@ -402,7 +410,10 @@ class Router:
             version=self.version,
             commands=[
                 types.CommandInfo(
-                    routing_key=r.key, summary=r.summary, body_schema=r.schema_json
+                    routing_key=r.key,
+                    summary=r.summary,
+                    body_schema=r.schema_json,
+                    internal=r.internal,
                 )
                 for r in self._routes.values()
             ],

@@ -134,6 +134,22 @@ impl<K: CtxKind<Meta = Meta>> Ctx<K> {
         &self.meta.routing_key
     }
 
+    /// Who sent the command: the subject of the token the gateway
+    /// verified (a timer's command and a reactor's carry the user of the
+    /// message that caused them). `None` without authentication.
+    pub fn user_id(&self) -> Option<&str> {
+        self.meta.user_id.as_deref()
+    }
+
+    /// The id of the timer (as [`Ctx::schedule`] returned it) whose
+    /// command this is, or `None` when no timer sent it. The host seals
+    /// timer message ids, so a client cannot pass its command off as a
+    /// timer's.
+    pub fn fired_by_timer(&self) -> Option<&str> {
+        let rest = self.meta.message_id.strip_prefix("timer-")?;
+        Some(rest.rsplit_once('.').map_or(rest, |(id, _mac)| id))
+    }
+
     /// Has `routing_key` (of this component's own domain) with `body`
     /// delivered after `delay`, surviving host restarts: to a handler as
     /// the command `routing_key`, with this command's session and reply

@@ -136,10 +136,10 @@ pub mod reactor_bindings {
         default_bindings_module: "::parallel_you_sdk::reactor_bindings",
         additional_derives: [PartialEq, Eq],
         with: {
-            "parallel-you:handler/types@0.1.3": crate::bindings::parallel_you::handler::types,
-            "parallel-you:handler/store@0.1.3": crate::bindings::parallel_you::handler::store,
-            "parallel-you:handler/scheduler@0.1.3": crate::bindings::parallel_you::handler::scheduler,
-            "parallel-you:handler/log@0.1.3": crate::bindings::parallel_you::handler::log,
+            "parallel-you:handler/types@0.1.4": crate::bindings::parallel_you::handler::types,
+            "parallel-you:handler/store@0.1.4": crate::bindings::parallel_you::handler::store,
+            "parallel-you:handler/scheduler@0.1.4": crate::bindings::parallel_you::handler::scheduler,
+            "parallel-you:handler/log@0.1.4": crate::bindings::parallel_you::handler::log,
         },
     });
 }

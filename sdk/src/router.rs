@@ -13,6 +13,7 @@ struct Route {
     key: &'static str,
     summary: &'static str,
     schema: Option<&'static str>,
+    internal: bool,
     run: CommandFn,
 }
 
@@ -86,6 +87,7 @@ impl Router {
             key: routing_key,
             summary,
             schema: None,
+            internal: false,
             run: Box::new(move |ctx, body| f(ctx, parse_body(body)?)),
         });
         self
@@ -100,6 +102,19 @@ impl Router {
     pub fn schema(mut self, json_schema: &'static str) -> Self {
         if let Some(route) = self.routes.last_mut() {
             route.schema = Some(json_schema);
+        }
+        self
+    }
+
+    /// Marks the last added command internal: sent only by this
+    /// component's own timers ([`Ctx::schedule`](crate::Ctx::schedule)).
+    /// The gateway refuses it from clients and leaves it out of `/api`;
+    /// the host refuses it from anyone but a timer of this domain. Does
+    /// nothing before the first command.
+    #[must_use]
+    pub fn internal(mut self) -> Self {
+        if let Some(route) = self.routes.last_mut() {
+            route.internal = true;
         }
         self
     }
@@ -140,6 +155,7 @@ impl Router {
                     routing_key: r.key.to_owned(),
                     summary: r.summary.to_owned(),
                     body_schema: r.schema.map(str::to_owned),
+                    internal: r.internal,
                 })
                 .collect(),
             events: self.events.iter().map(|e| (*e).to_owned()).collect(),

@@ -15,6 +15,7 @@ fn meta(key: &str) -> Meta {
         causation_id: None,
         session_id: Some("s1".into()),
         timestamp_ms: 1_700_000_000_000,
+        user_id: None,
     }
 }
 

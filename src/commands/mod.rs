@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 
 // The shared pieces keep their old paths (`super::HostArgs`, `super::bus`),
 // so the subcommands did not change when they moved out of this file.
+pub(crate) use args::auth::AuthArgs;
 pub(crate) use args::bus;
 pub(crate) use args::cache::CacheArgs;
 pub(crate) use args::handlers::{HandlersDir, WatchArgs};

@@ -2,10 +2,10 @@
 //! defaults (in-process bus, SQLite store, the default handlers folder), or
 //! on RabbitMQ with `--bus`.
 
-use parallel_you_gateway::{Gateway, GatewayConfig};
+use parallel_you_gateway::{Gateway, GatewayConfig, SessionStore};
 
 use super::bus::BusArgs;
-use super::{stop_host, HostArgs, ListenArgs, WatchArgs};
+use super::{stop_host, AuthArgs, HostArgs, ListenArgs, WatchArgs};
 
 /// Arguments of `pyou serve`.
 #[derive(Debug, clap::Args)]
@@ -18,6 +18,11 @@ pub(crate) struct Args {
     bus: BusArgs,
     #[command(flatten)]
     listen: ListenArgs,
+    #[command(flatten)]
+    auth: AuthArgs,
+    /// Listen on a non-loopback address without authentication anyway.
+    #[arg(long)]
+    insecure_no_auth: bool,
 }
 
 /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
@@ -26,10 +31,22 @@ pub(crate) struct Args {
 /// compile can take tens of seconds), and prints its one line on stdout
 /// (for scripts and tests) once all of them are loaded.
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
+    let auth = args.auth.auth()?;
+    if !auth.is_on() && !args.listen.listen.ip().is_loopback() && !args.insecure_no_auth {
+        anyhow::bail!(
+            "refusing to listen on {} without authentication: anyone who can reach it could read and send every session's commands. Use --auth jwt (see README, Security), listen on 127.0.0.1, or pass --insecure-no-auth",
+            args.listen.listen
+        );
+    }
     let host = args.host.open().await?;
     let bus = args.bus.connect("serve").await?;
     let serving = host.serve(bus.clone()).await?;
-    let config = args.listen.config(GatewayConfig::default());
+    let config = args.listen.config(GatewayConfig {
+        auth,
+        // Session owners live in the host's store: they survive a restart.
+        session_store: Some(SessionStore(host.store().clone())),
+        ..GatewayConfig::default()
+    });
     let gateway = Gateway::start(bus, Some(host.clone()), config).await?;
     let (url, mut server) = args.listen.spawn(&gateway)?;
     eprintln!(

@@ -383,3 +383,32 @@ async fn serve_listens_first_then_brings_components_online_smallest_first() {
         .unwrap_or_else(|| panic!("{ready:?}"));
     assert!(commands > 10, "both components' commands: {ready:?}");
 }
+
+#[test]
+fn serve_refuses_a_public_address_without_authentication_and_says_why() {
+    let data = tempfile::tempdir().unwrap();
+    let handlers = handlers_dir(&[]);
+    let run = |args: &[&str]| {
+        common::pyou()
+            .args(args)
+            .args(["--handlers"])
+            .arg(handlers.path())
+            .arg("--data")
+            .arg(data.path())
+            .env_remove("PYOU_AUTH")
+            .env_remove("PYOU_JWT_SECRET")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["serve", "--listen", "0.0.0.0:0"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("without authentication") && err.contains("--insecure-no-auth"),
+        "{err}"
+    );
+    let out = run(&["serve", "--listen", "0.0.0.0:0", "--auth", "jwt"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("PYOU_JWT_SECRET"), "{err}");
+}

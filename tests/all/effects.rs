@@ -10,6 +10,7 @@ use crate::common::{body, call, cmd, handlers_dir, host_with_store, last_error, 
 use parallel_you_core::bus::{BusError, Collector, Publisher};
 use parallel_you_core::envelope::Envelope;
 use parallel_you_core::store::{MemoryStore, Store};
+use parallel_you_host::host::record_id;
 use parallel_you_host::outbox::OutboxRelay;
 use parallel_you_host::timers::ManualClock;
 use parallel_you_host::{Host, HostConfig, RetryPolicy};
@@ -63,7 +64,10 @@ async fn an_event_emitted_before_a_trap_is_never_published_nor_recorded() {
     assert_eq!(keys(&published), vec!["halfway.error"], "{published:?}");
     assert_eq!(keys(&returned), vec!["halfway.error"]);
     assert_eq!(body(&published[0])["code"], "trap");
-    let recorded = store.processed(&command.meta.message_id).await.unwrap();
+    let recorded = store
+        .processed(&record_id(&command.meta, false))
+        .await
+        .unwrap();
     let recorded = recorded.expect("the failed command is recorded");
     assert_eq!(recorded.len(), 1, "only its error event: {recorded:?}");
     assert!(!recorded[0].contains("halfway.started"), "{recorded:?}");
@@ -270,7 +274,10 @@ async fn markers_past_the_dedup_window_are_swept_and_the_command_runs_again() {
     );
     clock.advance(Duration::from_secs(1801));
     assert_eq!(relay.sweep_once().await, Ok(1));
-    assert_eq!(store.processed(&command.meta.message_id).await, Ok(None));
+    assert_eq!(
+        store.processed(&record_id(&command.meta, false)).await,
+        Ok(None)
+    );
     let again = call(&host, command).await;
     assert_eq!(
         body(&again[0])["n"],
@@ -301,6 +308,56 @@ async fn a_component_built_against_the_0_1_2_contract_still_loads_and_runs() {
     }
     let refused = call(&host, cmd("legacy012.nope", "{}")).await;
     assert_eq!(keys(&refused), vec!["legacy012.error"], "{refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_built_against_the_0_1_3_contract_still_loads_and_runs() {
+    // 0.1.3's meta has no `user-id` and its command-info no `internal`:
+    // the host reads it through its frozen 0.1.3 bindings.
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (host, _dir) = host_with_store(&["legacy013"], store.clone()).await;
+    assert!(
+        host.registry().failures().is_empty(),
+        "{:?}",
+        host.registry().failures()
+    );
+    let loaded = host.registry().route("legacy013.ping").cloned().unwrap();
+    assert_eq!(loaded.manifest.version, "0.1.3");
+    assert_eq!(loaded.manifest.indexes.len(), 1, "0.1.3 declares indexes");
+    assert!(!loaded.is_internal("legacy013.ping"));
+    let mut ping = cmd("legacy013.ping", "{}").with_session("s13");
+    ping.meta.user_id = Some("alice".to_owned());
+    let events = call(&host, ping).await;
+    assert_eq!(keys(&events), vec!["legacy013.pong"], "{events:?}");
+    assert_eq!(body(&events[0])["version"], 1);
+    assert_eq!(body(&events[0])["session"], "s13");
+    // The user id is not the old component's to see, but its events
+    // still carry it.
+    assert_eq!(events[0].meta.user_id.as_deref(), Some("alice"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reactor_built_against_the_0_1_3_contract_still_loads_reacts_and_answers() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (host, _dir) = host_with_store(&["rlegacy013"], store.clone()).await;
+    assert!(
+        host.registry().failures().is_empty(),
+        "{:?}",
+        host.registry().failures()
+    );
+    let cause = cmd("noop.ping", "{}").with_session("s13");
+    let mut event = Envelope::event_for(
+        &cause.meta,
+        "noop.ponged",
+        serde_json::value::to_raw_value(&serde_json::json!({})).unwrap(),
+    );
+    event.meta.user_id = Some("alice".to_owned());
+    let out = Collector::new();
+    let _ = host.react("rlegacy013", &event, &out).await;
+    let last = host.query("rlegacy013", "last", "{}").await.unwrap();
+    let last: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(last["message_id"], event.meta.message_id.as_str(), "{last}");
+    assert_eq!(last["session_id"], "s13");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

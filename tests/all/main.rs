@@ -8,6 +8,7 @@
 
 mod amqp;
 mod amqp_returns;
+mod auth;
 mod bounds;
 mod budgets;
 mod bus;
@@ -17,6 +18,7 @@ mod crash;
 mod dashboard;
 mod dispatch;
 mod effects;
+mod envelopes;
 mod gateway;
 mod gateway_limits;
 mod gateway_sessions;

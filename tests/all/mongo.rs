@@ -19,6 +19,7 @@ use common::{call, cmd, handlers_dir, host_with_store, last_error};
 use parallel_you_core::store::{
     Commit, Committed, Document, Filter, Marker, MemoryStore, Op, Store, StoreError,
 };
+use parallel_you_host::host::record_id;
 use parallel_you_host::store::MongoStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,7 +369,10 @@ async fn redelivery_to_another_host_neither_loses_nor_repeats_a_recorded_command
         1,
         "a command whose commit failed leaves nothing"
     );
-    assert_eq!(b.processed(&command.meta.message_id).await, Ok(None));
+    assert_eq!(
+        b.processed(&record_id(&command.meta, false)).await,
+        Ok(None)
+    );
     // Redelivered to B: applied exactly once.
     let redelivered = call(&host_b, command.clone()).await;
     assert_eq!(last_error(&redelivered), None, "{redelivered:?}");

@@ -928,15 +928,24 @@ async fn only_the_timer_of_the_current_run_expires_a_quantum() {
     let app = App::start().await;
     let t = app.task(json!({"title": "t"})).await;
     let started = app.act("start", &t["id"]).await;
-    // A client sending the timer's command, even with the right run, is not
-    // the timer: nothing happens.
+    // A client sending the timer's command, even with the right run and
+    // the timer's id, is not the timer: the command is internal, and
+    // refused.
     let expire = |b: Value| cmd("thread.quantum.expire", &b.to_string());
-    let events = call(&app.host, expire(json!({"id": t["id"], "run": 1}))).await;
-    assert!(events.is_empty(), "{events:?}");
+    let mut forged = expire(json!({"id": t["id"], "run": 1}));
+    for message_id in [
+        forged.meta.message_id.clone(),
+        format!("timer-{}", started["timer_id"].as_str().unwrap()),
+    ] {
+        forged.meta.message_id = message_id;
+        let events = call(&app.host, forged.clone()).await;
+        assert_eq!(
+            error_code_of(&events[0]).as_deref(),
+            Some("forbidden"),
+            "{events:?}"
+        );
+    }
     assert_eq!(app.get(&t["id"]).await, started, "unchanged");
-    // Nor does a timer for a thread that is gone.
-    let events = call(&app.host, expire(json!({"id": "gone", "run": 1}))).await;
-    assert!(events.is_empty(), "{events:?}");
 }
 
 #[tokio::test]

@@ -70,7 +70,8 @@ async fn scheduled_command_fires_on_the_session_after_its_delay() {
     assert_eq!(pong.meta.session_id.as_deref(), Some("t1"));
     // The timer's command was processed under its one message id, and the
     // timer is gone.
-    let marker = store.processed(&format!("timer-{timer_id}")).await.unwrap();
+    let sealed = host.seal().await.unwrap().message_id("noop", &timer_id);
+    let marker = store.processed(&sealed).await.unwrap();
     assert!(marker.is_some_and(|events| events.len() == 1));
     assert_eq!(pending(store.as_ref()).await, 0);
     assert!(
@@ -105,7 +106,8 @@ async fn a_timer_fires_when_the_clock_reaches_its_due_time() {
     let pong = next(&mut session, Duration::from_secs(5)).await.unwrap();
     assert_eq!(pong.meta.routing_key, "noop.ponged");
     assert_eq!(body(&pong), serde_json::json!({"x": 5}));
-    let marker = store.processed(&format!("timer-{timer_id}")).await.unwrap();
+    let sealed = host.seal().await.unwrap().message_id("noop", &timer_id);
+    let marker = store.processed(&sealed).await.unwrap();
     assert!(marker.is_some_and(|events| events.len() == 1));
     assert_eq!(pending(store.as_ref()).await, 0);
     serving.stop();

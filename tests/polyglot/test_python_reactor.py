@@ -78,6 +78,7 @@ def meta(key, message_id="01HZX0000000000000000000AA", ts=1_700_000_000_000):
         causation_id=None,
         session_id="s1",
         timestamp_ms=ts,
+        user_id="alice",
     )
 
 

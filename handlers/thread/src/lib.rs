@@ -123,6 +123,7 @@ impl Handler for ThreadDomain {
                 expire,
             )
             .schema(&s.expire)
+            .internal()
             .command("thread.sprint.create", "Create a sprint", create_sprint)
             .schema(&s.sprint_create)
             .command(

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use super::Host;
+use super::{dedup, Host};
 use crate::faults::{self, Point};
 use parallel_you_core::bus::{BusError, Publisher};
 use parallel_you_core::envelope::{Envelope, EnvelopeError, Kind};
@@ -84,7 +84,30 @@ impl Host {
             );
             return self.fail(cmd, err, out.as_ref()).await;
         }
-        match self.store.processed(&cmd.meta.message_id).await {
+        // Only the host makes timer message ids (they are sealed): one
+        // that merely looks like a timer's is forged.
+        let sealed = if cmd.meta.message_id.starts_with(crate::timers::seal::PREFIX) {
+            match self.seal().await {
+                Ok(seal) if dedup::is_sealed(seal, &cmd.meta) => true,
+                Ok(_) => {
+                    let err = ErrorBody::new(
+                        ErrorCode::Forbidden,
+                        format!(
+                            "message_id {:?} looks like a timer's, but no timer of this host made it: ids starting with `timer-` are the host's",
+                            cmd.meta.message_id
+                        ),
+                    );
+                    return self.fail(cmd, err, out.as_ref()).await;
+                }
+                Err(err) => {
+                    return Handled::retry(ErrorBody::new(ErrorCode::Unavailable, err.to_string()))
+                }
+            }
+        } else {
+            false
+        };
+        let record = dedup::record_id(&cmd.meta, sealed);
+        match self.store.processed(&record).await {
             Ok(Some(recorded)) => {
                 tracing::info!("already processed: republishing its recorded events");
                 self.metrics.replayed();
@@ -105,6 +128,16 @@ impl Host {
             );
             return self.fail(cmd, err, out.as_ref()).await;
         };
+        if !sealed && handler.is_internal(&cmd.meta.routing_key) {
+            let err = ErrorBody::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "{:?} is internal: only a timer of its domain sends it",
+                    cmd.meta.routing_key
+                ),
+            );
+            return self.fail(cmd, err, out.as_ref()).await;
+        }
         let started = Instant::now();
         let mut run = 1;
         loop {
@@ -131,7 +164,10 @@ impl Host {
             };
             faults::reached(Point::AfterGuest);
             let may_rerun = run < CONFLICT_RUNS;
-            let Some(handled) = self.commit(cmd, events, ops, out.as_ref(), may_rerun).await else {
+            let Some(handled) = self
+                .commit(cmd, &record, events, ops, out.as_ref(), may_rerun)
+                .await
+            else {
                 // Overtaken at the commit, nothing kept: run it again on
                 // what the other command left, as if it had come after it
                 // (a handler that retries conflicts sees it at call time).
@@ -149,7 +185,8 @@ impl Host {
         }
     }
 
-    /// Commits a command's `ops` with its marker and `events` in one step,
+    /// Commits a command's `ops` with its marker (`record`, see
+    /// [`dedup::record_id`]) and `events` in one step,
     /// then publishes the events and marks them sent. A conflict (unless
     /// `may_rerun`: then `None`, to run the command again) or a refusal of
     /// the commit becomes the command's error event, committed in place of
@@ -157,6 +194,7 @@ impl Host {
     async fn commit(
         &self,
         cmd: &Envelope,
+        record: &str,
         mut events: Vec<Envelope>,
         mut ops: Vec<Op>,
         out: &dyn Publisher,
@@ -167,7 +205,7 @@ impl Host {
             Envelope::mark_last(&mut events);
             let now = self.clock.now_ms();
             let marker = Marker {
-                message_id: cmd.meta.message_id.clone(),
+                message_id: record.to_owned(),
                 events: events.iter().map(Envelope::to_json).collect(),
                 at_ms: now,
                 lease_until_ms: now.saturating_add(OUTBOX_LEASE.as_millis() as u64),
@@ -181,7 +219,7 @@ impl Host {
                     faults::reached(Point::AfterCommit);
                     if publish_all(out, &events).await {
                         faults::reached(Point::AfterPublish);
-                        if let Err(err) = self.store.mark_sent(&cmd.meta.message_id).await {
+                        if let Err(err) = self.store.mark_sent(record).await {
                             // The relay publishes them again: the same
                             // message ids, which consumers deduplicate.
                             tracing::warn!(error = %err, "could not mark the events sent");

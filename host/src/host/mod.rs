@@ -5,6 +5,7 @@
 //! accessors, and the one way its registry changes. The path of one command
 //! is in `dispatch`; taking commands from a bus (and stopping) is in `serve`.
 
+mod dedup;
 mod dispatch;
 mod react;
 mod reactors;
@@ -18,13 +19,14 @@ use parking_lot::RwLock;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::runtime::{Limits, LoadError, LoadedHandler, Runtime, RuntimeError};
-use crate::timers::{Clock, SystemClock};
+use crate::timers::{Clock, SystemClock, TimerSeal};
 use crate::warm::InstancePolicy;
 use parallel_you_core::envelope::Envelope;
 use parallel_you_core::host_info::HandlerStatus;
 use parallel_you_core::host_info::{CommandInfo, HostInfo};
-use parallel_you_core::store::Store;
+use parallel_you_core::store::{Store, StoreError};
 
+pub use dedup::record_id;
 pub(crate) use dispatch::{publish_all, OUTBOX_LEASE};
 pub use react::{Reacted, ReactorConfig, DEFAULT_MAX_COMMANDS};
 use serve::ServeState;
@@ -69,6 +71,9 @@ pub struct Host {
     /// Tries of the commands failing for a passing reason.
     retries: serve::Retries,
     serving: tokio::sync::Mutex<Option<ServeState>>,
+    /// Makes and checks timer message ids; its key is read from the store
+    /// on first use.
+    seal: tokio::sync::OnceCell<TimerSeal>,
 }
 
 impl std::fmt::Debug for Host {
@@ -134,6 +139,7 @@ impl Host {
             metrics: Metrics::default(),
             retries: serve::Retries::default(),
             serving: tokio::sync::Mutex::new(None),
+            seal: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -230,6 +236,14 @@ impl Host {
     /// The clock its timers are scheduled and fired by.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// The seal of this host's timer message ids (its key from the store,
+    /// read or made on first use).
+    pub async fn seal(&self) -> Result<&TimerSeal, StoreError> {
+        self.seal
+            .get_or_try_init(|| TimerSeal::open(self.store.as_ref()))
+            .await
     }
 
     /// How long processed markers are kept.

@@ -243,11 +243,13 @@ impl Host {
             let m = &event.meta;
             let meta = Meta {
                 message_id: command_id(domain, &m.message_id, index),
-                ..Meta::new(Kind::Command, &w.routing_key).caused_by(
-                    Some(m.correlation_id.clone()),
-                    m.session_id.clone(),
-                    m.reply_channel.clone(),
-                )
+                ..Meta::new(Kind::Command, &w.routing_key)
+                    .caused_by(
+                        Some(m.correlation_id.clone()),
+                        m.session_id.clone(),
+                        m.reply_channel.clone(),
+                    )
+                    .on_behalf_of(m.user_id.clone())
             };
             out.push(Envelope { meta, body });
         }

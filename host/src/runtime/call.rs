@@ -8,7 +8,6 @@ use wasmtime::{Store, UpdateDeadline};
 
 use super::classify::{bounded, classify, handler_error, to_wit_command};
 use super::{LoadedHandler, Runtime};
-use crate::bindings::{self, ReactorPre};
 use crate::sandbox::Sandbox;
 use crate::warm::{InstancePolicy, WarmInstance};
 use parallel_you_core::envelope::Envelope;
@@ -249,16 +248,4 @@ pub(super) trait Instantiate: Sync {
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = wasmtime::Result<Self::Bound>> + Send + 'a>,
     >;
-}
-
-impl Instantiate for ReactorPre<Sandbox> {
-    type Bound = bindings::Reactor;
-    fn instantiate<'a>(
-        &'a self,
-        store: &'a mut Store<Sandbox>,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = wasmtime::Result<Self::Bound>> + Send + 'a>,
-    > {
-        Box::pin(self.instantiate_async(store))
-    }
 }

@@ -150,6 +150,7 @@ fn to_wit_meta(env: &Envelope) -> bindings::parallel_you::handler::types::Meta {
         causation_id: m.causation_id.clone(),
         session_id: m.session_id.clone(),
         timestamp_ms: parse_timestamp_ms(&m.timestamp).unwrap_or(0),
+        user_id: m.user_id.clone(),
     }
 }
 

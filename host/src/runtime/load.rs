@@ -7,10 +7,10 @@ use std::time::{Duration, Instant, SystemTime};
 use wasmtime::component::Component;
 
 use super::call::Slot;
-use super::compat::{is_before_0_1_3, AnyHandlerPre};
+use super::compat::{AnyHandlerPre, AnyReactorPre, Contract};
 use super::manifest::{validate_manifest, validate_reactor_manifest, Manifest};
 use super::Runtime;
-use crate::bindings::{self, v0_1_2, HandlerPre, ReactorPre};
+use crate::bindings;
 use crate::cache::sha256_hex;
 use crate::sandbox::Sandbox;
 use crate::warm::WarmPool;
@@ -59,8 +59,8 @@ pub struct LoadedHandler {
 pub(crate) enum Pre {
     /// A command handler (`command-handler`), of any 0.1.x contract.
     Handler(AnyHandlerPre),
-    /// A reactor (`event-reactor`).
-    Reactor(ReactorPre<Sandbox>),
+    /// A reactor (`event-reactor`), of any 0.1.x contract.
+    Reactor(AnyReactorPre),
 }
 
 impl Pre {
@@ -71,7 +71,7 @@ impl Pre {
         }
     }
 
-    pub(super) fn reactor(&self) -> Option<&ReactorPre<Sandbox>> {
+    pub(super) fn reactor(&self) -> Option<&AnyReactorPre> {
         match self {
             Pre::Reactor(pre) => Some(pre),
             Pre::Handler(_) => None,
@@ -83,6 +83,15 @@ impl Pre {
 const REACTOR_EXPORT: &str = "parallel-you:handler/event-reactor";
 
 impl LoadedHandler {
+    /// Whether its manifest marks the command `routing_key` internal: sent
+    /// only by its own timers.
+    pub fn is_internal(&self, routing_key: &str) -> bool {
+        self.manifest
+            .commands
+            .iter()
+            .any(|c| c.internal && c.routing_key == routing_key)
+    }
+
     /// Whether it is a reactor (else a command handler).
     pub fn is_reactor(&self) -> bool {
         matches!(self.pre, Pre::Reactor(_))
@@ -152,7 +161,7 @@ impl Runtime {
             .map(|(name, _)| name.to_owned())
             .collect();
         let is_reactor = exports.iter().any(|name| name.starts_with(REACTOR_EXPORT));
-        let is_old = exports.iter().any(|name| is_before_0_1_3(name));
+        let contract = Contract::of_exports(exports.iter().map(String::as_str));
         let world = if is_reactor { "reactor" } else { "handler" };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
             fail(format!(
@@ -161,7 +170,7 @@ impl Runtime {
         })?;
         let mut query_schemas = std::collections::HashMap::new();
         let (pre, manifest) = if is_reactor {
-            let pre = ReactorPre::new(instance_pre).map_err(|e| {
+            let pre = AnyReactorPre::new(contract, instance_pre).map_err(|e| {
                 fail(format!(
                     "does not fit the `parallel-you:handler/event-reactor` interface: {e:#}"
                 ))
@@ -191,11 +200,7 @@ impl Runtime {
                     "does not export `parallel-you:handler/command-handler` (a handler) or `parallel-you:handler/event-reactor` (a reactor): {e:#}"
                 ))
             };
-            let pre = if is_old {
-                AnyHandlerPre::V012(v0_1_2::HandlerPre::new(instance_pre).map_err(not_a_handler)?)
-            } else {
-                AnyHandlerPre::Current(HandlerPre::new(instance_pre).map_err(not_a_handler)?)
-            };
+            let pre = AnyHandlerPre::new(contract, instance_pre).map_err(not_a_handler)?;
             let manifest = self.read_manifest(&pre).await.map_err(|e| {
                 fail(format!(
                     "its `manifest` function failed: {}: {}",
@@ -238,16 +243,12 @@ impl Runtime {
 
     async fn read_reactor_manifest(
         &self,
-        pre: &ReactorPre<Sandbox>,
+        pre: &AnyReactorPre,
     ) -> Result<bindings::reactor::parallel_you::handler::reactor_types::ReactorManifest, ErrorBody>
     {
         let sandbox = self.manifest_sandbox();
         self.in_sandbox(pre, Slot::Fresh(Box::new(sandbox)), |r, store| {
-            Box::pin(async move {
-                r.parallel_you_handler_event_reactor()
-                    .call_manifest(store)
-                    .await
-            })
+            Box::pin(async move { r.call_manifest(store).await })
         })
         .await
         .result

@@ -290,6 +290,7 @@ pub(super) fn validate_manifest(
             routing_key: c.routing_key,
             summary: c.summary,
             body_schema,
+            internal: c.internal,
         });
     }
     Ok(Manifest {
@@ -316,6 +317,7 @@ mod tests {
                     routing_key: format!("wide.c{i}"),
                     summary: String::new(),
                     body_schema: None,
+                    internal: false,
                 })
                 .collect(),
             events: Vec::new(),

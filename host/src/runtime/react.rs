@@ -54,11 +54,7 @@ impl Runtime {
         let wit_event = to_wit_event(event);
         let called = self
             .in_sandbox(pre, Slot::Fresh(Box::new(sandbox)), move |r, store| {
-                Box::pin(async move {
-                    r.parallel_you_handler_event_reactor()
-                        .call_on_event(store, &wit_event)
-                        .await
-                })
+                Box::pin(async move { r.call_on_event(store, &wit_event).await })
             })
             .await;
         let max_error = self.limits.error_body();
@@ -116,11 +112,7 @@ impl Runtime {
         let (name, params) = (name.to_owned(), params.to_owned());
         let called = self
             .in_sandbox(pre, Slot::Fresh(Box::new(sandbox)), move |r, store| {
-                Box::pin(async move {
-                    r.parallel_you_handler_event_reactor()
-                        .call_query(store, &name, &params)
-                        .await
-                })
+                Box::pin(async move { r.call_query(store, &name, &params).await })
             })
             .await;
         let unavailable = called

@@ -8,7 +8,8 @@
 //! on the bus and then deletes it. The command's `message_id` is derived
 //! from the timer id, so a timer sent twice (a crash between send and
 //! delete, two hosts racing) is one command to the idempotency check, never
-//! two.
+//! two; and sealed with the store's key ([`TimerSeal`]), so no client can
+//! make one.
 //!
 //! A reactor's timer is delivered back to that reactor alone, as an event
 //! of its own domain put straight in its queue; so is a dead-lettered event
@@ -20,6 +21,7 @@
 
 mod clock;
 mod pump;
+pub mod seal;
 
 use std::time::Duration;
 
@@ -31,6 +33,7 @@ use parallel_you_core::store::{Commit, Filter, Op, Store, StoreError, TimerRow, 
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use pump::TimerPump;
+pub use seal::TimerSeal;
 
 /// The reserved domain of the host's own documents; no handler can claim it.
 pub const DOMAIN: &str = "pyou";
@@ -61,6 +64,9 @@ pub struct Timer {
     pub reply_channel: Option<String>,
     /// The correlation id of the command that scheduled it.
     pub causation_id: String,
+    /// The user the command that scheduled it was sent by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     /// Delivered to the reactor of `domain` as an event, not sent as a
     /// command.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -171,6 +177,7 @@ pub fn timer_row(
         session_id: cause.session_id.clone(),
         reply_channel: cause.reply_channel.clone(),
         causation_id: cause.correlation_id.clone(),
+        user_id: cause.user_id.clone(),
         reactor: false,
         event: None,
     };
@@ -245,27 +252,30 @@ impl Timer {
     /// The event a reactor's timer delivers: the replayed event as it was,
     /// or one of the reactor's own domain whose message id is derived from
     /// the timer id, so delivering it twice is one event.
-    pub fn event(&self, id: &str) -> Result<Envelope, envelope::EnvelopeError> {
+    pub fn event(&self, id: &str, seal: &TimerSeal) -> Result<Envelope, envelope::EnvelopeError> {
         if let Some(text) = &self.event {
             return Envelope::from_json(text, usize::MAX);
         }
-        let mut env = self.command(id)?;
+        let mut env = self.command(id, seal)?;
         env.meta.kind = Kind::Event;
         Ok(env)
     }
 
     /// The command this timer delivers. Its message id is derived from the
-    /// timer id, so delivering it twice is one command.
-    pub fn command(&self, id: &str) -> Result<Envelope, envelope::EnvelopeError> {
+    /// timer id, so delivering it twice is one command, and sealed by
+    /// `seal`, so only a host of this store can make it.
+    pub fn command(&self, id: &str, seal: &TimerSeal) -> Result<Envelope, envelope::EnvelopeError> {
         let body = envelope::parse_body(&self.body, usize::MAX, &Default::default())?;
         Ok(Envelope {
             meta: Meta {
-                message_id: format!("timer-{id}"),
-                ..Meta::new(Kind::Command, &self.routing_key).caused_by(
-                    Some(self.causation_id.clone()),
-                    self.session_id.clone(),
-                    self.reply_channel.clone(),
-                )
+                message_id: seal.message_id(&self.domain, id),
+                ..Meta::new(Kind::Command, &self.routing_key)
+                    .caused_by(
+                        Some(self.causation_id.clone()),
+                        self.session_id.clone(),
+                        self.reply_channel.clone(),
+                    )
+                    .on_behalf_of(self.user_id.clone())
             },
             body,
         })

@@ -30,10 +30,14 @@ impl TimerPump {
     pub async fn fire_due(&self, bus: &dyn Bus) -> Result<usize, StoreError> {
         let store = self.host.store();
         let due = due(store.as_ref(), self.host.clock().now_ms()).await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let seal = self.host.seal().await?;
         let mut fired = 0;
         for (id, timer) in due {
             if timer.reactor {
-                match timer.event(&id) {
+                match timer.event(&id, seal) {
                     Ok(event) => {
                         if let Err(err) = bus.send_to_reactor(&timer.domain, event).await {
                             // Keep the timer: it fires on a later poll.
@@ -49,7 +53,7 @@ impl TimerPump {
                 fired += 1;
                 continue;
             }
-            match timer.command(&id) {
+            match timer.command(&id, seal) {
                 Ok(cmd) => match bus.send(cmd.clone()).await {
                     Ok(()) => {}
                     Err(BusError::Unroutable { routing_key }) => {

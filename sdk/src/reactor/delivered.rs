@@ -28,6 +28,13 @@ impl<T> Delivered<T> {
         self.meta.timestamp_ms
     }
 
+    /// The user whose command caused the event (see
+    /// [`Ctx::user_id`](crate::Ctx::user_id)); `None` without
+    /// authentication.
+    pub fn user_id(&self) -> Option<&str> {
+        self.meta.user_id.as_deref()
+    }
+
     /// The event's message id (a ULID), the same for every delivery.
     pub fn message_id(&self) -> &str {
         &self.meta.message_id

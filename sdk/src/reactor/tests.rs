@@ -14,6 +14,7 @@ fn meta(key: &str) -> Meta {
         causation_id: Some("c0".into()),
         session_id: Some("s1".into()),
         timestamp_ms: 1_700_000_000_000,
+        user_id: None,
     }
 }
 

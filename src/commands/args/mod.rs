@@ -1,5 +1,6 @@
 //! Argument groups shared by several subcommands, one file per group.
 
+pub(crate) mod auth;
 pub(crate) mod bus;
 pub(crate) mod cache;
 pub(crate) mod handlers;

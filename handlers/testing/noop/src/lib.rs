@@ -7,10 +7,15 @@
 //!   `noop.touched {id, version}`: one store round trip.
 //! * `noop.emit {n}` publishes `n` events `noop.emitted {i}` through the
 //!   emitter, then answers `noop.done {n}`.
-//! * `noop.later {delay_ms, body}` schedules `noop.ping` with `body` and
+//! * `noop.later {delay_ms, body, key?}` schedules `key` (default
+//!   `noop.ping`) with `body` and
 //!   answers `noop.scheduled {timer_id}`; `noop.cancel {timer_id}` answers
 //!   `noop.cancelled {cancelled}`.
 //! * `noop.stray` returns an event of another domain (the host refuses it).
+//! * `noop.whoami` answers `noop.identified {user_id, session_id,
+//!   fired_by_timer}`: what a handler sees of its sender.
+//! * `noop.secret` is internal (only noop's timers may send it) and
+//!   answers like `noop.ping`.
 
 use parallel_you_sdk::{export_handler, Ctx, Error, Event, Handler, Router};
 use serde::Deserialize;
@@ -34,10 +39,22 @@ impl Handler for Noop {
                 emit,
             )
             .schema(r#"{"type":"object","required":["n"],"properties":{"n":{"type":"integer","minimum":0}}}"#)
-            .command("noop.later", "Schedule `noop.ping` after `delay_ms`", later)
+            .command("noop.later", "Schedule `key` (default `noop.ping`) after `delay_ms`", later)
             .command("noop.cancel", "Cancel a timer", cancel)
             .command("noop.stray", "Return another domain's event", stray)
+            .command(
+                "noop.whoami",
+                "Answer `noop.identified` with the sender's user id and session",
+                whoami,
+            )
+            .command(
+                "noop.secret",
+                "Internal: only noop's timers send it",
+                ping,
+            )
+            .internal()
             .emits(&[
+                "noop.identified",
                 "noop.ponged",
                 "noop.touched",
                 "noop.emitted",
@@ -49,6 +66,17 @@ impl Handler for Noop {
 }
 
 export_handler!(Noop);
+
+fn whoami(ctx: &Ctx, _body: Value) -> Result<Vec<Event>, Error> {
+    Ok(vec![Event::new(
+        "noop.identified",
+        &json!({
+            "user_id": ctx.user_id(),
+            "session_id": ctx.meta().session_id,
+            "fired_by_timer": ctx.fired_by_timer(),
+        }),
+    )?])
+}
 
 fn ping(_ctx: &Ctx, body: Value) -> Result<Vec<Event>, Error> {
     Ok(vec![Event::new("noop.ponged", &body)?])
@@ -85,11 +113,15 @@ fn emit(ctx: &Ctx, cmd: Emit) -> Result<Vec<Event>, Error> {
 struct Later {
     delay_ms: u64,
     body: Value,
+    /// The command the timer sends (default `noop.ping`).
+    #[serde(default)]
+    key: Option<String>,
 }
 
 fn later(ctx: &Ctx, cmd: Later) -> Result<Vec<Event>, Error> {
     let delay = std::time::Duration::from_millis(cmd.delay_ms);
-    let timer_id = ctx.schedule(delay, "noop.ping", &cmd.body)?;
+    let key = cmd.key.as_deref().unwrap_or("noop.ping");
+    let timer_id = ctx.schedule(delay, key, &cmd.body)?;
     Ok(vec![Event::new(
         "noop.scheduled",
         &json!({ "timer_id": timer_id }),

@@ -120,8 +120,7 @@ fn check_children_done(ctx: &Ctx, saga: &Thread) -> Result<(), Error> {
 /// the run that timer was set for, its quantum has run out.
 pub(crate) fn expire(ctx: &Ctx, b: Expire) -> Result<Vec<Event>, Error> {
     check_ref("id", &b.id)?;
-    // A timer's command has the message id `timer-<timer id>`.
-    let fired_by = ctx.meta().message_id.strip_prefix("timer-");
+    let fired_by = ctx.fired_by_timer();
     for attempt in 1..=ATTEMPTS {
         let Some(doc) = threads(ctx).get(&b.id)? else {
             ctx.info(format!("quantum timer for {} ignored: it is gone", b.id));

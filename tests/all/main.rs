@@ -17,6 +17,7 @@ mod dashboard;
 mod dispatch;
 mod effects;
 mod gateway;
+mod grants;
 mod hot;
 mod indexes;
 mod languages;

@@ -12,6 +12,7 @@ use super::manifest::{validate_manifest, validate_reactor_manifest, Manifest};
 use super::Runtime;
 use crate::bindings::{self, v0_1_2, HandlerPre, ReactorPre};
 use crate::cache::sha256_hex;
+use crate::grants::Grants;
 use crate::sandbox::Sandbox;
 use crate::warm::WarmPool;
 use parallel_you_core::error::ErrorBody;
@@ -51,6 +52,8 @@ pub struct LoadedHandler {
     /// A reactor's query parameter schemas, compiled once at load, by
     /// query name.
     pub(crate) query_schemas: std::collections::HashMap<String, Schema>,
+    /// What the operator granted it (`crate::grants`).
+    pub grants: Grants,
     /// Parked instances, used only under [`InstancePolicy::Warm`].
     pub(super) warm: WarmPool,
 }
@@ -83,6 +86,11 @@ impl Pre {
 const REACTOR_EXPORT: &str = "parallel-you:handler/event-reactor";
 
 impl LoadedHandler {
+    /// The deadline of each of its calls: its grants' own, else the host's.
+    pub(crate) fn deadline(&self, runtime: &Runtime) -> Duration {
+        self.grants.deadline.unwrap_or(runtime.limits.deadline)
+    }
+
     /// Whether it is a reactor (else a command handler).
     pub fn is_reactor(&self) -> bool {
         matches!(self.pre, Pre::Reactor(_))
@@ -127,6 +135,11 @@ impl Runtime {
             reason,
         };
         let started = Instant::now();
+        // The operator's grants first: a bad grants file fails at once,
+        // before any compiling.
+        let grants = Grants::for_component(file, &self.limits)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         let engine = self.engine.clone();
         let cache = self.cache.clone();
         // Hashing tens of MiB and compiling take a while: off the async
@@ -219,6 +232,7 @@ impl Runtime {
             pre,
             schemas,
             query_schemas,
+            grants,
             warm: WarmPool::new(self.parked.clone()),
         })
     }
@@ -242,13 +256,18 @@ impl Runtime {
     ) -> Result<bindings::reactor::parallel_you::handler::reactor_types::ReactorManifest, ErrorBody>
     {
         let sandbox = self.manifest_sandbox();
-        self.in_sandbox(pre, Slot::Fresh(Box::new(sandbox)), |r, store| {
-            Box::pin(async move {
-                r.parallel_you_handler_event_reactor()
-                    .call_manifest(store)
-                    .await
-            })
-        })
+        self.in_sandbox(
+            pre,
+            Slot::Fresh(Box::new(sandbox)),
+            self.limits.deadline,
+            |r, store| {
+                Box::pin(async move {
+                    r.parallel_you_handler_event_reactor()
+                        .call_manifest(store)
+                        .await
+                })
+            },
+        )
         .await
         .result
     }
@@ -258,9 +277,12 @@ impl Runtime {
         pre: &AnyHandlerPre,
     ) -> Result<bindings::parallel_you::handler::types::Manifest, ErrorBody> {
         let sandbox = self.manifest_sandbox();
-        self.in_sandbox(pre, Slot::Fresh(Box::new(sandbox)), |h, store| {
-            Box::pin(async move { h.call_manifest(store).await })
-        })
+        self.in_sandbox(
+            pre,
+            Slot::Fresh(Box::new(sandbox)),
+            self.limits.deadline,
+            |h, store| Box::pin(async move { h.call_manifest(store).await }),
+        )
         .await
         .result
     }

@@ -6,7 +6,9 @@
 //! kept unless the command commits), produces only events of that domain
 //! (held until the commit, never published by the emitter itself), logs
 //! within a budget, and has WASI with no files, environment, arguments or
-//! network.
+//! sockets. Outbound HTTP (`wasi:http`) and config values (`wasi:config`)
+//! are what its component's grants allow (`crate::grants`), nothing by
+//! default.
 
 mod tail_pipe;
 
@@ -15,8 +17,11 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::parallel_you::handler::{emitter, log, scheduler, store as wit_store, types};
+use crate::grants::http::HttpHooks;
+use crate::grants::{ConfigValues, Grants};
 use crate::timers::Clock;
 use parallel_you_core::envelope::{Envelope, Meta};
 use parallel_you_core::error::{ErrorBody, ErrorCode};
@@ -47,6 +52,11 @@ pub(crate) struct OutputLimits {
 pub(crate) struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    /// What the grants allow over HTTP (nothing without them).
+    http_hooks: HttpHooks,
+    /// Config values and secrets the grants give it.
+    config: Arc<ConfigValues>,
     stderr: TailPipe,
     domain: Arc<str>,
     /// The command's view of the store; its ops are the command's changes.
@@ -97,6 +107,9 @@ impl Sandbox {
         Sandbox {
             wasi,
             table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            http_hooks: HttpHooks::new(None, domain.clone()),
+            config: Arc::default(),
             stderr,
             unit: UnitOfWork::new(store, domain.clone(), UnitLimits::default()),
             domain,
@@ -115,6 +128,22 @@ impl Sandbox {
             read_only: false,
             reactor: false,
         }
+    }
+
+    /// This sandbox with what `grants` allow: outbound HTTP, config values
+    /// and its own memory cap.
+    pub(crate) fn with_grants(mut self, grants: &Grants) -> Self {
+        self.http_hooks = HttpHooks::new(grants.http.clone(), self.domain.clone());
+        self.config = grants.values.clone();
+        if let Some(memory) = grants.memory {
+            self.memory_cap = memory;
+        }
+        self
+    }
+
+    /// What `wasi:config/store` answers from.
+    pub(crate) fn config_view(&mut self) -> wasmtime_wasi_config::WasiConfig<'_> {
+        self.config.view()
     }
 
     /// This sandbox for a reactor: its timers are delivered back to it.
@@ -151,6 +180,7 @@ impl Sandbox {
         self.events_exceeded = None;
         self.timed_out = false;
         self.store_unavailable = false;
+        self.http_hooks.reset();
         self.stderr.clear();
     }
 
@@ -241,6 +271,16 @@ impl WasiView for Sandbox {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for Sandbox {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }

@@ -348,3 +348,38 @@ async fn a_components_own_deadline_applies() {
     );
     assert!(Path::new(&dir.path().join("spin.toml")).exists());
 }
+
+#[tokio::test]
+async fn pyou_handlers_shows_the_grants_but_no_secret() {
+    let dir = handlers_dir(&["fetch"]);
+    let secret = dir.path().join("token.txt");
+    std::fs::write(&secret, "hunter2-secret").unwrap();
+    std::fs::write(
+        dir.path().join("fetch.toml"),
+        format!(
+            "[http]\nallow = [\"https://api.example.com\"]\n[secrets]\ntoken = {{ file = {:?} }}\n\
+             [limits]\ndeadline_ms = 1500\n",
+            secret.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = common::pyou()
+        .args(["handlers", "--handlers"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("grants (")
+            && text.contains("http https://api.example.com")
+            && text.contains("secrets token")
+            && text.contains("deadline 1500 ms"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+}

@@ -8,6 +8,7 @@
 
 mod amqp;
 mod bounds;
+mod broker_users;
 mod budgets;
 mod bus;
 mod cli;

@@ -144,6 +144,13 @@ impl AmqpBus {
     /// an error at start-up; later losses are reconnected in the background.
     pub async fn connect(config: AmqpConfig) -> Result<Self, BusError> {
         let uri: AMQPUri = config.url.parse().map_err(|err: String| {
+            // The parser may quote the URL, password and all: never pass
+            // that on.
+            let err = if err.contains(config.url.as_str()) {
+                "not a valid AMQP URL".to_owned()
+            } else {
+                err
+            };
             BusError::Invalid(format!(
                 "{err}: expected amqp://user:password@host:port/vhost"
             ))

@@ -383,3 +383,38 @@ async fn pyou_handlers_shows_the_grants_but_no_secret() {
     );
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+#[tokio::test]
+async fn a_watching_host_follows_its_grants_file() {
+    let server = TestServer::start().await;
+    let (host, dir) = fetch_host(None).await;
+    let watching = HotLoader::new(host.clone())
+        .watch(
+            dir.path(),
+            parallel_you_host::WatchConfig {
+                debounce: Duration::from_millis(100),
+                rescan: Duration::from_millis(500),
+                incomplete_grace: Duration::from_secs(20),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        last_error(&fetch(&host, &server.url("/hello")).await).as_deref(),
+        Some("denied")
+    );
+    let grants = format!("[http]\nallow = [\"http://127.0.0.1:{}\"]\n", server.port);
+    std::fs::write(dir.path().join("fetch.toml"), grants).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = fetch(&host, &server.url("/hello")).await;
+        if last_error(&events).is_none() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new grants never applied: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    watching.stop().await;
+}

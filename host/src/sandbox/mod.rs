@@ -55,8 +55,9 @@ pub(crate) struct Sandbox {
     http: WasiHttpCtx,
     /// What the grants allow over HTTP (nothing without them).
     http_hooks: HttpHooks,
-    /// Config values and secrets the grants give it.
-    config: Arc<ConfigValues>,
+    /// Config values and secrets the grants give it (none: nothing to
+    /// allocate for the components that have none).
+    config: Option<Arc<ConfigValues>>,
     stderr: TailPipe,
     domain: Arc<str>,
     /// The command's view of the store; its ops are the command's changes.
@@ -109,7 +110,7 @@ impl Sandbox {
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             http_hooks: HttpHooks::new(None, domain.clone()),
-            config: Arc::default(),
+            config: None,
             stderr,
             unit: UnitOfWork::new(store, domain.clone(), UnitLimits::default()),
             domain,
@@ -134,7 +135,7 @@ impl Sandbox {
     /// and its own memory cap.
     pub(crate) fn with_grants(mut self, grants: &Grants) -> Self {
         self.http_hooks = HttpHooks::new(grants.http.clone(), self.domain.clone());
-        self.config = grants.values.clone();
+        self.config = Some(grants.values.clone());
         if let Some(memory) = grants.memory {
             self.memory_cap = memory;
         }
@@ -143,7 +144,9 @@ impl Sandbox {
 
     /// What `wasi:config/store` answers from.
     pub(crate) fn config_view(&mut self) -> wasmtime_wasi_config::WasiConfig<'_> {
-        self.config.view()
+        static NONE: std::sync::LazyLock<ConfigValues> =
+            std::sync::LazyLock::new(ConfigValues::default);
+        self.config.as_deref().unwrap_or(&NONE).view()
     }
 
     /// This sandbox for a reactor: its timers are delivered back to it.

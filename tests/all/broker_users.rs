@@ -231,3 +231,17 @@ async fn a_gateway_user_sends_commands_and_reads_events_but_cannot_consume_a_dom
         );
     }
 }
+
+#[tokio::test]
+async fn a_malformed_broker_url_is_refused_without_echoing_its_password() {
+    // Missing `//`: the URL parser's own message quoted the whole URL.
+    let config =
+        parallel_you_host::bus::amqp::AmqpConfig::new("amqp:gw:s3cret-pw@127.0.0.1:5672/%2f");
+    let err = parallel_you_host::bus::amqp::AmqpBus::connect(config)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("expected amqp://"), "{err}");
+    assert!(!err.contains("s3cret-pw"), "{err}");
+}

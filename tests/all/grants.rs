@@ -311,6 +311,50 @@ async fn grants_are_checked_at_load_and_picked_up_on_reload() {
     );
 }
 
+/// A host over a fresh folder of `names`, with `toml` as the grants of
+/// the first one.
+async fn host_with_grants(names: &[&str], toml: &str) -> (Arc<Host>, tempfile::TempDir) {
+    let dir = handlers_dir(names);
+    std::fs::write(dir.path().join(format!("{}.toml", names[0])), toml).unwrap();
+    let host = Arc::new(
+        Host::new(
+            HostConfig {
+                limits: Limits {
+                    deadline: Duration::from_secs(4),
+                    ..test_limits()
+                },
+                max_body: 0,
+                ..Default::default()
+            },
+            Arc::new(MemoryStore::new()),
+        )
+        .unwrap(),
+    );
+    host.load_dir(dir.path()).await.unwrap();
+    (host, dir)
+}
+
+#[tokio::test]
+async fn a_components_own_memory_cap_and_instance_policy_apply() {
+    let (host, _dir) =
+        host_with_grants(&["hog"], "[limits]\nmemory_mib = 8\ninstances = \"warm\"\n").await;
+    let events = call(&host, cmd("hog.eat", "{}")).await;
+    assert_eq!(
+        last_error(&events).as_deref(),
+        Some("memory_limit"),
+        "{events:?}"
+    );
+    let message = body(&events[0])["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains(&(8u64 << 20).to_string()),
+        "the grant's cap, not the host's: {message}"
+    );
+    // A command that ended normally parks its instance for the next one.
+    let ok = call(&host, cmd("hog.ok", "{}")).await;
+    assert_eq!(last_error(&ok), None, "{ok:?}");
+    assert_eq!(host.parked_instances("hog"), 1);
+}
+
 #[tokio::test]
 async fn a_components_own_deadline_applies() {
     let dir = handlers_dir(&["spin"]);

@@ -142,6 +142,11 @@ impl Sandbox {
         self
     }
 
+    /// The most linear memory this instance may have, in bytes.
+    pub(crate) fn memory_cap(&self) -> usize {
+        self.memory_cap
+    }
+
     /// What `wasi:config/store` answers from.
     pub(crate) fn config_view(&mut self) -> wasmtime_wasi_config::WasiConfig<'_> {
         static NONE: std::sync::LazyLock<ConfigValues> =

@@ -11,13 +11,14 @@
 //! default.
 
 mod tail_pipe;
+mod wasi;
 
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::bindings::parallel_you::handler::{emitter, log, scheduler, store as wit_store, types};
 use crate::grants::http::HttpHooks;
@@ -147,13 +148,6 @@ impl Sandbox {
         self.memory_cap
     }
 
-    /// What `wasi:config/store` answers from.
-    pub(crate) fn config_view(&mut self) -> wasmtime_wasi_config::WasiConfig<'_> {
-        static NONE: std::sync::LazyLock<ConfigValues> =
-            std::sync::LazyLock::new(ConfigValues::default);
-        self.config.as_deref().unwrap_or(&NONE).view()
-    }
-
     /// This sandbox for a reactor: its timers are delivered back to it.
     pub(crate) fn for_reactor(mut self) -> Self {
         self.reactor = true;
@@ -271,25 +265,6 @@ impl Sandbox {
             return None;
         };
         Some(ErrorBody::new(ErrorCode::InvalidEvent, msg))
-    }
-}
-
-impl WasiView for Sandbox {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for Sandbox {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.http_hooks,
-        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! up with `rabbitmqctl`: a `pyou gateway` whose user may publish commands
 //! and read events, but not consume a domain's queue, serves a command end
 //! to end with a `pyou host` under its own user; the forbidden operation is
-//! refused by the broker; neither process prints a password.
+//! refused by the broker, as is touching the dead letters; neither
+//! process prints a password.
 
 use crate::common;
 
@@ -14,7 +15,7 @@ use common::rabbit::Rabbit;
 use lapin::options::BasicConsumeOptions;
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
-use parallel_you_host::bus::amqp::domain_queue;
+use parallel_you_host::bus::amqp::{domain_queue, DEAD_LETTER, REACTOR_DEAD_LETTERS};
 
 const HOST_PASSWORD: &str = "host-Pa55-secret";
 const GATEWAY_PASSWORD: &str = "gw-Pa55-secret";
@@ -26,9 +27,9 @@ const HOST_PERMISSIONS: [&str; 3] = [
     r"^(parallel_you\..*|amq\.gen-.*)$",
 ];
 const GATEWAY_PERMISSIONS: [&str; 3] = [
-    r"^(parallel_you\.(commands|events|queries|dead_letter|reactor_dead_letters)|parallel_you\.events\.subscriber\..+|amq\.gen-.+)$",
-    r"^(parallel_you\.(commands|queries|dead_letter)|parallel_you\.events\.subscriber\..+|amq\.gen-.+)$",
-    r"^(parallel_you\.(events|dead_letter)|parallel_you\.events\.subscriber\..+|amq\.gen-.+)$",
+    r"^(parallel_you\.(commands|events|queries)|parallel_you\.events\.subscriber\..+|amq\.gen-.+)$",
+    r"^(parallel_you\.(commands|queries)|parallel_you\.events\.subscriber\..+|amq\.gen-.+)$",
+    r"^(parallel_you\.events|parallel_you\.events\.subscriber\..+|amq\.gen-.+)$",
 ];
 
 fn add_user(rabbit: &Rabbit, user: &str, password: &str, permissions: [&str; 3]) {
@@ -198,6 +199,19 @@ async fn a_gateway_user_sends_commands_and_reads_events_but_cannot_consume_a_dom
         refused.contains("ACCESS_REFUSED") || refused.contains("access to queue"),
         "consuming a domain queue as the gateway's user: {refused:?}"
     );
+    // Nor read or delete the dead letters.
+    for queue in [DEAD_LETTER, REACTOR_DEAD_LETTERS] {
+        let channel = conn.create_channel().await.unwrap();
+        let deleted = channel
+            .queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
+            .await;
+        assert!(deleted.is_err(), "the gateway's user deleted {queue}");
+        let channel = conn.create_channel().await.unwrap();
+        let got = channel
+            .basic_get(queue.into(), lapin::options::BasicGetOptions::default())
+            .await;
+        assert!(got.is_err(), "the gateway's user read {queue}");
+    }
     let _ = conn.close(200, "done".into()).await;
 
     // The host's user may: the same operation is only the gateway's refusal.

@@ -59,6 +59,9 @@ impl BusArgs {
         config.management_url = self.management_url.clone();
         config.prefetch = self.prefetch.max(1);
         config.connection_name = format!("pyou {role} (pid {})", std::process::id());
+        // A gateway only sends commands and reads events: the dead-letter
+        // topology is the hosts' (and its user may not touch it).
+        config.declares_dead_letters = role != "gateway";
         let bus = AmqpBus::connect(config)
             .await
             .context("connecting to RabbitMQ (--bus)")?;

@@ -88,6 +88,10 @@ pub struct AmqpConfig {
     pub prefetch: u16,
     /// Shown in the broker's connection list.
     pub connection_name: String,
+    /// Whether this process declares the dead-letter exchange and queues
+    /// (hosts do); a gateway leaves them alone, so its broker user needs no
+    /// permission on them.
+    pub declares_dead_letters: bool,
 }
 
 impl AmqpConfig {
@@ -98,6 +102,7 @@ impl AmqpConfig {
             management_url: None,
             prefetch: 256,
             connection_name: format!("pyou-{}", std::process::id()),
+            declares_dead_letters: true,
         }
     }
 }

@@ -55,6 +55,41 @@ pub fn public_file_name(path: &std::path::Path) -> String {
     )
 }
 
+/// What the operator granted a component in its grants file (secrets by
+/// name only).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GrantsInfo {
+    /// The grants file.
+    pub file: String,
+    /// `scheme://host[:port]` patterns it may send HTTP requests to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_allow: Vec<String>,
+    /// Internal networks its allowed host names may resolve into.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_allow_private: Vec<String>,
+    /// Bound on each phase of one request, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_timeout_ms: Option<u64>,
+    /// Most bytes of one response body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_max_response_bytes: Option<u64>,
+    /// Names of its config values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<String>,
+    /// Names of its secrets (never their values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    /// Its own deadline, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+    /// Its own memory cap, in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<usize>,
+    /// Its own instance policy (`fresh`, `warm (max_idle n)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<String>,
+}
+
 /// One line of `pyou handlers`: a loaded component or a file that failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandlerStatus {
@@ -82,6 +117,9 @@ pub struct HandlerStatus {
     /// A reactor's subscriptions, sends and queries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reactor: Option<ReactorInfo>,
+    /// What its grants file gives it, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grants: Option<GrantsInfo>,
     /// Why it failed to load, if it did. A file that serves and has an
     /// error is one whose newer content failed: the older version serves.
     pub error: Option<String>,

@@ -13,6 +13,7 @@ pub mod bus;
 pub mod cache;
 pub mod dead_letter;
 pub mod faults;
+pub mod grants;
 pub mod host;
 pub mod hot;
 pub mod metrics;

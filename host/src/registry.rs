@@ -166,6 +166,7 @@ impl Registry {
                     routing_keys: h.manifest.routing_keys(),
                     kind: Some(h.manifest.kind().to_owned()),
                     reactor: h.manifest.reactor.clone(),
+                    grants: h.grants.info(),
                     error: None,
                 };
                 (file, status)
@@ -185,6 +186,7 @@ impl Registry {
                     routing_keys: Vec::new(),
                     kind: None,
                     reactor: None,
+                    grants: None,
                     error: None,
                 })
                 .error = Some(f.reason.clone());

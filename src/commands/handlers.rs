@@ -28,7 +28,8 @@ pub(crate) struct Args {
     gateway: Option<String>,
     /// Print one JSON array of `{"file", "domain", "version", "sha256",
     /// "loaded_at", "load_ms", "from_cache", "routing_keys", "kind",
-    /// "reactor": {"subscribes", "sends", "queries"} (reactors only), "error"}`.
+    /// "reactor": {"subscribes", "sends", "queries"} (reactors only),
+    /// "grants": {"file", "http_allow", …} (when it has a grants file), "error"}`.
     #[arg(long)]
     json: bool,
 }
@@ -140,6 +141,9 @@ fn print_line(s: &HandlerStatus) {
             s.load_ms.unwrap_or(0),
         );
     }
+    if let Some(g) = &s.grants {
+        print_grants(&s.file, g);
+    }
     if let Some(err) = &s.error {
         let what = if s.domain.is_some() {
             "NEWER VERSION FAILED (the one above serves)"
@@ -148,4 +152,41 @@ fn print_line(s: &HandlerStatus) {
         };
         println!("{}  {what}: {err}", s.file);
     }
+}
+
+/// `file  grants (grants file): http …; config …; secrets …; limits …`:
+/// what the operator granted; secrets by name only.
+fn print_grants(file: &str, g: &parallel_you_core::host_info::GrantsInfo) {
+    let mut parts = Vec::new();
+    if !g.http_allow.is_empty() {
+        let mut http = format!("http {}", g.http_allow.join(", "));
+        if !g.http_allow_private.is_empty() {
+            http += &format!(" (internal: {})", g.http_allow_private.join(", "));
+        }
+        if let (Some(t), Some(b)) = (g.http_timeout_ms, g.http_max_response_bytes) {
+            http += &format!(" (timeout {t} ms, answers up to {b} bytes)");
+        }
+        parts.push(http);
+    }
+    if !g.config.is_empty() {
+        parts.push(format!("config {}", g.config.join(", ")));
+    }
+    if !g.secrets.is_empty() {
+        parts.push(format!("secrets {}", g.secrets.join(", ")));
+    }
+    let limits: Vec<String> = [
+        g.deadline_ms.map(|d| format!("deadline {d} ms")),
+        g.memory_mib.map(|m| format!("memory {m} MiB")),
+        g.instances.as_ref().map(|i| format!("instances {i}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !limits.is_empty() {
+        parts.push(limits.join(", "));
+    }
+    if parts.is_empty() {
+        parts.push("nothing".to_owned());
+    }
+    println!("{file}  grants ({}): {}", g.file, parts.join("; "));
 }

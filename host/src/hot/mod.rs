@@ -19,7 +19,8 @@
 //!
 //! A handler's *version* is its manifest's `version` together with the
 //! SHA-256 of its file (`sha256`): a rebuild that keeps the manifest version
-//! is still a new version.
+//! is still a new version. A change of its grants file (`<name>.toml`,
+//! `crate::grants`) reloads it the same way.
 //!
 //! Writers that take several steps (`cp`, editors) are tolerated in two
 //! ways: the watcher acts on a file only once it has been quiet for the
@@ -136,10 +137,18 @@ impl HotLoader {
         if let Some(why) = incomplete(&bytes) {
             return HotOutcome::Incomplete(why);
         }
-        let serving = self.host.registry().by_file(file).map(|h| h.sha256.clone());
-        let Some(current_sha) = serving else {
+        let serving = self
+            .host
+            .registry()
+            .by_file(file)
+            .map(|h| (h.sha256.clone(), h.grants.digest.clone()));
+        let Some((current_sha, current_grants)) = serving else {
             return self.swap_in(file, bytes).await;
         };
+        // Changed grants make a new version of the same bytes.
+        if crate::grants::Grants::digest_of(file).await != current_grants {
+            return self.swap_in(file, bytes).await;
+        }
         let hashed = tokio::task::spawn_blocking(move || {
             let same = crate::cache::sha256_hex(&bytes) == current_sha;
             (same, bytes)

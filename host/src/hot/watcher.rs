@@ -104,9 +104,10 @@ impl HotLoader {
     }
 }
 
-/// Size and modification time of a file when it was last loaded or
-/// reported: a file whose stamp is unchanged is not looked at again.
-type Stamp = (u64, Option<SystemTime>);
+/// Size and modification time of a file (and of its grants file, if any)
+/// when it was last loaded or reported: a file whose stamp is unchanged is
+/// not looked at again.
+type Stamp = (u64, Option<SystemTime>, Option<(u64, Option<SystemTime>)>);
 
 struct FolderWatcher {
     loader: HotLoader,
@@ -163,7 +164,11 @@ impl FolderWatcher {
         let same = parent == self.dir
             || parent == self.canonical
             || std::fs::canonicalize(parent).is_ok_and(|p| p == self.canonical);
-        let path = self.dir.join(path.file_name()?);
+        let mut path = self.dir.join(path.file_name()?);
+        // A grants file stands for its component.
+        if path.extension().is_some_and(|e| e == "toml") {
+            path = path.with_extension("wasm");
+        }
         (same && is_component_path(&path)).then_some(path)
     }
 
@@ -193,7 +198,12 @@ impl FolderWatcher {
     /// Brings one file's handler in step with the file.
     async fn reconcile(&mut self, path: &Path, from_event: bool) {
         let stamp = match std::fs::metadata(path) {
-            Ok(m) if m.is_file() => (m.len(), m.modified().ok()),
+            Ok(m) if m.is_file() => {
+                let grants = std::fs::metadata(crate::grants::grants_path(path))
+                    .ok()
+                    .map(|g| (g.len(), g.modified().ok()));
+                (m.len(), m.modified().ok(), grants)
+            }
             Ok(_) => return,
             Err(_) => {
                 self.seen.remove(path);

@@ -42,7 +42,7 @@ impl Runtime {
                 result: Err(err),
             };
         }
-        let max_idle = match self.instance_policy(&handler.domain) {
+        let max_idle = match self.policy_of(handler) {
             InstancePolicy::Fresh => None,
             InstancePolicy::Warm { max_idle } => Some(max_idle),
         };
@@ -51,14 +51,17 @@ impl Runtime {
                 warm.store.data_mut().begin_command(cmd.meta.clone());
                 Slot::Warm(warm.store, warm.instance)
             }
-            None => Slot::Fresh(Box::new(Sandbox::new(
-                handler.domain.clone(),
-                store,
-                Some(cmd.meta.clone()),
-                self.clock.clone(),
-                self.output_limits(),
-                self.limits.memory,
-            ))),
+            None => Slot::Fresh(Box::new(
+                Sandbox::new(
+                    handler.domain.clone(),
+                    store,
+                    Some(cmd.meta.clone()),
+                    self.clock.clone(),
+                    self.output_limits(),
+                    self.limits.memory,
+                )
+                .with_grants(&handler.grants),
+            )),
         };
         let wit_cmd = to_wit_command(cmd);
         let Some(pre) = handler.pre.handler() else {
@@ -72,7 +75,7 @@ impl Runtime {
             };
         };
         let called = self
-            .in_sandbox(pre, slot, move |h, store| {
+            .in_sandbox(pre, slot, handler.deadline(self), move |h, store| {
                 Box::pin(async move { h.call_handle(store, &wit_cmd).await })
             })
             .await;
@@ -138,6 +141,7 @@ impl Runtime {
         &self,
         pre: &P,
         slot: Slot<P::Bound>,
+        deadline: Duration,
         call: F,
     ) -> Called<R, P::Bound>
     where
@@ -161,7 +165,6 @@ impl Runtime {
             };
         };
         let _running = self.ticker.running();
-        let deadline = self.limits.deadline;
         let started = Instant::now();
         let (mut store, parked) = match slot {
             Slot::Fresh(sandbox) => {

@@ -19,7 +19,15 @@ pub(super) fn classify(err: &wasmtime::Error, sandbox: &Sandbox, deadline: Durat
         return err.clone();
     }
     if sandbox.memory_denied {
-        return ErrorBody::new(ErrorCode::MemoryLimit, format!("{err}"));
+        // Its own cap (a grant may set one), not the trap's backtrace.
+        let cap = sandbox.memory_cap();
+        return ErrorBody::new(
+            ErrorCode::MemoryLimit,
+            format!(
+                "the handler tried to grow its memory past its cap of {} MiB ({cap} bytes)",
+                cap >> 20
+            ),
+        );
     }
     if sandbox.timed_out {
         return ErrorBody::new(

@@ -15,6 +15,7 @@ use super::epoch::EpochTicker;
 use super::{Limits, Runtime};
 use crate::bindings;
 use crate::cache::{CacheError, CompileCache};
+use crate::sandbox::Sandbox;
 use crate::timers::{Clock, SystemClock};
 use crate::warm::WARM_SLOTS;
 
@@ -64,7 +65,7 @@ impl Runtime {
             .table_elements(200_000)
             .max_component_instance_size(4 << 20)
             .max_core_instance_size(4 << 20)
-            .max_memory_size(limits.memory);
+            .max_memory_size(limits.memory_ceiling());
         if limits.keep_resident > 0 {
             keep_slots_resident(&mut pool, limits.keep_resident);
         }
@@ -88,6 +89,13 @@ impl Runtime {
         let engine = Engine::new(&config).map_err(err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
+        // Linked for every component, used only by those that import them:
+        // instantiation resolves a component's own imports, so one that
+        // imports neither pays nothing for them. What a call may do is the
+        // component's grants' decision (`crate::grants`).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(err)?;
+        wasmtime_wasi_config::add_to_linker(&mut linker, |s: &mut Sandbox| s.config_view())
+            .map_err(err)?;
         bindings::Handler::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(err)?;
         let ticker = EpochTicker::start(&engine)

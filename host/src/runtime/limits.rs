@@ -34,6 +34,13 @@ pub struct Limits {
     /// `madvise`). Costs resident memory: pages a pool slot touched stay
     /// mapped while the slot is warm.
     pub keep_resident: usize,
+    /// The longest deadline a component's grants may give it (default
+    /// 60 s; `--max-deadline-ms`).
+    pub max_deadline: Duration,
+    /// The largest memory cap a component's grants may give it, in bytes
+    /// (default: `memory`; `--max-memory-mib`). Each pool slot reserves
+    /// address space for this much.
+    pub max_memory: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +58,8 @@ impl Default for Limits {
             } else {
                 0
             },
+            max_deadline: Duration::from_secs(60),
+            max_memory: 64 * 1024 * 1024,
         }
     }
 }
@@ -59,5 +68,11 @@ impl Limits {
     /// The room an error event's body has.
     pub(crate) fn error_body(&self) -> usize {
         self.max_error_body.min(self.max_event_body)
+    }
+
+    /// The largest memory any instance may have: the grants' ceiling, and
+    /// never below the default cap.
+    pub fn memory_ceiling(&self) -> usize {
+        self.max_memory.max(self.memory)
     }
 }

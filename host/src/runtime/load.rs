@@ -12,6 +12,7 @@ use super::manifest::{validate_manifest, validate_reactor_manifest, Manifest};
 use super::Runtime;
 use crate::bindings;
 use crate::cache::sha256_hex;
+use crate::grants::Grants;
 use crate::sandbox::Sandbox;
 use crate::warm::WarmPool;
 use parallel_you_core::error::ErrorBody;
@@ -51,6 +52,8 @@ pub struct LoadedHandler {
     /// A reactor's query parameter schemas, compiled once at load, by
     /// query name.
     pub(crate) query_schemas: std::collections::HashMap<String, Schema>,
+    /// What the operator granted it (`crate::grants`).
+    pub grants: Grants,
     /// Parked instances, used only under [`InstancePolicy::Warm`].
     pub(super) warm: WarmPool,
 }
@@ -90,6 +93,11 @@ impl LoadedHandler {
             .commands
             .iter()
             .any(|c| c.internal && c.routing_key == routing_key)
+    }
+
+    /// The deadline of each of its calls: its grants' own, else the host's.
+    pub(crate) fn deadline(&self, runtime: &Runtime) -> Duration {
+        self.grants.deadline.unwrap_or(runtime.limits.deadline)
     }
 
     /// Whether it is a reactor (else a command handler).
@@ -136,6 +144,11 @@ impl Runtime {
             reason,
         };
         let started = Instant::now();
+        // The operator's grants first: a bad grants file fails at once,
+        // before any compiling.
+        let grants = Grants::for_component(file, &self.limits)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         let engine = self.engine.clone();
         let cache = self.cache.clone();
         // Hashing tens of MiB and compiling take a while: off the async
@@ -224,6 +237,7 @@ impl Runtime {
             pre,
             schemas,
             query_schemas,
+            grants,
             warm: WarmPool::new(self.parked.clone()),
         })
     }
@@ -247,9 +261,12 @@ impl Runtime {
     ) -> Result<bindings::reactor::parallel_you::handler::reactor_types::ReactorManifest, ErrorBody>
     {
         let sandbox = self.manifest_sandbox();
-        self.in_sandbox(pre, Slot::Fresh(Box::new(sandbox)), |r, store| {
-            Box::pin(async move { r.call_manifest(store).await })
-        })
+        self.in_sandbox(
+            pre,
+            Slot::Fresh(Box::new(sandbox)),
+            self.limits.deadline,
+            |r, store| Box::pin(async move { r.call_manifest(store).await }),
+        )
         .await
         .result
     }
@@ -259,9 +276,12 @@ impl Runtime {
         pre: &AnyHandlerPre,
     ) -> Result<bindings::parallel_you::handler::types::Manifest, ErrorBody> {
         let sandbox = self.manifest_sandbox();
-        self.in_sandbox(pre, Slot::Fresh(Box::new(sandbox)), |h, store| {
-            Box::pin(async move { h.call_manifest(store).await })
-        })
+        self.in_sandbox(
+            pre,
+            Slot::Fresh(Box::new(sandbox)),
+            self.limits.deadline,
+            |h, store| Box::pin(async move { h.call_manifest(store).await }),
+        )
         .await
         .result
     }

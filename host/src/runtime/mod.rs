@@ -89,6 +89,15 @@ impl Runtime {
             .copied()
             .unwrap_or_default()
     }
+    /// How the commands of `handler` get their instance: as set for its
+    /// domain, else as its grants say, else fresh.
+    pub(crate) fn policy_of(&self, handler: &LoadedHandler) -> InstancePolicy {
+        match self.policies.read().get(&*handler.domain) {
+            Some(policy) => *policy,
+            None => handler.grants.instances.unwrap_or_default(),
+        }
+    }
+
     /// Instances of `handler` parked for reuse now.
     pub fn parked_instances(&self, handler: &LoadedHandler) -> usize {
         handler.warm.len()

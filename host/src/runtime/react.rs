@@ -50,12 +50,16 @@ impl Runtime {
             self.output_limits(),
             self.limits.memory,
         )
+        .with_grants(&reactor.grants)
         .for_reactor();
         let wit_event = to_wit_event(event);
         let called = self
-            .in_sandbox(pre, Slot::Fresh(Box::new(sandbox)), move |r, store| {
-                Box::pin(async move { r.call_on_event(store, &wit_event).await })
-            })
+            .in_sandbox(
+                pre,
+                Slot::Fresh(Box::new(sandbox)),
+                reactor.deadline(self),
+                move |r, store| Box::pin(async move { r.call_on_event(store, &wit_event).await }),
+            )
             .await;
         let max_error = self.limits.error_body();
         let Some(mut wasm_store) = called.store else {
@@ -108,12 +112,16 @@ impl Runtime {
             self.output_limits(),
             self.limits.memory,
         )
+        .with_grants(&reactor.grants)
         .read_only();
         let (name, params) = (name.to_owned(), params.to_owned());
         let called = self
-            .in_sandbox(pre, Slot::Fresh(Box::new(sandbox)), move |r, store| {
-                Box::pin(async move { r.call_query(store, &name, &params).await })
-            })
+            .in_sandbox(
+                pre,
+                Slot::Fresh(Box::new(sandbox)),
+                reactor.deadline(self),
+                move |r, store| Box::pin(async move { r.call_query(store, &name, &params).await }),
+            )
             .await;
         let unavailable = called
             .store

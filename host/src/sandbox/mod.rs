@@ -6,17 +6,23 @@
 //! kept unless the command commits), produces only events of that domain
 //! (held until the commit, never published by the emitter itself), logs
 //! within a budget, and has WASI with no files, environment, arguments or
-//! network.
+//! sockets. Outbound HTTP (`wasi:http`) and config values (`wasi:config`)
+//! are what its component's grants allow (`crate::grants`), nothing by
+//! default.
 
 mod tail_pipe;
+mod wasi;
 
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::bindings::parallel_you::handler::{emitter, log, scheduler, store as wit_store, types};
+use crate::grants::http::HttpHooks;
+use crate::grants::{ConfigValues, Grants};
 use crate::timers::Clock;
 use parallel_you_core::envelope::{Envelope, Meta};
 use parallel_you_core::error::{ErrorBody, ErrorCode};
@@ -47,6 +53,12 @@ pub(crate) struct OutputLimits {
 pub(crate) struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    /// What the grants allow over HTTP (nothing without them).
+    http_hooks: HttpHooks,
+    /// Config values and secrets the grants give it (none: nothing to
+    /// allocate for the components that have none).
+    config: Option<Arc<ConfigValues>>,
     stderr: TailPipe,
     domain: Arc<str>,
     /// The command's view of the store; its ops are the command's changes.
@@ -97,6 +109,9 @@ impl Sandbox {
         Sandbox {
             wasi,
             table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            http_hooks: HttpHooks::new(None, domain.clone()),
+            config: None,
             stderr,
             unit: UnitOfWork::new(store, domain.clone(), UnitLimits::default()),
             domain,
@@ -115,6 +130,22 @@ impl Sandbox {
             read_only: false,
             reactor: false,
         }
+    }
+
+    /// This sandbox with what `grants` allow: outbound HTTP, config values
+    /// and its own memory cap.
+    pub(crate) fn with_grants(mut self, grants: &Grants) -> Self {
+        self.http_hooks = HttpHooks::new(grants.http.clone(), self.domain.clone());
+        self.config = Some(grants.values.clone());
+        if let Some(memory) = grants.memory {
+            self.memory_cap = memory;
+        }
+        self
+    }
+
+    /// The most linear memory this instance may have, in bytes.
+    pub(crate) fn memory_cap(&self) -> usize {
+        self.memory_cap
     }
 
     /// This sandbox for a reactor: its timers are delivered back to it.
@@ -151,6 +182,7 @@ impl Sandbox {
         self.events_exceeded = None;
         self.timed_out = false;
         self.store_unavailable = false;
+        self.http_hooks.reset();
         self.stderr.clear();
     }
 
@@ -233,15 +265,6 @@ impl Sandbox {
             return None;
         };
         Some(ErrorBody::new(ErrorCode::InvalidEvent, msg))
-    }
-}
-
-impl WasiView for Sandbox {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
     }
 }
 

@@ -9,6 +9,14 @@ pub(crate) struct LimitArgs {
     /// Memory cap of one command's instance, in MiB.
     #[arg(long, env = "PYOU_MEMORY_MIB", default_value_t = 64)]
     pub(crate) memory_mib: usize,
+    /// The longest deadline a component's grants file may give it, in
+    /// milliseconds.
+    #[arg(long, env = "PYOU_MAX_DEADLINE_MS", default_value_t = 60_000)]
+    pub(crate) max_deadline_ms: u64,
+    /// The largest memory cap a component's grants file may give it, in
+    /// MiB (at least --memory-mib).
+    #[arg(long, env = "PYOU_MAX_MEMORY_MIB", default_value_t = 64)]
+    pub(crate) max_memory_mib: usize,
     /// How long a processed command's marker is kept to recognise its
     /// redelivery (`7d`, `12h`, `90s`); a duplicate older than this runs
     /// again.
@@ -30,6 +38,8 @@ impl LimitArgs {
             limits: parallel_you_host::Limits {
                 deadline: std::time::Duration::from_millis(self.deadline_ms.max(1)),
                 memory: self.memory_mib.max(1) * 1024 * 1024,
+                max_deadline: std::time::Duration::from_millis(self.max_deadline_ms.max(1)),
+                max_memory: self.max_memory_mib.max(1) * 1024 * 1024,
                 ..Default::default()
             },
             max_body: 0,

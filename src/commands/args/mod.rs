@@ -3,6 +3,7 @@
 pub(crate) mod auth;
 pub(crate) mod bus;
 pub(crate) mod cache;
+pub(crate) mod credentials;
 pub(crate) mod handlers;
 pub(crate) mod host;
 pub(crate) mod limits;

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use parallel_you_core::store::Store;
 use parallel_you_host::store::{MongoStore, SqliteStore};
 
+use super::credentials::{read_url_file, without_password};
+
 /// Where documents are kept: the embedded store in a folder, or MongoDB.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct StoreArgs {
@@ -18,6 +20,15 @@ pub(crate) struct StoreArgs {
     /// `PARALLEL_YOU_REPO=mongo`, else sqlite.
     #[arg(long = "store", env = "PYOU_STORE", value_name = "sqlite|URI")]
     pub(crate) store: Option<String>,
+    /// A file holding the MongoDB URI (credentials included), instead of
+    /// --store: a command line is visible to every user of the machine.
+    #[arg(
+        long = "store-file",
+        env = "PYOU_STORE_FILE",
+        value_name = "FILE",
+        conflicts_with = "store"
+    )]
+    pub(crate) store_file: Option<PathBuf>,
 }
 
 /// The store a command line selects.
@@ -32,8 +43,13 @@ pub(crate) enum StoreChoice {
 impl StoreArgs {
     /// Which store the flags and the environment select.
     pub(crate) fn choice(&self) -> anyhow::Result<StoreChoice> {
+        let from_file = self
+            .store_file
+            .as_deref()
+            .map(|f| read_url_file(f, "--store-file"))
+            .transpose()?;
         store_choice(
-            self.store.as_deref(),
+            from_file.as_deref().or(self.store.as_deref()),
             std::env::var("PARALLEL_YOU_REPO").ok().as_deref(),
             std::env::var("MONGO_URI").ok(),
         )
@@ -63,8 +79,10 @@ pub(crate) fn store_choice(
     match flag.map(str::trim).filter(|s| !s.is_empty()) {
         Some("sqlite") => return Ok(StoreChoice::Sqlite),
         Some(uri) if is_mongo_uri(uri) => return Ok(StoreChoice::Mongo(uri.to_owned())),
+        // Quoted without its password: it may be a URI with credentials.
         Some(other) => anyhow::bail!(
-            "--store {other:?}: give `sqlite` or a MongoDB URI (mongodb://… or mongodb+srv://…)"
+            "--store {:?}: give `sqlite` or a MongoDB URI (mongodb://… or mongodb+srv://…)",
+            without_password(other)
         ),
         None => {}
     }
@@ -105,6 +123,14 @@ mod tests {
             "mongo without MONGO_URI"
         );
         assert_eq!(pick(Some("postgres://x"), None, None), None);
+        let refused = store_choice(Some("postgres://u:hunter2@db/x"), None, None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            refused.contains("postgres://u:***@db/x") && !refused.contains("hunter2"),
+            "{refused}"
+        );
         assert_eq!(pick(None, Some("redis"), None), None);
     }
 }

@@ -85,6 +85,31 @@ impl Rabbit {
         format!("http://127.0.0.1:{}", self.management_port)
     }
 
+    /// The broker URL for another user of the default vhost.
+    pub fn url_as(&self, user: &str, password: &str) -> String {
+        format!("amqp://{user}:{password}@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// Runs `rabbitmqctl ARGS` against this node (as an operator would, to
+    /// add users and set their permissions), panicking with its output if
+    /// it fails.
+    pub fn ctl(&self, args: &[&str]) {
+        let out = Command::new(Path::new(SERVER).with_file_name("rabbitmqctl"))
+            .env("HOME", self.dir.path())
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+            .env("RABBITMQ_CONF_ENV_FILE", "/dev/null")
+            .args(["-n", &format!("pyou{}@localhost", self.port)])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run rabbitmqctl: {e}"));
+        assert!(
+            out.status.success(),
+            "rabbitmqctl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

@@ -90,6 +90,10 @@ pub struct AmqpConfig {
     pub prefetch: u16,
     /// Shown in the broker's connection list.
     pub connection_name: String,
+    /// Whether this process declares the dead-letter exchange and queues
+    /// (hosts do); a gateway leaves them alone, so its broker user needs no
+    /// permission on them.
+    pub declares_dead_letters: bool,
 }
 
 impl AmqpConfig {
@@ -100,6 +104,7 @@ impl AmqpConfig {
             management_url: None,
             prefetch: 256,
             connection_name: format!("pyou-{}", std::process::id()),
+            declares_dead_letters: true,
         }
     }
 }
@@ -146,6 +151,13 @@ impl AmqpBus {
     /// an error at start-up; later losses are reconnected in the background.
     pub async fn connect(config: AmqpConfig) -> Result<Self, BusError> {
         let uri: AMQPUri = config.url.parse().map_err(|err: String| {
+            // The parser may quote the URL, password and all: never pass
+            // that on.
+            let err = if err.contains(config.url.as_str()) {
+                "not a valid AMQP URL".to_owned()
+            } else {
+                err
+            };
             BusError::Invalid(format!(
                 "{err}: expected amqp://user:password@host:port/vhost"
             ))

@@ -101,7 +101,7 @@ async fn open(shared: &Shared, generation: u64) -> Result<(Link, Events), String
     let events: Events = Box::pin(conn.events_listener());
     let setup = async {
         let channel = conn.create_channel().await?;
-        declare_topology(&channel).await?;
+        declare_topology(&channel, shared.config.declares_dead_letters).await?;
         let bound = shared.bound.lock().clone();
         for (domain, keys) in &bound {
             let keys: Vec<String> = keys.iter().cloned().collect();

@@ -147,7 +147,10 @@ pub(super) async fn declare_reactor(
     Ok(())
 }
 
-pub(super) async fn declare_topology(channel: &Channel) -> lapin::Result<()> {
+/// Declares the shared exchanges and, with `dead_letters`, the
+/// dead-letter exchange and queues (a gateway's user may have no
+/// permission on those). Idempotent.
+pub(super) async fn declare_topology(channel: &Channel, dead_letters: bool) -> lapin::Result<()> {
     let durable = ExchangeDeclareOptions {
         durable: true,
         ..ExchangeDeclareOptions::default()
@@ -161,6 +164,9 @@ pub(super) async fn declare_topology(channel: &Channel) -> lapin::Result<()> {
                 FieldTable::default(),
             )
             .await?;
+    }
+    if !dead_letters {
+        return Ok(());
     }
     channel
         .exchange_declare(

@@ -25,6 +25,7 @@ mod mongo;
 mod reactors;
 mod reactors_amqp;
 mod reactors_processes;
+mod sagas;
 mod sandbox;
 mod schema;
 mod store;

@@ -9,6 +9,7 @@
 use crate::common;
 use crate::reactors::eventually;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{body, serve_on_bus, subscribe, OnBus};
@@ -682,4 +683,94 @@ async fn the_thread_domains_saga_commands_answer_the_same_when_sent_again() {
         "nothing written the second time"
     );
     on.serving.shutdown(Duration::from_secs(5)).await;
+}
+
+#[test]
+fn pyou_sagas_lists_shows_and_retries_against_the_embedded_store() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let store: Arc<dyn parallel_you_core::Store> =
+        Arc::new(parallel_you_host::SqliteStore::open_dir(data.path()).unwrap());
+    let (host, handlers) = rt.block_on(crate::reactors::host_over(&["ledger", "trip"], store));
+    let bus = Arc::new(parallel_you_core::bus::InProcessBus::new());
+    let serving = rt.block_on(host.serve(bus.clone())).unwrap();
+    let on = OnBus {
+        host,
+        bus,
+        serving,
+        handlers,
+    };
+    let pyou = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pyou"))
+            .arg("sagas")
+            .arg("--handlers")
+            .arg(on.handlers.path())
+            .arg("--data")
+            .arg(data.path())
+            .arg("--no-cache")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let mut events = rt.block_on(subscribe(on.bus.as_ref(), "session.s1.trip.#"));
+    let mut blocked = rt.block_on(subscribe(on.bus.as_ref(), "session.s1.ledger.blocked"));
+    rt.block_on(send(
+        &on,
+        "ledger.block_reverts",
+        json!({ "blocked": true }),
+    ));
+    rt.block_on(async { tokio::time::timeout(WITHIN, blocked.next()).await })
+        .unwrap()
+        .unwrap();
+    let stuck = rt.block_on(trip(&on, "cli", json!({ "c": "fail" })));
+    rt.block_on(trail(&mut events, "failed", |b| b["stuck"] == true));
+    let done = rt.block_on(trip(&on, "cli2", json!({})));
+    rt.block_on(trail(&mut events, "completed", |_| true));
+
+    let (code, out, err) = pyou(&["list"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(&format!("{stuck}  trip  failed (stuck)  step=b")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{done}  trip  completed")), "{out}");
+    let (code, out, _) = pyou(&["list", "--status", "failed", "--json"]);
+    assert_eq!(code, Some(0));
+    let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed.len(), 1, "{out}");
+    assert_eq!(listed[0]["id"], stuck.as_str());
+    let (code, out, _) = pyou(&["show", &stuck, "--json"]);
+    assert_eq!(code, Some(0));
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["instance"]["stuck"], true);
+    assert_eq!(shown["compensations"][0]["key"], "cli-b");
+    let (code, _, err) = pyou(&["show", "nobody"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no saga instance"), "{err}");
+
+    rt.block_on(send(
+        &on,
+        "ledger.block_reverts",
+        json!({ "blocked": false }),
+    ));
+    rt.block_on(async { tokio::time::timeout(WITHIN, blocked.next()).await })
+        .unwrap()
+        .unwrap();
+    let (code, out, err) = pyou(&["retry", &stuck]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("retry sent (it was failed)"), "{out}");
+    let t = rt.block_on(trail(&mut events, "failed", |b| b["stuck"] == false));
+    assert_eq!(
+        keys(&t),
+        ["compensating", "compensated", "compensated", "failed"]
+    );
+    let (_, out, _) = pyou(&["list", "--status", "failed", "--json"]);
+    let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed[0]["stuck"], false);
+    rt.block_on(on.serving.shutdown(Duration::from_secs(5)));
 }

@@ -213,6 +213,19 @@ impl Step {
     pub fn name(&self) -> &'static str {
         self.name
     }
+
+    /// The requests the step makes from `state` (for the author's tests).
+    pub fn requests(&self, state: &Value) -> Result<Vec<Request>, Error> {
+        (self.send)(state)
+    }
+
+    /// The command that would undo request `key` (for the author's tests).
+    pub fn compensation(&self, state: &Value, key: &str) -> Result<Option<CommandToSend>, Error> {
+        match &self.undo {
+            Some(undo) => undo(state, key),
+            None => Ok(None),
+        }
+    }
 }
 
 /// A saga: a reactor whose state is one document per instance, driven by
@@ -311,5 +324,10 @@ impl Saga {
     /// The steps, in order.
     pub fn steps(&self) -> &[Step] {
         &self.steps
+    }
+
+    /// The step `name`, if there is one.
+    pub fn step_named(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name == name)
     }
 }

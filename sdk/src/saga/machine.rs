@@ -365,12 +365,14 @@ impl Machine<'_> {
             return Ok(());
         }
         self.disarm(inst, fx);
-        let keys: Vec<String> = inst
+        // In key order: answers come in any order.
+        let mut keys: Vec<String> = inst
             .done
             .iter()
             .filter(|d| d.step == step.name)
             .map(|d| d.key.clone())
             .collect();
+        keys.sort();
         inst.note(
             self.now_ms,
             "step_completed",

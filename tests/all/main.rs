@@ -26,6 +26,7 @@ mod reactors;
 mod reactors_amqp;
 mod reactors_processes;
 mod sagas;
+mod sagas_amqp;
 mod sandbox;
 mod schema;
 mod store;

@@ -430,8 +430,34 @@ impl Machine<'_> {
     ) {
         let step = inst.step_name.clone().unwrap_or_default();
         self.disarm(inst, fx);
+        // The requests still unanswered may yet take effect (a timeout
+        // says nothing of what happened): they are undone too, first. The
+        // one refused in so many words is not. So a compensation must be
+        // harmless where its request did nothing.
+        let uncertain: Vec<(String, Option<Cmd>)> = match self.current_step(inst) {
+            Some(s) => inst
+                .pending
+                .keys()
+                .filter(|k| code == "timeout" || Some(k.as_str()) != key)
+                .map(|k| {
+                    let undo = s
+                        .undo
+                        .as_ref()
+                        .and_then(|u| u(&inst.data, k).ok().flatten());
+                    (k.clone(), undo.map(|c| Cmd::of(&c)))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         fx.unwait
             .extend(std::mem::take(&mut inst.pending).into_keys());
+        for (k, compensation) in uncertain {
+            inst.done.push(Done {
+                step: step.clone(),
+                key: k,
+                compensation,
+            });
+        }
         let failure = Failure {
             step: step.clone(),
             key: key.map(str::to_owned),

@@ -19,7 +19,9 @@
 //! A step completes when every one of its requests is answered; then the
 //! next one starts. A request that fails for good (or a try without an
 //! answer once the tries are used up) fails the step: the compensations of
-//! every completed request run one at a time, last first, each with the
+//! every completed request, and of the step's requests still unanswered
+//! (they may yet take effect, so a compensation must be harmless where its
+//! request did nothing), run one at a time, last first, each with the
 //! retry policy of the step that made it (whatever the code: a
 //! compensation has to happen). If one still fails, the instance is
 //! `failed` and `stuck` until an operator's retry (`<saga>.retry {id}`,

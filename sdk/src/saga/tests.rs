@@ -346,12 +346,13 @@ fn a_try_without_an_answer_is_retried_after_the_backoff_then_fails_the_step() {
     assert_eq!(events(&fx), ["step_failed", "compensating"]);
     assert_eq!(fx.events[0].1["code"], "timeout");
     assert_eq!(
-        keys(&fx.commands),
-        ["seats.release"],
-        "ada's hold is undone"
+        fx.events[1].1["undo"],
+        json!([{"step": "hold", "key": "bob"}, {"step": "hold", "key": "ada"}]),
+        "bob's hold may have happened: undone too, first"
     );
+    assert_eq!(keys(&fx.commands), ["seats.release"]);
     assert_eq!(fx.unwait, ["bob"]);
-    assert_eq!(fx.wait, ["ada"]);
+    assert_eq!(fx.wait, ["bob"]);
 }
 
 #[test]

@@ -2,11 +2,10 @@
 //! store, timers, logging, and (for command handlers) early events.
 //!
 //! One [`Ctx`] type serves the three kinds of function, told apart by a
-//! marker type so that each has exactly the powers its WIT world gives it:
-//! a reactor has no `emitter` import, so [`Ctx::emit`] does not exist on a
-//! [`ReactorCtx`] (calling it would make the component import `emitter`,
-//! which a reactor host refuses at load), and a query has no message and
-//! no writes.
+//! marker type so that each has exactly the powers it has: a command
+//! function and a reactor's event function may emit events of their own
+//! domain ([`Ctx::emit`], [`ReactorCtx::emit`]: a reactor that does imports
+//! `emitter` too), and a query has no message and no writes.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -108,6 +107,19 @@ impl ReactorCtx {
             meta,
             kind: PhantomData,
         }
+    }
+
+    /// Announces an event of the reactor's own domain (a workflow's
+    /// progress, say), published with the event's session and reply
+    /// channel and its correlation id as causation id when the event
+    /// commits, before the commands it returns, and never if it fails.
+    ///
+    /// The host counts these against the same caps as a command's events;
+    /// one it refuses (another domain's key, a body that is not JSON or is
+    /// too large) fails the event. A reactor that calls this imports the
+    /// `emitter` interface of `wit/handler.wit`.
+    pub fn emit(&self, event: Event) {
+        emitter::emit(&event);
     }
 }
 

@@ -78,7 +78,8 @@
 //! [`ReactorCtx`] and a [`Delivered`] body to event patterns and returns
 //! [`CommandToSend`]s; its queries take a [`QueryCtx`] and parameters;
 //! [`export_reactor!`] exports a type implementing [`EventReactor`] (the
-//! example on [`Reactor`]; `handlers/effort` is a whole one).
+//! example on [`Reactor`]; `handlers/effort` is a whole one). A [`saga`]
+//! is a reactor made from a declared state machine.
 //!
 //! Each command runs in a fresh component instance, so the router is built
 //! anew for every call: keep [`Handler::router`] cheap (it only collects a
@@ -95,6 +96,7 @@ mod event;
 mod export;
 mod reactor;
 mod router;
+pub mod saga;
 // The one matcher, shared with the host (it has no dependencies).
 #[path = "../../core/src/bus/topic.rs"]
 mod topic;

@@ -9,6 +9,7 @@ mod host;
 mod invoke;
 mod logging;
 mod query;
+mod sagas;
 mod serve;
 mod shutdown;
 mod watch;
@@ -69,6 +70,8 @@ pub(crate) enum Command {
     Query(query::Args),
     /// The events reactors gave up on: list, show, replay or drop them.
     Dlq(dlq::Args),
+    /// Saga instances: list them, show one, or retry one left for an operator.
+    Sagas(sagas::Args),
 }
 
 impl Command {
@@ -84,6 +87,7 @@ impl Command {
             Command::Watch(args) => watch::run(args).await,
             Command::Query(args) => query::run(args).await,
             Command::Dlq(args) => dlq::run(args).await,
+            Command::Sagas(args) => sagas::run(args).await,
         }
     }
 }

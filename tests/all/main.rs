@@ -32,6 +32,8 @@ mod mongo;
 mod reactors;
 mod reactors_amqp;
 mod reactors_processes;
+mod sagas;
+mod sagas_amqp;
 mod sandbox;
 mod schema;
 mod store;

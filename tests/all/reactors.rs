@@ -527,3 +527,52 @@ fn pyou_dlq_lists_replays_and_drops_against_the_embedded_store() {
     assert_eq!(out.trim(), "no dead letters");
     rt.block_on(s.serving.shutdown(Duration::from_secs(5)));
 }
+
+#[tokio::test]
+async fn a_reactors_own_events_go_out_on_the_events_session_and_anothers_fail_it() {
+    let s = served_with(&["rloud", "noop"], Arc::new(MemoryStore::new())).await;
+    let mut heard = subscribe(s.bus.as_ref(), "session.s1.rloud.#").await;
+    let mut dead = subscribe(s.bus.as_ref(), "#.pyou.dead_lettered").await;
+    let ev = event("noop.ponged", json!({"i": 1}));
+    s.bus.publish(ev.clone()).await.unwrap();
+    let got = next_within(&mut heard, Duration::from_secs(10))
+        .await
+        .expect("rloud.heard on the event's session");
+    assert_eq!(got.meta.routing_key, "rloud.heard");
+    assert_eq!(body(&got), json!({"i": 1}));
+    assert_eq!(
+        got.meta.causation_id.as_ref(),
+        Some(&ev.meta.correlation_id)
+    );
+    // Recorded with the marker, so a redelivery announces the same event.
+    let recorded = s
+        .host
+        .store()
+        .processed(&marker_id("rloud", &ev.meta.message_id))
+        .await
+        .unwrap()
+        .unwrap();
+    let kept: Envelope = serde_json::from_str(&recorded[0]).unwrap();
+    assert_eq!(
+        (kept.meta.kind, kept.meta.message_id.clone()),
+        (Kind::Event, got.meta.message_id.clone())
+    );
+
+    s.bus
+        .publish(event("noop.ponged", json!({"i": 2, "foreign": true})))
+        .await
+        .unwrap();
+    let letter = dead_lettered(&mut dead).await;
+    assert_eq!(letter["code"], "invalid_event", "{letter}");
+    assert!(
+        letter["reason"].as_str().unwrap().contains("outside"),
+        "{letter}"
+    );
+    assert!(
+        next_within(&mut heard, Duration::from_millis(300))
+            .await
+            .is_none(),
+        "nothing of the failed event was announced"
+    );
+    s.serving.shutdown(Duration::from_secs(5)).await;
+}

@@ -150,3 +150,26 @@ pub(crate) struct SprintStory {
     /// The story's version.
     pub(crate) expected_version: Option<u64>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CloseSprint {
+    pub(crate) id: String,
+    /// Where the unfinished stories go; none: the backlog.
+    pub(crate) next_sprint_id: Option<String>,
+    pub(crate) expected_version: Option<u64>,
+}
+
+/// `thread.restore`: the fields a saga's compensation puts back.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Restore {
+    pub(crate) id: String,
+    pub(crate) state: State,
+    pub(crate) sprint_id: Option<String>,
+    #[serde(default)]
+    pub(crate) archived: bool,
+    pub(crate) blocked_reason: Option<String>,
+    /// For `running`: when its quantum ends (as the thread had it).
+    pub(crate) quantum_ends_at: Option<String>,
+}

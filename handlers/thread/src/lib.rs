@@ -22,6 +22,7 @@
 //! points to its sprint with `sprint_id`.
 
 mod bodies;
+mod closing;
 mod commands;
 mod model;
 mod quantum;
@@ -37,6 +38,7 @@ use commands::create::{create_saga, create_story, create_task};
 use commands::delete::delete;
 use commands::lifecycle::{archive, block, complete, expire, park, start, unblock};
 use commands::read::{get, list};
+use commands::restore::restore;
 use commands::update::update;
 use sprint::{add_story, create_sprint, get_sprint, list_sprints, remove_story};
 use store::{EXPIRE, THREADS};
@@ -146,6 +148,30 @@ impl Handler for ThreadDomain {
             .schema(&s.get)
             .command("thread.sprint.list", "List every sprint", list_sprints)
             .schema(&s.empty)
+            .command(
+                "thread.sprint.close",
+                "Close a sprint: open → closing; the sprintclose saga settles its stories",
+                closing::close,
+            )
+            .schema(&s.sprint_close)
+            .command(
+                "thread.sprint.mark_closed",
+                "Internal (sprintclose): closing → closed; idempotent",
+                closing::mark_closed,
+            )
+            .schema(&s.get)
+            .command(
+                "thread.sprint.reopen",
+                "Reopen a closing or closed sprint; idempotent",
+                closing::reopen,
+            )
+            .schema(&s.get)
+            .command(
+                "thread.restore",
+                "Put a story or task back as it was (state, sprint, archived); idempotent",
+                restore,
+            )
+            .schema(&s.restore)
             .emits(&[
                 "thread.saga.created",
                 "thread.story.created",
@@ -166,6 +192,10 @@ impl Handler for ThreadDomain {
                 "thread.sprint.story_removed",
                 "thread.sprint.got",
                 "thread.sprint.listed",
+                "thread.sprint.closing",
+                "thread.sprint.closed",
+                "thread.sprint.reopened",
+                "thread.restored",
             ])
             // What `thread.list` and the saga and sprint checks filter on,
             // each in id order after its equalities (the order `list`

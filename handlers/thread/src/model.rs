@@ -350,8 +350,37 @@ pub(crate) struct Sprint {
     pub(crate) id: String,
     pub(crate) title: String,
     pub(crate) goal: String,
+    /// Sprints written before closing existed read as open.
+    #[serde(default)]
+    pub(crate) state: SprintState,
+    /// While closing: where its unfinished stories go (`None`: the backlog).
+    #[serde(default)]
+    pub(crate) next_sprint_id: Option<String>,
+    #[serde(default)]
+    pub(crate) closed_at: Option<String>,
     pub(crate) created_at: String,
     pub(crate) updated_at: String,
+}
+
+/// Where a sprint is: `open` → `closing` (the `sprintclose` saga is
+/// settling its stories) → `closed`; `reopen` goes back to `open`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SprintState {
+    #[default]
+    Open,
+    Closing,
+    Closed,
+}
+
+impl SprintState {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            SprintState::Open => "open",
+            SprintState::Closing => "closing",
+            SprintState::Closed => "closed",
+        }
+    }
 }
 
 /// Totals of a sprint's stories.

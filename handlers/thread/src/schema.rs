@@ -32,6 +32,8 @@ pub(crate) struct Schemas {
     pub(crate) sprint_create: String,
     /// `thread.sprint.add_story` and `thread.sprint.remove_story`.
     pub(crate) sprint_story: String,
+    pub(crate) sprint_close: String,
+    pub(crate) restore: String,
     pub(crate) empty: String,
 }
 
@@ -117,6 +119,28 @@ impl Schemas {
                     "sprint_id": reference(),
                     "story_id": reference(),
                     "expected_version": version(),
+                })),
+            )),
+            sprint_close: text(object(
+                &["id"],
+                props(json!({
+                    "id": reference(),
+                    "next_sprint_id": reference(),
+                    "expected_version": version(),
+                })),
+            )),
+            restore: text(object(
+                &["id", "state"],
+                props(json!({
+                    "id": reference(),
+                    "state": {"enum": ["ready", "running", "parked", "blocked", "done"]},
+                    "sprint_id": {"anyOf": [reference(), {"type": "null"}]},
+                    "archived": {"type": "boolean", "default": false},
+                    "blocked_reason": {"anyOf": [
+                        {"type": "string", "minLength": 1, "maxLength": MAX_REASON_CHARS},
+                        {"type": "null"},
+                    ]},
+                    "quantum_ends_at": {"anyOf": [{"type": "string", "maxLength": 64}, {"type": "null"}]},
                 })),
             )),
             empty: text(object(&[], Map::new())),

@@ -4,7 +4,7 @@ use parallel_you_sdk::{Ctx, Doc, Error, Event};
 use serde_json::json;
 
 use crate::bodies::{CreateSprint, Empty, Get, SprintStory};
-use crate::model::{self, Kind, Sprint, Thread};
+use crate::model::{self, Kind, Sprint, SprintState, Thread};
 use crate::store::{
     insert, now, require_kind, require_sprint, save, sprints, thread_event, threads, versioned,
     versioned_all, MAX_CHILDREN,
@@ -20,6 +20,9 @@ pub(crate) fn create_sprint(ctx: &Ctx, b: CreateSprint) -> Result<Vec<Event>, Er
         id,
         title,
         goal,
+        state: SprintState::Open,
+        next_sprint_id: None,
+        closed_at: None,
         created_at: now.clone(),
         updated_at: now,
     };
@@ -52,6 +55,18 @@ pub(crate) fn add_story(ctx: &Ctx, b: SprintStory) -> Result<Vec<Event>, Error> 
             .with_context(
                 json!({ "story_id": story.id, "current_state": story.state, "archived": true }),
             ));
+        }
+        if sprint.value.state != SprintState::Open {
+            return Err(Error::invalid_transition(format!(
+                "sprint `{}` is {}: stories are planned in open sprints",
+                sprint.id,
+                sprint.value.state.as_str()
+            ))
+            .with_context(json!({
+                "story_id": story.id,
+                "sprint_id": sprint.id,
+                "sprint_state": sprint.value.state,
+            })));
         }
         if story.sprint_id.as_deref() == Some(sprint.id.as_str()) {
             return Err(Error::invalid_transition(format!(

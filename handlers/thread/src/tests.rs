@@ -39,7 +39,7 @@ fn refused(key: &str, body: &str) -> Error {
 fn manifest_declares_every_command_with_a_schema() {
     let m = ThreadDomain::router().manifest();
     assert_eq!(m.domain, "thread");
-    assert_eq!(m.commands.len(), 19);
+    assert_eq!(m.commands.len(), 23);
     for c in &m.commands {
         assert!(c.routing_key.starts_with("thread."), "{}", c.routing_key);
         let schema: Value = serde_json::from_str(c.body_schema.as_deref().unwrap())

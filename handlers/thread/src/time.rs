@@ -1,5 +1,6 @@
-//! RFC 3339 timestamps from milliseconds since the Unix epoch, without a
-//! clock: the handler only ever formats the command's own timestamp.
+//! RFC 3339 timestamps from milliseconds since the Unix epoch and back,
+//! without a clock: the handler formats the command's own timestamp, and
+//! reads back only the ones it wrote.
 
 /// `1_700_000_000_123` → `2023-11-14T22:13:20.123Z`.
 pub(crate) fn rfc3339(ms: u64) -> String {
@@ -14,6 +15,36 @@ pub(crate) fn rfc3339(ms: u64) -> String {
         rest % 3600 / 60,
         rest % 60
     )
+}
+
+/// `2023-11-14T22:13:20.123Z` (as [`rfc3339`] writes it) → ms since the
+/// Unix epoch; `None` for any other shape.
+pub(crate) fn parse_rfc3339(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() != 24 || &text[23..] != "Z" {
+        return None;
+    }
+    let num = |from: usize, to: usize| text.get(from..to)?.parse::<u64>().ok();
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, s, ms) = (num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 23)?);
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || mi > 59
+        || s > 59
+    {
+        return None;
+    }
+    // Howard Hinnant's `days_from_civil`, the inverse of the one below.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    Some(((days * 86_400 + h * 3600 + mi * 60 + s) * 1000) + ms)
 }
 
 /// The proleptic Gregorian date `days` days after 1970-01-01 (Howard
@@ -43,6 +74,28 @@ mod tests {
         assert_eq!(rfc3339(951_868_799_999), "2000-02-29T23:59:59.999Z");
         assert_eq!(rfc3339(1_798_761_599_000), "2026-12-31T23:59:59.000Z");
         assert_eq!(rfc3339(4_107_542_400_000), "2100-03-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn reads_back_what_it_writes() {
+        for ms in [
+            0,
+            1_700_000_000_123,
+            951_782_400_000,
+            951_868_799_999,
+            4_107_542_400_000,
+        ] {
+            assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms), "{ms}");
+        }
+        for bad in [
+            "",
+            "2023-11-14T22:13:20Z",
+            "2023-13-14T22:13:20.123Z",
+            "2023-11-14T22:13:20.123+",
+            "1969-12-31T23:59:59.999Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -146,6 +146,10 @@ impl Host {
                 Ok(commands) => commands,
                 Err(err) => return Reacted::Failed(err),
             };
+            // What it announced goes out before what it asks for, in the
+            // same outbox row: a workflow's "started" precedes its first
+            // step's answer.
+            let commands: Vec<Envelope> = outcome.emitted.into_iter().chain(commands).collect();
             let now = self.clock.now_ms();
             let commit = Commit {
                 ops: outcome.ops,

@@ -24,6 +24,8 @@ pub(crate) struct Wanted {
 pub(crate) struct ReactOutcome {
     /// Its changes to the store (and timers), in call order.
     pub(crate) ops: Vec<Op>,
+    /// The events of its own domain it emitted, checked, in order.
+    pub(crate) emitted: Vec<Envelope>,
     /// The commands it returned, or why there are none.
     pub(crate) result: Result<Vec<Wanted>, ErrorBody>,
 }
@@ -39,6 +41,7 @@ impl Runtime {
         let Some(pre) = reactor.pre.reactor() else {
             return ReactOutcome {
                 ops: Vec::new(),
+                emitted: Vec::new(),
                 result: Err(not_a_reactor(reactor)),
             };
         };
@@ -65,6 +68,7 @@ impl Runtime {
         let Some(mut wasm_store) = called.store else {
             return ReactOutcome {
                 ops: Vec::new(),
+                emitted: Vec::new(),
                 result: Err(bounded(
                     called.result.err().unwrap_or_else(|| {
                         ErrorBody::new(ErrorCode::Trap, "the instance was lost")
@@ -87,6 +91,7 @@ impl Runtime {
         };
         ReactOutcome {
             ops: sandbox.unit.take_ops(),
+            emitted: std::mem::take(&mut sandbox.emitted),
             result: result.map_err(|e| bounded(e, max_error)),
         }
     }

@@ -75,7 +75,8 @@ pub(crate) struct Sandbox {
     /// Events checked so far for this command, and their body bytes.
     events_seen: usize,
     event_bytes: usize,
-    /// Why the guest was stopped at an emit past its event caps.
+    /// Why the guest was stopped at an emit: past its event caps, or (a
+    /// reactor) an event it may not publish.
     pub(crate) events_exceeded: Option<ErrorBody>,
     /// Set when the guest asked for more memory than its cap.
     pub(crate) memory_denied: bool,
@@ -425,6 +426,13 @@ impl emitter::Host for Sandbox {
         }
         let envelope = match self.check_event(&cause, event) {
             Ok(env) => env,
+            // A reactor's event fails whole, as for a bad returned command:
+            // its error event would answer nobody's command.
+            Err(err) if self.reactor => {
+                let msg = err.message.clone();
+                self.events_exceeded = Some(err);
+                return Err(wasmtime::Error::msg(msg));
+            }
             // Small by construction: `check_event` quotes only a routing
             // key it has already checked, and serde_json's own message.
             Err(err) => err.event_for(&cause),

@@ -135,6 +135,35 @@ pub async fn schedule_to(
     Ok(id)
 }
 
+/// Delivers an event `routing_key` (of `domain`) with `body` to the
+/// reactor of `domain` alone, now: a timer due at once, committed to
+/// `store` for any serving host's pump to fire, on `session_id` if given.
+/// How an operator's tool (`pyou sagas retry`) reaches a reactor without
+/// a bus of its own. Returns the timer id.
+pub async fn deliver_to_reactor(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    domain: &str,
+    routing_key: &str,
+    body: &str,
+    session_id: Option<&str>,
+) -> Result<String, StoreError> {
+    let id = envelope::new_id();
+    let mut cause = Meta::new(Kind::Command, routing_key);
+    if let Some(session) = session_id {
+        cause.set_session(session);
+    }
+    let mut row = timer_row(&id, domain, clock, &cause, 0, routing_key, body)?;
+    row.json = retarget(&row.json, None)?;
+    store
+        .commit(&Commit {
+            ops: vec![Op::schedule(row)],
+            marker: None,
+        })
+        .await?;
+    Ok(id)
+}
+
 /// A timer's JSON `json` made a reactor's, carrying `event` if given.
 pub(crate) fn retarget(json: &str, event: Option<String>) -> Result<String, StoreError> {
     let mut timer: Timer = serde_json::from_str(json)

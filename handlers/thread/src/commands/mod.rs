@@ -4,4 +4,5 @@ pub(crate) mod create;
 pub(crate) mod delete;
 pub(crate) mod lifecycle;
 pub(crate) mod read;
+pub(crate) mod restore;
 pub(crate) mod update;

@@ -1,0 +1,8 @@
+//! Test and benchmark saga `trip` 1.0.0 (state schema 1).
+
+/// The manifest's version.
+const VERSION: &str = "1.0.0";
+/// The state's schema version.
+const SCHEMA: u32 = 1;
+
+include!("saga.rs");

@@ -1,13 +1,16 @@
 //! The subcommands of `pyou`, one module each.
 
 mod args;
+mod build;
 mod deploy;
+mod dev;
 mod dlq;
 mod gateway;
 mod handlers;
 mod host;
 mod invoke;
 mod logging;
+mod new;
 mod query;
 mod serve;
 mod shutdown;
@@ -45,6 +48,13 @@ pub(crate) struct Cli {
 /// A `pyou` subcommand.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Write a new handler or reactor project (Rust, Python or JavaScript)
+    /// that builds as it is.
+    New(new::Args),
+    /// Build a project's component with the right tool for its language.
+    Build(build::Args),
+    /// Build, deploy into a serving host's folder, and again on every change.
+    Dev(dev::Args),
     /// Validate a handler component and place it in a handlers folder
     /// atomically; a serving host watching the folder loads it.
     Deploy(deploy::Args),
@@ -74,6 +84,9 @@ impl Command {
     /// Runs the subcommand, returning the process exit status.
     pub(crate) async fn run(self) -> anyhow::Result<u8> {
         match self {
+            Command::New(args) => new::run(args).await,
+            Command::Build(args) => build::run(args).await,
+            Command::Dev(args) => dev::run(args).await,
             Command::Deploy(args) => deploy::run(args).await,
             Command::Handlers(args) => handlers::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,

@@ -26,6 +26,7 @@ mod reactors;
 mod reactors_amqp;
 mod reactors_processes;
 mod sandbox;
+mod scaffold;
 mod schema;
 mod store;
 mod thread;

@@ -2,6 +2,7 @@
 
 pub(crate) mod bus;
 pub(crate) mod cache;
+pub(crate) mod checkout;
 pub(crate) mod handlers;
 pub(crate) mod host;
 pub(crate) mod limits;

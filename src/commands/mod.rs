@@ -5,6 +5,7 @@ mod build;
 mod deploy;
 mod dev;
 mod dlq;
+mod events;
 mod gateway;
 mod handlers;
 mod host;
@@ -78,6 +79,9 @@ pub(crate) enum Command {
     Query(query::Args),
     /// The events reactors gave up on: list, show, replay or drop them.
     Dlq(dlq::Args),
+    /// Events as the audit trail: tail them live, or query the event log
+    /// for everything a command caused.
+    Events(events::Args),
 }
 
 impl Command {
@@ -96,6 +100,7 @@ impl Command {
             Command::Watch(args) => watch::run(args).await,
             Command::Query(args) => query::run(args).await,
             Command::Dlq(args) => dlq::run(args).await,
+            Command::Events(args) => events::run(args).await,
         }
     }
 }

@@ -16,6 +16,7 @@ mod crash;
 mod dashboard;
 mod dispatch;
 mod effects;
+mod events;
 mod gateway;
 mod hot;
 mod indexes;

@@ -10,11 +10,11 @@
 
 use crate::common;
 
-use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use common::child::{post_wait, Child};
 
 use serde_json::Value;
 
@@ -315,66 +315,13 @@ fn build_says_how_to_get_a_missing_tool() {
     );
 }
 
-/// A child process killed when dropped, its stdout lines on a channel.
-struct Child {
-    child: std::process::Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Child {
-    fn spawn(mut command: Command) -> Child {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Child { child, lines }
-    }
-
-    /// The next stdout line within `within`.
-    fn line(&self, within: Duration) -> String {
-        self.lines
-            .recv_timeout(within)
-            .unwrap_or_else(|e| panic!("no line within {within:?}: {e}"))
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `POST /api/<key>?wait=` of a body: the first event's body.
 fn send(addr: &str, key: &str, body: &str) -> Value {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        let answer: Value = reqwest::Client::new()
-            .post(format!("{addr}/api/{}?wait=10000", key.replace('.', "/")))
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        answer["events"][0]["body"].clone()
-    })
+    rt.block_on(post_wait(addr, key, body))["events"][0]["body"].clone()
 }
 
 #[test]
@@ -388,8 +335,7 @@ fn dev_deploys_into_a_serving_host_and_again_on_change() {
         .args(["serve", "--listen", "127.0.0.1:0", "--handlers"])
         .arg(handlers.path())
         .arg("--data")
-        .arg(data.path())
-        .stderr(Stdio::null());
+        .arg(data.path());
     let serve = Child::spawn(serve);
     let line = serve.line(Duration::from_secs(60));
     let addr = line
@@ -418,7 +364,8 @@ fn dev_deploys_into_a_serving_host_and_again_on_change() {
     std::fs::write(&lib, source.replace("\"Hello, {}!\"", "\"Hi, {}!\"")).unwrap();
     let redeployed = dev.line(Duration::from_secs(300));
     assert!(
-        redeployed.contains("(replacing devloop 0.1.0+"),
+        redeployed.starts_with("deployed devloop 0.1.0+")
+            && redeployed.contains("(replacing 0.1.0+"),
         "{redeployed}"
     );
     let greeted = wait_for(

@@ -69,6 +69,9 @@ pub struct Host {
     /// Tries of the commands failing for a passing reason.
     retries: serve::Retries,
     serving: tokio::sync::Mutex<Option<ServeState>>,
+    /// Where every command this host runs is logged, if anywhere (the
+    /// event log, [`crate::event_log`]).
+    command_log: std::sync::OnceLock<Arc<dyn parallel_you_core::bus::Publisher>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -134,7 +137,14 @@ impl Host {
             metrics: Metrics::default(),
             retries: serve::Retries::default(),
             serving: tokio::sync::Mutex::new(None),
+            command_log: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Hands every command this host runs from now on (each delivery of
+    /// it) to `log` before it runs. Once: false if a log was set already.
+    pub fn log_commands(&self, log: Arc<dyn parallel_you_core::bus::Publisher>) -> bool {
+        self.command_log.set(log).is_ok()
     }
 
     /// Loads every component in `dir`, replacing the handlers loaded so far.

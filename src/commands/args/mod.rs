@@ -3,6 +3,7 @@
 pub(crate) mod bus;
 pub(crate) mod cache;
 pub(crate) mod checkout;
+pub(crate) mod event_log;
 pub(crate) mod handlers;
 pub(crate) mod host;
 pub(crate) mod limits;

@@ -140,6 +140,8 @@ async fn a_command_s_trail_crosses_a_reactor_in_the_store_log() {
         "1",
     ]);
     tail.said("tailing", Duration::from_secs(30));
+    // The gateway joins the socket to its feed just after the handshake.
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
     let correlation = ping_through_tally(&addr).await;
     let data_dir = data.path().to_str().unwrap();

@@ -12,6 +12,7 @@ mod bindings;
 pub mod bus;
 pub mod cache;
 pub mod dead_letter;
+pub mod event_log;
 pub mod faults;
 pub mod grants;
 pub mod host;

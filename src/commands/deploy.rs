@@ -49,53 +49,91 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
             .map(str::to_owned)
             .with_context(|| format!("{} has no file name", args.file.display()))?,
     };
+    match deploy(&args.file, &args.to, &name, &args.limits, &args.cache).await? {
+        Ok(deployed) => {
+            println!("{deployed}");
+            Ok(0)
+        }
+        Err(reason) => {
+            eprintln!("error: {}: {reason}", args.file.display());
+            eprintln!("not deployed: {} is unchanged", args.to.display());
+            Ok(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Checks `file` as a host loading `to` would, then places it there as
+/// `name`: `Ok(Ok(what was deployed))`, or `Ok(Err(why not))` with `to`
+/// unchanged. Compiling a large component the first time takes a while:
+/// a line on stderr says so.
+pub(crate) async fn deploy(
+    file: &Path,
+    to: &Path,
+    name: &str,
+    limits: &LimitArgs,
+    cache: &CacheArgs,
+) -> anyhow::Result<Result<String, String>> {
     if !name.ends_with(".wasm") || name.starts_with('.') || name.contains('/') {
         anyhow::bail!("the name {name:?} must end in .wasm, not start with a dot, and have no /");
     }
-    if !args.to.is_dir() {
-        anyhow::bail!("{} is not a folder", args.to.display());
+    if !to.is_dir() {
+        anyhow::bail!(
+            "{} is not a folder: give --to the handlers folder of the host (`pyou serve --handlers DIR`)",
+            to.display()
+        );
     }
-    let target = args.to.join(&name);
+    let target = to.join(name);
     let host = Arc::new(Host::with_cache(
-        args.limits.host_config(),
+        limits.host_config(),
         Arc::new(MemoryStore::new()),
-        args.cache.dir(Path::new("data")).as_deref(),
+        cache.dir(Path::new("data")).as_deref(),
     )?);
-    // What the folder serves now, to check domain ownership against.
-    host.load_dir(&args.to).await?;
-    let loader = parallel_you_host::HotLoader::new(host);
-    let (new, old) = match loader.check_file(&args.file, &target).await {
-        Ok(checked) => checked,
-        Err(err) => {
-            eprintln!("error: {}: {}", args.file.display(), err.reason);
-            eprintln!("not deployed: {} is unchanged", args.to.display());
-            return Ok(EXIT_FAILURE);
+    let loader = parallel_you_host::HotLoader::new(host.clone());
+    let checked = async {
+        // What the folder serves now, to check domain ownership against.
+        host.load_dir(to).await?;
+        anyhow::Ok(loader.check_file(file, &target).await)
+    };
+    tokio::pin!(checked);
+    let checked = tokio::select! {
+        done = &mut checked => done?,
+        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+            eprintln!(
+                "pyou: checking {} ({}) as a host loading {} would: compiling, once (later runs read the compile cache)…",
+                file.display(),
+                std::fs::metadata(file).map(|m| super::args::host::size(m.len())).unwrap_or_default(),
+                to.display()
+            );
+            checked.await?
         }
     };
-    let bytes = std::fs::read(&args.file)?;
-    place_atomically(&bytes, &args.to, &name)?;
-    match old {
-        Some(old) => println!(
+    let (new, old) = match checked {
+        Ok(checked) => checked,
+        Err(err) => return Ok(Err(err.reason)),
+    };
+    let bytes = std::fs::read(file)?;
+    place_atomically(&bytes, to, name)?;
+    Ok(Ok(match old {
+        Some(old) => format!(
             "deployed {} {} to {} (replacing {})",
             new.manifest.domain,
             new.version_label(),
             target.display(),
             old.version_label()
         ),
-        None => println!(
+        None => format!(
             "deployed {} {} to {}",
             new.manifest.domain,
             new.version_label(),
             target.display()
         ),
-    }
-    Ok(0)
+    }))
 }
 
 /// Writes `bytes` to a hidden temporary file in `dir` (hidden: watchers
 /// ignore it), flushes it to disk, and renames it to `name`: readers see
 /// the old file or the whole new one.
-fn place_atomically(bytes: &[u8], dir: &Path, name: &str) -> anyhow::Result<()> {
+pub(crate) fn place_atomically(bytes: &[u8], dir: &Path, name: &str) -> anyhow::Result<()> {
     let tmp = dir.join(format!(".{name}.deploy-{}", std::process::id()));
     let written = (|| -> std::io::Result<()> {
         let mut file = std::fs::File::create(&tmp)?;

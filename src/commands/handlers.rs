@@ -49,9 +49,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     } else if status.is_empty() {
         println!("no components (*.wasm) in {source}");
     } else {
-        for s in &status {
-            print_line(s);
-        }
+        print_table(&status);
     }
     Ok(if status.iter().any(|s| s.error.is_some()) {
         EXIT_FAILURE
@@ -101,62 +99,107 @@ async fn from_gateway(url: &str) -> anyhow::Result<Vec<HandlerStatus>> {
     serde_json::from_str(&text).with_context(|| format!("{url} answered something else: {text}"))
 }
 
-/// `file  domain version+sha  loaded <when> in <ms> ms [cached]  keys`, and
-/// the last failure of the file, if any.
-fn print_line(s: &HandlerStatus) {
-    if let (Some(domain), Some(version)) = (&s.domain, &s.version) {
-        let sha = s.sha256.as_deref().unwrap_or("");
-        let sha = sha.get(..12).unwrap_or(sha);
-        let cached = if s.from_cache == Some(true) {
-            ", cached"
-        } else {
-            ""
-        };
-        // A reactor lists what it subscribes to, sends and answers.
-        let served = match &s.reactor {
-            Some(r) => format!(
-                "reactor: subscribes {}; sends {}; queries {}",
-                r.subscribes.join(", "),
-                if r.sends.is_empty() {
-                    "nothing".to_owned()
+/// One row per component (and one more for a newer version that failed),
+/// in aligned columns: file, component (`domain version+sha`), kind,
+/// status, and what it serves or why it failed.
+fn print_table(status: &[HandlerStatus]) {
+    let mut rows = vec![[
+        "FILE".to_owned(),
+        "COMPONENT".to_owned(),
+        "KIND".to_owned(),
+        "STATUS".to_owned(),
+        "SERVES".to_owned(),
+    ]];
+    for s in status {
+        if let (Some(domain), Some(version)) = (&s.domain, &s.version) {
+            let sha = s.sha256.as_deref().unwrap_or("");
+            let sha = sha.get(..12).unwrap_or(sha);
+            let cached = if s.from_cache == Some(true) {
+                ", cached"
+            } else {
+                ""
+            };
+            rows.push([
+                s.file.clone(),
+                format!("{domain} {version}+{sha}"),
+                if s.reactor.is_some() {
+                    "reactor"
                 } else {
-                    r.sends.join(", ")
-                },
-                if r.queries.is_empty() {
-                    "none".to_owned()
-                } else {
-                    r.queries
-                        .iter()
-                        .map(|q| q.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "handler"
                 }
-            ),
-            None => s.routing_keys.join(", "),
-        };
-        println!(
-            "{}  {domain} {version}+{sha}  loaded {} ({} ms{cached})  {served}",
-            s.file,
-            s.loaded_at.as_deref().unwrap_or("?"),
-            s.load_ms.unwrap_or(0),
-        );
+                .to_owned(),
+                format!(
+                    "loaded {} ({} ms{cached})",
+                    s.loaded_at.as_deref().unwrap_or("?"),
+                    s.load_ms.unwrap_or(0)
+                ),
+                serves(s),
+            ]);
+        }
+        if let Some(g) = &s.grants {
+            rows.push([
+                s.file.clone(),
+                "-".into(),
+                "-".into(),
+                "granted".into(),
+                grants_summary(g),
+            ]);
+        }
+        if let Some(err) = &s.error {
+            let what = if s.domain.is_some() {
+                "NEWER VERSION FAILED (the one above serves)"
+            } else {
+                "FAILED"
+            };
+            rows.push([
+                s.file.clone(),
+                "-".into(),
+                "-".into(),
+                what.into(),
+                err.clone(),
+            ]);
+        }
     }
-    if let Some(g) = &s.grants {
-        print_grants(&s.file, g);
+    let mut widths = [0; 4];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
     }
-    if let Some(err) = &s.error {
-        let what = if s.domain.is_some() {
-            "NEWER VERSION FAILED (the one above serves)"
-        } else {
-            "FAILED"
-        };
-        println!("{}  {what}: {err}", s.file);
+    for row in &rows {
+        let mut line = String::new();
+        for (w, cell) in widths.iter().zip(row) {
+            line.push_str(&format!("{cell:<w$}  "));
+        }
+        line.push_str(&row[4]);
+        println!("{}", line.trim_end());
     }
 }
 
-/// `file  grants (grants file): http …; config …; secrets …; limits …`:
-/// what the operator granted; secrets by name only.
-fn print_grants(file: &str, g: &parallel_you_core::host_info::GrantsInfo) {
+/// What a component serves: its routing keys, or for a reactor what it
+/// subscribes to, sends and answers.
+fn serves(s: &HandlerStatus) -> String {
+    let Some(r) = &s.reactor else {
+        return s.routing_keys.join(", ");
+    };
+    let or = |list: Vec<&str>, none: &str| {
+        if list.is_empty() {
+            none.to_owned()
+        } else {
+            list.join(", ")
+        }
+    };
+    format!(
+        "subscribes {}; sends {}; queries {}",
+        r.subscribes.join(", "),
+        or(r.sends.iter().map(String::as_str).collect(), "nothing"),
+        or(r.queries.iter().map(|q| q.name.as_str()).collect(), "none")
+    )
+}
+
+/// `grants (grants file): http …; config …; secrets …; limits …`: what
+/// the operator granted; secrets by name only.
+fn grants_summary(g: &parallel_you_core::host_info::GrantsInfo) -> String {
     let mut parts = Vec::new();
     if !g.http_allow.is_empty() {
         let mut http = format!("http {}", g.http_allow.join(", "));
@@ -188,5 +231,5 @@ fn print_grants(file: &str, g: &parallel_you_core::host_info::GrantsInfo) {
     if parts.is_empty() {
         parts.push("nothing".to_owned());
     }
-    println!("{file}  grants ({}): {}", g.file, parts.join("; "));
+    format!("grants ({}): {}", g.file, parts.join("; "))
 }

@@ -2,6 +2,7 @@
 //! broker. Hosts on one broker compete for each domain's commands, so
 //! starting another one is how to scale out.
 
+use super::args::event_log::EventLogArgs;
 use super::bus::BusArgs;
 use super::{shutdown_signal, stop_host, HostArgs, WatchArgs};
 
@@ -14,18 +15,24 @@ pub(crate) struct Args {
     watch: WatchArgs,
     #[command(flatten)]
     bus: BusArgs,
+    #[command(flatten)]
+    event_log: EventLogArgs,
 }
 
 /// Runs until SIGINT or SIGTERM, then finishes the commands in flight.
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     let bus = args.bus.connect_broker("host").await?;
     let host = args.host.open().await?;
+    let log = args.event_log.start(&host, bus.as_ref()).await?;
     let serving = host.serve(bus).await?;
     // Each component consumes as soon as it is loaded.
     tokio::select! {
         _ = args.host.bring_online(&host) => {}
         _ = shutdown_signal() => {
             stop_host(serving, None).await;
+            if let Some(log) = log {
+                log.close().await;
+            }
             return Ok(0);
         }
     }
@@ -43,5 +50,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     );
     shutdown_signal().await;
     stop_host(serving, watching).await;
+    if let Some(log) = log {
+        log.close().await;
+    }
     Ok(0)
 }

@@ -14,7 +14,8 @@ use super::{HostArgs, EXIT_FAILURE, EXIT_USAGE};
 #[command(after_help = "Examples:\n  \
     pyou invoke counter.increment '{\"name\":\"coffee\"}'\n  \
     echo '{\"name\":\"coffee\"}' | pyou invoke counter.get -\n  \
-    pyou invoke --envelope - < command.json")]
+    pyou invoke --envelope - < command.json\n  \
+    pyou invoke --event counter.incremented '{\"name\":\"coffee\",\"value\":1}'")]
 pub(crate) struct Args {
     #[command(flatten)]
     host: HostArgs,
@@ -25,6 +26,11 @@ pub(crate) struct Args {
     /// instead of ROUTING_KEY and BODY_JSON.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["routing_key", "body"])]
     envelope: Option<String>,
+    /// Deliver ROUTING_KEY and BODY_JSON as an event to every reactor in
+    /// the folder that subscribes to it (each commits its effects), and
+    /// print the commands they return, one JSON line each.
+    #[arg(long, conflicts_with = "envelope")]
+    event: bool,
     /// The command's routing key, e.g. `counter.increment`.
     #[arg(required_unless_present = "envelope")]
     routing_key: Option<String>,
@@ -64,6 +70,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
             let host = args.host.start_for(&key).await?;
             host.dispatch_json(&text, out.clone()).await
         }
+        (None, Some(key), Some(body)) if args.event => {
+            return react(&args, key, body).await;
+        }
         (None, Some(key), Some(body)) => {
             let host = args.host.start_for(key).await?;
             let body = if body == "-" {
@@ -100,4 +109,53 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     } else {
         0
     })
+}
+
+/// `--event`: the event through each reactor that takes it. Exits 1 when
+/// none does or one failed (its error body on stderr).
+async fn react(args: &Args, key: &str, body: &str) -> anyhow::Result<u8> {
+    use parallel_you_core::envelope::{parse_body, DEFAULT_MAX_BODY};
+    use parallel_you_host::host::Reacted;
+
+    let body = if body == "-" {
+        read_input("-")?
+    } else {
+        body.to_owned()
+    };
+    let mut event = match parse_body(&body, DEFAULT_MAX_BODY, &Default::default()) {
+        Ok(body) => Envelope::event(key, body),
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    if let Some(session) = &args.session {
+        event.meta.set_session(session);
+    }
+    if let Err(err) = event.validate(DEFAULT_MAX_BODY) {
+        eprintln!("error: {err}");
+        return Ok(EXIT_USAGE);
+    }
+    let host = args.host.open().await?;
+    host.load_dir(&args.host.handlers.handlers).await?;
+    let reactors = host.reactors_for(&event);
+    if reactors.is_empty() {
+        eprintln!(
+            "error: no reactor in {} subscribes to {key} (`pyou handlers` lists what each subscribes to)",
+            args.host.handlers.handlers.display()
+        );
+        return Ok(EXIT_FAILURE);
+    }
+    let out = Arc::new(Collector::new());
+    let mut failed = false;
+    for domain in &reactors {
+        if let Reacted::Failed(err) = host.react(domain, &event, out.as_ref()).await {
+            eprintln!("error: reactor {domain}: {}", serde_json::to_string(&err)?);
+            failed = true;
+        }
+    }
+    for command in out.take() {
+        println!("{command}");
+    }
+    Ok(if failed { EXIT_FAILURE } else { 0 })
 }

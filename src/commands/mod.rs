@@ -1,13 +1,17 @@
 //! The subcommands of `pyou`, one module each.
 
 mod args;
+mod build;
 mod deploy;
+mod dev;
 mod dlq;
+mod events;
 mod gateway;
 mod handlers;
 mod host;
 mod invoke;
 mod logging;
+mod new;
 mod query;
 mod sagas;
 mod serve;
@@ -47,6 +51,13 @@ pub(crate) struct Cli {
 /// A `pyou` subcommand.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Write a new handler or reactor project (Rust, Python or JavaScript)
+    /// that builds as it is.
+    New(new::Args),
+    /// Build a project's component with the right tool for its language.
+    Build(build::Args),
+    /// Build, deploy into a serving host's folder, and again on every change.
+    Dev(dev::Args),
     /// Validate a handler component and place it in a handlers folder
     /// atomically; a serving host watching the folder loads it.
     Deploy(deploy::Args),
@@ -72,12 +83,18 @@ pub(crate) enum Command {
     Dlq(dlq::Args),
     /// Saga instances: list them, show one, or retry one left for an operator.
     Sagas(sagas::Args),
+    /// Events as the audit trail: tail them live, or query the event log
+    /// for everything a command caused.
+    Events(events::Args),
 }
 
 impl Command {
     /// Runs the subcommand, returning the process exit status.
     pub(crate) async fn run(self) -> anyhow::Result<u8> {
         match self {
+            Command::New(args) => new::run(args).await,
+            Command::Build(args) => build::run(args).await,
+            Command::Dev(args) => dev::run(args).await,
             Command::Deploy(args) => deploy::run(args).await,
             Command::Handlers(args) => handlers::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,
@@ -88,6 +105,7 @@ impl Command {
             Command::Query(args) => query::run(args).await,
             Command::Dlq(args) => dlq::run(args).await,
             Command::Sagas(args) => sagas::run(args).await,
+            Command::Events(args) => events::run(args).await,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use parallel_you_gateway::{Gateway, GatewayConfig, SessionStore};
 
+use super::args::event_log::EventLogArgs;
 use super::bus::BusArgs;
 use super::{stop_host, AuthArgs, HostArgs, ListenArgs, WatchArgs};
 
@@ -16,6 +17,8 @@ pub(crate) struct Args {
     watch: WatchArgs,
     #[command(flatten)]
     bus: BusArgs,
+    #[command(flatten)]
+    event_log: EventLogArgs,
     #[command(flatten)]
     listen: ListenArgs,
     #[command(flatten)]
@@ -40,6 +43,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     }
     let host = args.host.open().await?;
     let bus = args.bus.connect("serve").await?;
+    let log = args.event_log.start(&host, bus.as_ref()).await?;
     let serving = host.serve(bus.clone()).await?;
     let config = args.listen.config(GatewayConfig {
         auth,
@@ -60,6 +64,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     let watching = match stopped_early {
         Some(ended) => {
             stop_host(serving, None).await;
+            close(log).await;
             ended??;
             return Ok(0);
         }
@@ -69,6 +74,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     println!("pyou serving {commands} commands on {url} (GET /api lists them)");
     let ended = server.await;
     stop_host(serving, watching).await;
+    close(log).await;
     ended??;
     Ok(0)
+}
+
+/// Writes out what the event log still queues.
+async fn close(log: Option<std::sync::Arc<parallel_you_host::event_log::EventLog>>) {
+    if let Some(log) = log {
+        log.close().await;
+    }
 }

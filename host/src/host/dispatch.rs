@@ -61,6 +61,10 @@ impl Host {
     /// [`Host::dispatch`], leaving a passing failure to the caller, who
     /// may deliver the command again.
     pub(super) async fn handle(&self, cmd: &Envelope, out: Arc<dyn Publisher>) -> Handled {
+        if let Some(log) = self.command_log.get() {
+            // The log never refuses (it counts what it could not keep).
+            let _ = log.publish(cmd.clone()).await;
+        }
         let span = tracing::info_span!(
             "command",
             otel.kind = "consumer",

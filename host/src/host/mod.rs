@@ -74,6 +74,9 @@ pub struct Host {
     /// Makes and checks timer message ids; its key is read from the store
     /// on first use.
     seal: tokio::sync::OnceCell<TimerSeal>,
+    /// Where every command this host runs is logged, if anywhere (the
+    /// event log, [`crate::event_log`]).
+    command_log: std::sync::OnceLock<Arc<dyn parallel_you_core::bus::Publisher>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -140,7 +143,14 @@ impl Host {
             retries: serve::Retries::default(),
             serving: tokio::sync::Mutex::new(None),
             seal: tokio::sync::OnceCell::new(),
+            command_log: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Hands every command this host runs from now on (each delivery of
+    /// it) to `log` before it runs. Once: false if a log was set already.
+    pub fn log_commands(&self, log: Arc<dyn parallel_you_core::bus::Publisher>) -> bool {
+        self.command_log.set(log).is_ok()
     }
 
     /// Loads every component in `dir`, replacing the handlers loaded so far.

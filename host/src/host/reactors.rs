@@ -161,6 +161,16 @@ impl Host {
         }
     }
 
+    /// The domains of the loaded reactors that take `event` (as a serving
+    /// host would deliver it): what `pyou invoke --event` runs it through.
+    pub fn reactors_for(&self, event: &Envelope) -> Vec<String> {
+        self.registry()
+            .handlers()
+            .filter(|h| h.is_reactor() && self.wants(&h.manifest, &h.manifest.domain, event))
+            .map(|h| h.manifest.domain.clone())
+            .collect()
+    }
+
     /// Whether the reactor takes `event`: an event whose routing key one of
     /// its patterns matches, or one of its own domain (its timers, which
     /// only it receives). A bus may deliver more (RabbitMQ matches the

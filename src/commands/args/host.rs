@@ -137,7 +137,7 @@ fn warn_unloaded(file: &std::path::Path, outcome: &HotOutcome) {
 }
 
 /// A file size for people: `137 KiB`, `18.4 MiB`.
-fn size(bytes: u64) -> String {
+pub(crate) fn size(bytes: u64) -> String {
     const MIB: u64 = 1024 * 1024;
     if bytes >= MIB {
         format!("{:.1} MiB", bytes as f64 / MIB as f64)

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod browser;
+pub mod child;
 pub mod conformance;
 pub mod faulty;
 pub mod gateway;

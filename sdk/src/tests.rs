@@ -249,6 +249,33 @@ fn ctx_exposes_meta() {
 }
 
 #[test]
+fn ctx_says_who_sent_it_and_which_timer() {
+    let ctx = Ctx::new(meta("demo.greet"));
+    assert_eq!((ctx.user_id(), ctx.fired_by_timer()), (None, None));
+    let mut m = meta("demo.expire");
+    m.user_id = Some("alice".into());
+    m.message_id = format!("timer-01ABC.{}", "f".repeat(64));
+    let ctx = Ctx::new(m);
+    assert_eq!(ctx.user_id(), Some("alice"));
+    assert_eq!(ctx.fired_by_timer(), Some("01ABC"));
+}
+
+#[test]
+fn internal_marks_the_last_command() {
+    fn ok(_ctx: &Ctx, _b: Value) -> Result<Vec<Event>, Error> {
+        Ok(vec![])
+    }
+    let manifest = Router::new("demo", "1")
+        .internal()
+        .command("demo.open", "Anyone", ok)
+        .command("demo.tick", "Timers only", ok)
+        .internal()
+        .manifest();
+    let flags: Vec<bool> = manifest.commands.iter().map(|c| c.internal).collect();
+    assert_eq!(flags, [false, true]);
+}
+
+#[test]
 fn decode_reports_the_document() {
     let ok: Doc<Value> = decode(
         "c",

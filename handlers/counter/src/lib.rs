@@ -202,6 +202,7 @@ mod tests {
             causation_id: None,
             session_id: None,
             timestamp_ms: 0,
+            user_id: None,
         })
     }
 

@@ -25,6 +25,7 @@ fn ctx(key: &str) -> Ctx {
         causation_id: None,
         session_id: None,
         timestamp_ms: 1_700_000_000_000,
+        user_id: None,
     })
 }
 

@@ -98,11 +98,12 @@ pub struct GatewayConfig {
     /// lowered to what the process's descriptor limit allows); past it a
     /// new connection is closed at once.
     pub max_connections: usize,
-    /// Requests to `/api/…` per client (IP address) (default 1000/s,
-    /// bursts of 2000; `None`: unlimited): 429 with `Retry-After` past it.
+    /// Requests to `/api/…` per client (its subject, else its IP address)
+    /// (default 10 000/s, bursts of 20 000; `None`: unlimited): 429 with
+    /// `Retry-After` past it.
     pub rate_limit: Option<Rate>,
-    /// Commands one WebSocket may send (default 1000/s, bursts of 2000):
-    /// past it the socket is read more slowly.
+    /// Commands one WebSocket may send (default 10 000/s, bursts of
+    /// 20 000): past it the socket is read more slowly.
     pub socket_rate: Option<Rate>,
     /// Open WebSockets per client (default 256): 429 past it.
     pub sockets_per_client: usize,
@@ -141,12 +142,12 @@ impl Default for GatewayConfig {
             body_timeout: Duration::from_secs(30),
             max_connections: 4096,
             rate_limit: Some(Rate {
-                per_second: 1000,
-                burst: 2000,
+                per_second: 10_000,
+                burst: 20_000,
             }),
             socket_rate: Some(Rate {
-                per_second: 1000,
-                burst: 2000,
+                per_second: 10_000,
+                burst: 20_000,
             }),
             sockets_per_client: 256,
             max_waits: 1024,

@@ -16,9 +16,10 @@ pub(crate) struct ListenArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub(crate) tls_key: Option<PathBuf>,
-    /// Commands and queries per second one client (IP address) may send
+    /// Commands and queries per second one client (its token subject, else
+    /// its IP address) may send
     /// over HTTP, in bursts of twice that; 429 past it. 0: unlimited.
-    #[arg(long, env = "PYOU_RATE_LIMIT", default_value_t = 1000)]
+    #[arg(long, env = "PYOU_RATE_LIMIT", default_value_t = 10_000)]
     pub(crate) rate_limit: u32,
 }
 

@@ -12,7 +12,7 @@ use crate::reactors::eventually;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{body, serve_on_bus, subscribe, OnBus};
+use common::{body, serve_on_bus, serve_on_gated_bus, subscribe, OnBus};
 use parallel_you_core::bus::{Bus, Subscription};
 use parallel_you_core::envelope::Envelope;
 use parallel_you_host::timers::{deliver_to_reactor, SystemClock};
@@ -424,6 +424,12 @@ async fn a_version_that_cannot_read_an_instance_parks_it_untouched_until_a_retry
 /// Sends a thread command and waits for its answer (the event `answer`).
 async fn thread(on: &OnBus, answers: &mut Subscription, key: &str, b: Value) -> Value {
     let cmd = send(on, key, b).await;
+    next_answer_to(answers, &cmd).await
+}
+
+/// The body of `cmd`'s answer on `answers`, checked not to be an error.
+async fn next_answer_to(answers: &mut Subscription, cmd: &Envelope) -> Value {
+    let key = cmd.meta.routing_key.as_str();
     loop {
         let ev = tokio::time::timeout(WITHIN, answers.next())
             .await
@@ -556,7 +562,10 @@ async fn closing_a_sprint_parks_archives_and_moves_its_stories_then_closes_it() 
 
 #[tokio::test]
 async fn a_sprint_close_that_fails_puts_every_story_back_and_reopens_the_sprint() {
-    let on = serve_on_bus(&["thread", "sprintclose"]).await;
+    // The saga's moves to s2 are held until s2 is closing too, so they are
+    // refused whatever order the host runs the commands in.
+    let (on, gate) =
+        serve_on_gated_bus(&["thread", "sprintclose"], "thread.sprint.add_story").await;
     let mut answers = subscribe(on.bus.as_ref(), "session.s1.thread.#").await;
     sprint_with_stories(&on, &mut answers).await;
     let before_run = get(&on, "threads", "run").await;
@@ -567,9 +576,17 @@ async fn a_sprint_close_that_fails_puts_every_story_back_and_reopens_the_sprint(
         json!({ "id": "s1", "next_sprint_id": "s2" }),
     )
     .await;
-    // s2 closes too, right behind: by the time s1's stories move, it no
-    // longer takes any (its own, empty, close completes).
-    send(&on, "thread.sprint.close", json!({ "id": "s2" })).await;
+    let closing = next_answer_to(&mut answers, &first).await;
+    assert_eq!(closing["state"], "closing", "{closing}");
+    let second = thread(
+        &on,
+        &mut answers,
+        "thread.sprint.close",
+        json!({ "id": "s2" }),
+    )
+    .await;
+    assert_eq!(second["state"], "closing", "{second}");
+    gate.open();
     let t = trail(&mut events, "failed", |b| {
         b["id"] == first.meta.correlation_id.as_str()
     })

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod child;
 pub mod conformance;
 pub mod faulty;
+pub mod gated;
 pub mod gateway;
 pub mod mongo;
 pub mod queries;
@@ -128,6 +129,26 @@ pub async fn serve_on_bus_with(names: &[&str], limits: Limits) -> OnBus {
         serving,
         handlers,
     }
+}
+
+/// [`serve_on_bus`] where the host's own sends of `held` wait for the
+/// gate to open; the test's sends on `OnBus::bus` pass straight through.
+pub async fn serve_on_gated_bus(names: &[&str], held: &str) -> (OnBus, Arc<gated::Gated>) {
+    let (host, handlers) =
+        host_with_limits(names, Arc::new(MemoryStore::new()), test_limits()).await;
+    let bus = Arc::new(InProcessBus::new());
+    let gate = gated::Gated::new(bus.clone(), held);
+    let serving = host
+        .serve(gate.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let on = OnBus {
+        host,
+        bus,
+        serving,
+        handlers,
+    };
+    (on, gate)
 }
 
 /// Subscribes to `pattern`, panicking if the bus refuses.

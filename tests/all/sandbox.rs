@@ -88,7 +88,14 @@ async fn loops_do_not_block_other_commands() {
 
 #[tokio::test]
 async fn memory_hog_hits_the_cap_and_host_keeps_serving() {
-    let (host, _dir) = host_with(&["hog", "counter"]).await;
+    // A deadline far beyond the time 32 MiB take to fill, so that on a
+    // loaded machine only the memory cap can stop the hog.
+    let limits = parallel_you_host::Limits {
+        deadline: std::time::Duration::from_secs(20),
+        ..common::test_limits()
+    };
+    let store = std::sync::Arc::new(parallel_you_core::MemoryStore::new());
+    let (host, _dir) = common::host_with_limits(&["hog", "counter"], store, limits).await;
     let events = call(&host, cmd("hog.eat", "{}")).await;
     assert_eq!(
         last_error(&events).as_deref(),

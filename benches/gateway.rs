@@ -5,7 +5,9 @@
 //! and, as the ceiling of the HTTP stack in the same run, a bare axum
 //! server that parses the same JSON body and answers 202; and POST → 202
 //! through a second gateway with `--auth jwt` (HS256) beside the first,
-//! alternating, to see what verifying a token costs.
+//! alternating, to see what verifying a token costs; and the same POST
+//! against `wasmtime serve` running `httpnoop.wasm` (the same JSON work in
+//! a fresh instance per request), when a wasmtime CLI is found.
 //!
 //! Run with `cargo bench --bench gateway` (needs `wrk` on PATH for the load
 //! part: `apt-get install wrk`; without it that part is skipped with a note).
@@ -20,6 +22,9 @@ use parallel_you_core::{Bus, InProcessBus, MemoryStore};
 use parallel_you_gateway::{Gateway, GatewayConfig};
 use parallel_you_host::{Host, HostConfig};
 use tokio_tungstenite::tungstenite::Message;
+
+#[path = "common/wasmtime_serve.rs"]
+mod wasmtime_serve;
 
 const ROUND_TRIPS: usize = 2000;
 const TIME_CAP: Duration = Duration::from_secs(20);
@@ -52,7 +57,7 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 async fn run() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let components = root.join("target/test-handlers");
-    if !components.join("noop.wasm").exists() {
+    if !components.join("noop.wasm").exists() || !components.join("httpnoop.wasm").exists() {
         anyhow::ensure!(
             std::process::Command::new(root.join("scripts/build-handlers"))
                 .status()?
@@ -210,11 +215,60 @@ async fn run() -> anyhow::Result<()> {
             100.0 * g / b
         );
     }
+    if let Some(w) = against_wasmtime_serve(&components, &lua, &client).await? {
+        if let Some(g) = gateway_load {
+            println!(
+                "gateway / wasmtime serve under wrk: {g:.0} / {w:.0} requests/s = {:.2}×",
+                g / w
+            );
+        }
+    }
     jwt_against_none(&host, bus, &url, &client).await?;
     let _ = stop_tx.send(());
     server.await??;
     serving.shutdown(Duration::from_secs(10)).await;
     Ok(())
+}
+
+/// The same POST against `wasmtime serve` running `httpnoop.wasm` (the
+/// same JSON work in a fresh instance per request, answering 202): one
+/// client, then wrk. Returns wrk's requests/s; `None` without wasmtime.
+async fn against_wasmtime_serve(
+    components: &Path,
+    lua: &Path,
+    client: &reqwest::Client,
+) -> anyhow::Result<Option<f64>> {
+    let version = match wasmtime_serve::version() {
+        Ok(v) => v,
+        Err(err) => {
+            println!("\nwasmtime serve not run ({err}); `cargo install wasmtime-cli --version 48.0.8 --locked` for it");
+            return Ok(None);
+        }
+    };
+    let wasm = components.join("httpnoop.wasm");
+    let serve = tokio::task::block_in_place(|| wasmtime_serve::start(&wasm))?;
+    let url = format!("http://{}/api/noop/ping", serve.addr);
+    let mut single = Vec::new();
+    let started = Instant::now();
+    for i in 0..ROUND_TRIPS {
+        if started.elapsed() > TIME_CAP {
+            break;
+        }
+        let t = Instant::now();
+        let res = client
+            .post(&url)
+            .body(format!(r#"{{"i":{i}}}"#))
+            .send()
+            .await?;
+        anyhow::ensure!(res.status().as_u16() == 202, "status {}", res.status());
+        res.bytes().await?;
+        single.push(t.elapsed());
+    }
+    println!("\n{version}");
+    report("wasmtime serve: POST → 202 (one client)", single);
+    let load = wrk(lua, &url).await;
+    drop(serve);
+    Ok(load)
 }
 
 /// POST → 202 through the gateway at `url` (no authentication) and through

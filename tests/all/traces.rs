@@ -2,8 +2,11 @@
 //! real OTLP/HTTP receiver in the test decodes what `pyou serve
 //! --otlp-endpoint` exports, and one trace runs from the client's
 //! `traceparent` through the gateway, the host, the guest (its log line a
-//! span event), the reactor and the command the reactor sent.
+//! span event), the reactor and the command the reactor sent; and across
+//! processes on a real RabbitMQ, a `pyou gateway` and a `pyou host` each
+//! exporting its part, flushed as they stop.
 
+use crate::amqp::{api_keys, eventually, gateway_process_with, HostProcess};
 use crate::common;
 
 use std::collections::HashMap;
@@ -13,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use common::child::Child;
+use common::rabbit::Rabbit;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -288,4 +292,89 @@ async fn one_trace_runs_from_the_request_through_host_guest_and_reactor() {
     assert_eq!(named(&spans, "send noop.ping").parent_id, "", "a root");
 
     assert!(server.terminate(Duration::from_secs(30)), "stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_and_a_host_on_rabbitmq_export_one_trace() {
+    let Some(rabbit) = Rabbit::start() else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let handlers = common::handlers_dir(&["noop", "tally", "counter"]);
+    let data = tempfile::tempdir().unwrap();
+    let export = ["--otlp-endpoint", receiver.url.as_str()];
+    // The default batch delay (5 s): what they send comes with the flush
+    // as they stop, which is what this test checks.
+    let mut host = tokio::task::block_in_place(|| {
+        HostProcess::start_with(&rabbit, handlers.path(), data.path(), &export)
+    });
+    let (mut gateway, base) =
+        tokio::task::block_in_place(|| gateway_process_with(&rabbit, &export));
+    eventually(
+        Duration::from_secs(20),
+        "the gateway to serve noop.ping",
+        || {
+            let base = base.clone();
+            async move { api_keys(&base).await.contains("noop.ping") }
+        },
+    )
+    .await;
+    let answer = post(
+        &base,
+        "noop.ping",
+        r#"{"send":"counter.increment","name":"b"}"#,
+        &format!("00-{TRACE}-{CLIENT_SPAN}-01"),
+    )
+    .await;
+    assert_eq!(answer["complete"], true, "{answer}");
+    // The reactor's command has run once counter `b` is 1.
+    eventually(Duration::from_secs(20), "tally's counter.increment", || {
+        let base = base.clone();
+        async move {
+            let got =
+                crate::common::child::post_wait(&base, "counter.get", r#"{"name":"b"}"#).await;
+            got["events"][0]["body"]["value"] == 1
+        }
+    })
+    .await;
+    tokio::task::block_in_place(|| {
+        gateway.terminate();
+        host.terminate();
+    });
+
+    let spans = receiver
+        .trace(TRACE, |spans| {
+            spans.iter().any(|s| s.name == "handle counter")
+                && spans.iter().any(|s| s.name == "send noop.ping")
+        })
+        .await;
+    let gateway = named(&spans, "send noop.ping");
+    let host = named(&spans, "process noop.ping");
+    let reactor = named(&spans, "process tally noop.ponged");
+    let sent = named(&spans, "process counter.increment");
+    let counter = named(&spans, "handle counter");
+    assert_eq!(gateway.service, "pyou-gateway");
+    assert_eq!(
+        [&host.service, &reactor.service, &counter.service],
+        ["pyou-host"; 3]
+    );
+    assert_eq!(gateway.parent_id, CLIENT_SPAN);
+    assert_eq!(host.parent_id, gateway.span_id, "across the broker");
+    assert_eq!(reactor.parent_id, host.span_id);
+    assert_eq!(sent.parent_id, reactor.span_id);
+    assert_eq!(counter.parent_id, sent.span_id);
+    for span in [gateway, host, reactor, sent] {
+        assert_eq!(
+            span.attributes.get("messaging.system").map(String::as_str),
+            Some("rabbitmq"),
+            "{span:#?}"
+        );
+    }
+    assert!(
+        counter
+            .events
+            .iter()
+            .any(|e| e.starts_with("counter b +1 = 1")),
+        "{counter:#?}"
+    );
 }

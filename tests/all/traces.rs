@@ -378,3 +378,62 @@ async fn a_gateway_and_a_host_on_rabbitmq_export_one_trace() {
         "{counter:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_s_commands_continue_their_own_trace_or_the_upgrade_s() {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let receiver = Receiver::start().await;
+    let handlers = common::handlers_dir(&["noop"]);
+    let data = tempfile::tempdir().unwrap();
+    let (_server, addr) = serve(handlers.path(), data.path(), &receiver);
+    let (upgrade_trace, upgrade_span) = ("5bf92f3577b34da6a3ce929d0e0e4736", "10f067aa0ba902b7");
+    let (own_trace, own_span) = ("6bf92f3577b34da6a3ce929d0e0e4736", "20f067aa0ba902b7");
+    let mut req = format!("{}/ws?session=traced", addr.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    let header = format!("00-{upgrade_trace}-{upgrade_span}-01");
+    req.headers_mut()
+        .insert("traceparent", header.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+
+    // One command naming its own trace, one naming none.
+    let mut own = parallel_you_core::Envelope::command("noop.ping", r#"{"n":1}"#).unwrap();
+    own.meta.traceparent = Some(format!("00-{own_trace}-{own_span}-01"));
+    let plain = parallel_you_core::Envelope::command("noop.ping", r#"{"n":2}"#).unwrap();
+    for cmd in [&own, &plain] {
+        socket.send(Message::text(cmd.to_json())).await.unwrap();
+    }
+    let mut answered = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while answered.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(left, socket.next()).await
+        else {
+            panic!("two answers on the socket within 30 s: {answered:?}");
+        };
+        let event: Value = serde_json::from_str(text.as_str()).unwrap();
+        assert_eq!(event["meta"]["routing_key"], "noop.ponged", "{event}");
+        let tp = event["meta"]["traceparent"].as_str().unwrap().to_owned();
+        answered.insert(event["body"]["n"].as_u64().unwrap(), tp);
+    }
+    assert!(answered[&1].contains(own_trace), "{answered:?}");
+    assert!(answered[&2].contains(upgrade_trace), "{answered:?}");
+
+    for (trace, parent) in [(own_trace, own_span), (upgrade_trace, upgrade_span)] {
+        let spans = receiver
+            .trace(trace, |spans| {
+                spans.iter().any(|s| s.name == "process noop.ping")
+            })
+            .await;
+        let sent = named(&spans, "send noop.ping");
+        assert_eq!(sent.parent_id, parent);
+        assert_eq!(
+            sent.attributes.get("pyou.via").map(String::as_str),
+            Some("ws")
+        );
+        assert_eq!(named(&spans, "process noop.ping").parent_id, sent.span_id);
+    }
+}

@@ -437,3 +437,39 @@ async fn a_socket_s_commands_continue_their_own_trace_or_the_upgrade_s() {
         assert_eq!(named(&spans, "process noop.ping").parent_id, sent.span_id);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_s_command_is_the_child_of_the_guest_call_that_scheduled_it() {
+    let receiver = Receiver::start().await;
+    let handlers = common::handlers_dir(&["noop"]);
+    let data = tempfile::tempdir().unwrap();
+    let (_server, addr) = serve(handlers.path(), data.path(), &receiver);
+    let trace = "7bf92f3577b34da6a3ce929d0e0e4736";
+    let answer = post(
+        &addr,
+        "noop.later",
+        r#"{"delay_ms":100,"body":{"n":1}}"#,
+        &format!("00-{trace}-{CLIENT_SPAN}-01"),
+    )
+    .await;
+    assert_eq!(answer["events"][0]["meta"]["routing_key"], "noop.scheduled");
+    let spans = receiver
+        .trace(trace, |spans| {
+            spans.iter().any(|s| s.name == "process noop.ping")
+        })
+        .await;
+    let scheduling = named(&spans, "process noop.later");
+    let guest = spans
+        .iter()
+        .find(|s| s.name == "handle noop" && s.parent_id == scheduling.span_id)
+        .unwrap_or_else(|| panic!("noop.later's guest call in {spans:#?}"));
+    let fired = named(&spans, "process noop.ping");
+    assert_eq!(
+        fired.parent_id, guest.span_id,
+        "scheduled inside the guest call"
+    );
+    assert!(
+        fired.attributes["messaging.message.id"].starts_with("timer-"),
+        "{fired:#?}"
+    );
+}

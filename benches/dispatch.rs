@@ -2,6 +2,9 @@
 //! doing the same JSON (and store) work vs. the wasm component, with a fresh
 //! instance per command.
 //!
+//! A case with tracing on (spans recorded, nothing exported) gives the
+//! cost of `--otlp-endpoint` on the dispatch path.
+//!
 //! Run with `cargo bench --bench dispatch` (after `scripts/build-handlers`,
 //! which it runs itself if the components are missing). Prints a table;
 //! `BENCHMARKS.md` records the figures.
@@ -149,6 +152,28 @@ async fn run() -> anyhow::Result<()> {
         async move { dispatch_ok(&host, &sink, Envelope::command("noop.ping", ping_body)?).await }
     })
     .await?;
+    // The same with spans recorded: an OpenTelemetry layer (no exporter,
+    // so this is the cost of the spans and the carried context, not of
+    // sending them) and a client's traceparent on every command.
+    let traced_a = {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
+        // `measure` awaits on this thread, so a thread default covers it.
+        let _traced = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+        measure("wasm: no-op, fresh, traced", |_| {
+            let host = host.clone();
+            let sink = sink.clone();
+            async move {
+                let mut cmd = Envelope::command("noop.ping", ping_body)?;
+                cmd.meta.traceparent =
+                    Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned());
+                dispatch_ok(&host, &sink, cmd).await
+            }
+        })
+        .await?
+    };
     let native_b = measure("native: read+write one document", |i| {
         let store = store.clone();
         async move {
@@ -197,7 +222,14 @@ async fn run() -> anyhow::Result<()> {
         "case", "µs/cmd", "commands/s", "n"
     );
     println!("(memory kept resident between instances: {keep_resident} bytes)");
-    for f in [&native_a, &wasm_a, &wasm_a_madvise, &native_b, &wasm_b] {
+    for f in [
+        &native_a,
+        &wasm_a,
+        &wasm_a_madvise,
+        &traced_a,
+        &native_b,
+        &wasm_b,
+    ] {
         println!(
             "{:<36} {:>10.2} {:>14.0} {:>8}",
             f.name,
@@ -217,6 +249,7 @@ async fn run() -> anyhow::Result<()> {
     let ratio = |w: &Figure, n: &Figure| w.per_cmd.as_secs_f64() / n.per_cmd.as_secs_f64();
     println!("wasm/native (no-op):  {:.1}x", ratio(&wasm_a, &native_a));
     println!("wasm/native (store):  {:.1}x", ratio(&wasm_b, &native_b));
+    println!("traced/untraced:      {:.2}x", ratio(&traced_a, &wasm_a));
     Ok(())
 }
 

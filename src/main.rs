@@ -8,7 +8,6 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = commands::Cli::parse();
-    commands::init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -19,7 +18,29 @@ fn main() -> ExitCode {
             return ExitCode::from(commands::EXIT_FAILURE);
         }
     };
-    match runtime.block_on(cli.command.run()) {
+    let exporter = match cli.otlp() {
+        Ok(None) => None,
+        Ok(Some((url, service))) => {
+            match commands::Exporter::start(&url, service, runtime.handle().clone()) {
+                Ok(exporter) => Some(exporter),
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    return ExitCode::from(commands::EXIT_FAILURE);
+                }
+            }
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(commands::EXIT_USAGE);
+        }
+    };
+    commands::init_tracing(cli.verbose, exporter.as_ref());
+    let ran = runtime.block_on(cli.command.run());
+    // The last batch goes out over the runtime, which still runs.
+    if let Some(exporter) = exporter {
+        exporter.shutdown();
+    }
+    match ran {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {err:#}");

@@ -14,6 +14,7 @@ use crate::names::{
     check_message_id, check_reply_channel, check_routing_key, check_session_id, check_user_id,
     domain_of, session_channel, MAX_ROUTING_KEY_LEN,
 };
+use crate::trace::{self, TraceContext};
 
 /// Default largest body, in bytes of JSON text.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
@@ -56,6 +57,15 @@ pub struct Meta {
     /// by every message the command causes. Absent without authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// W3C `traceparent` of the span that sent this message (see
+    /// [`crate::trace`]): set by the gateway from the request's header (or
+    /// a new trace), by a host for what a command or event causes. Absent
+    /// when nothing traces: a message then has the shape it had before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// W3C `tracestate` travelling with [`Meta::traceparent`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
     /// On an event: the last one its command caused, so a client waiting for
     /// the answer can stop (the host sets it; see [`Envelope::mark_last`]).
     /// Written only when true, so older readers see the same shape as before.
@@ -82,6 +92,8 @@ impl Meta {
             session_id: None,
             timestamp: now_rfc3339(),
             user_id: None,
+            traceparent: None,
+            tracestate: None,
             last: false,
         }
     }
@@ -110,6 +122,24 @@ impl Meta {
     /// This meta as sent on behalf of `user_id` (see [`Meta::user_id`]).
     pub fn on_behalf_of(mut self, user_id: Option<String>) -> Self {
         self.user_id = user_id;
+        self
+    }
+
+    /// The trace context this message carries, if it carries a valid one
+    /// (an invalid one counts as none: see [`crate::trace`]).
+    pub fn trace(&self) -> Option<TraceContext> {
+        TraceContext::read(self.traceparent.as_deref(), self.tracestate.as_deref())
+    }
+
+    /// Carries `trace` (or none).
+    pub fn set_trace(&mut self, trace: Option<TraceContext>) {
+        self.traceparent = trace.as_ref().map(TraceContext::traceparent);
+        self.tracestate = trace.and_then(|t| t.state);
+    }
+
+    /// This meta carrying `trace` (see [`Meta::set_trace`]).
+    pub fn traced(mut self, trace: Option<TraceContext>) -> Self {
+        self.set_trace(trace);
         self
     }
 }
@@ -210,6 +240,7 @@ impl Envelope {
         if let Some(u) = &m.user_id {
             check_user_id(u).map_err(name)?;
         }
+        trace::check_fields(m.traceparent.as_deref(), m.tracestate.as_deref()).map_err(fail)?;
         parse_timestamp_ms(&m.timestamp).map_err(fail)?;
         if self.body.get().len() > max_body {
             return Err(fail(format!(
@@ -231,7 +262,9 @@ impl Envelope {
     }
 
     /// A new event caused by the command `cause`: it carries the command's
-    /// correlation id as causation id, and its session and reply channel.
+    /// correlation id as causation id, its session and reply channel, and
+    /// its trace context (a tracing host puts its own span's in its place
+    /// when it commits, `crate::trace::onward`).
     pub fn event_for(cause: &Meta, routing_key: &str, body: Box<RawValue>) -> Self {
         Envelope {
             meta: Meta::new(Kind::Event, routing_key)
@@ -240,7 +273,8 @@ impl Envelope {
                     cause.session_id.clone(),
                     cause.reply_channel.clone(),
                 )
-                .on_behalf_of(cause.user_id.clone()),
+                .on_behalf_of(cause.user_id.clone())
+                .traced(cause.trace()),
             body,
         }
     }
@@ -432,5 +466,35 @@ mod tests {
         assert_eq!(ev.meta.session_id.as_deref(), Some("s"));
         assert_eq!(ev.topic(), "session.s.a.done");
         assert_eq!(ev.meta.kind, Kind::Event);
+        assert_eq!(ev.meta.traceparent, None, "no trace, no field");
+        assert!(!ev.to_json().contains("trace"));
+    }
+
+    #[test]
+    fn trace_context_is_carried_and_bounded() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let Ok(mut cmd) = Envelope::command("a.b", "{}") else {
+            panic!()
+        };
+        cmd.meta
+            .set_trace(TraceContext::read(Some(tp), Some("a=b")));
+        let text = cmd.to_json();
+        let back = Envelope::from_json(&text, DEFAULT_MAX_BODY).map(|e| e.meta);
+        assert_eq!(back.as_ref().ok(), Some(&cmd.meta));
+        let body = RawValue::from_string("1".into()).unwrap_or_else(|_| panic!());
+        let ev = Envelope::event_for(&cmd.meta, "a.done", body);
+        assert_eq!(ev.meta.traceparent.as_deref(), Some(tp));
+        assert_eq!(ev.meta.tracestate.as_deref(), Some("a=b"));
+
+        // An unreadable one is kept off what it causes, and costs nothing.
+        cmd.meta.traceparent = Some("00-nope".into());
+        assert!(cmd.validate(DEFAULT_MAX_BODY).is_ok());
+        assert_eq!(cmd.meta.trace(), None);
+        let body = RawValue::from_string("1".into()).unwrap_or_else(|_| panic!());
+        let ev = Envelope::event_for(&cmd.meta, "a.done", body);
+        assert_eq!((ev.meta.traceparent, ev.meta.tracestate), (None, None));
+        // One past its bound makes the message invalid, like any meta field.
+        cmd.meta.tracestate = Some("x".repeat(trace::MAX_TRACESTATE_LEN + 1));
+        assert!(cmd.validate(DEFAULT_MAX_BODY).is_err());
     }
 }

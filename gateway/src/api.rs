@@ -13,6 +13,7 @@ use axum::Json;
 use parallel_you_core::bus::BusError;
 use parallel_you_core::envelope::Envelope;
 use parallel_you_core::names::check_routing_key;
+use parallel_you_core::trace;
 use serde_json::json;
 use tracing::Instrument;
 
@@ -91,13 +92,11 @@ pub(crate) async fn post_command(
     let (own_session, own_user) = (cmd.meta.session_id.clone(), cmd.meta.user_id.clone());
     let correlation_id = cmd.meta.correlation_id.clone();
     let message_id = cmd.meta.message_id.clone();
-    let span = tracing::info_span!(
-        "http.command",
-        otel.kind = "producer",
-        routing_key = %routing_key,
-        correlation_id = %correlation_id,
-        session_id = session.as_deref().unwrap_or(""),
-    );
+    let span = crate::trace_context::producer_span("http", &cmd.meta, gw.bus.as_ref());
+    // The caller's trace, if it sent a valid one; else this span starts one.
+    let incoming = crate::trace_context::from_headers(&headers);
+    trace::continue_trace(&span, incoming.as_ref());
+    cmd.meta.set_trace(trace::onward(&span, incoming));
     async move {
         // Listen before sending, so no event can slip past.
         let waiter = wait.map(|_| gw.sessions.wait_for(&correlation_id));

@@ -34,6 +34,7 @@ mod sanitize;
 mod session_param;
 mod sessions;
 mod tls;
+mod trace_context;
 mod ws;
 
 use std::future::Future;

@@ -24,6 +24,8 @@ use parallel_you_core::bus::{topic_matches, BusError};
 use parallel_you_core::envelope::{Envelope, PartialMeta};
 use parallel_you_core::error::{ErrorBody, ErrorCode};
 use parallel_you_core::names::{check_event_pattern, check_session_id};
+use parallel_you_core::trace::{self, TraceContext};
+use tracing::Instrument;
 
 use crate::auth::Caller;
 use crate::rate::{caller as caller_key, Pace};
@@ -92,8 +94,11 @@ pub(crate) async fn upgrade(
     addr: Option<Extension<ConnectInfo<SocketAddr>>>,
     Query(query): Query<HashMap<String, String>>,
     Extension(caller): Extension<Caller>,
+    headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
+    // The socket's commands continue the trace of its upgrade request.
+    let trace = crate::trace_context::from_headers(&headers);
     let session = session_param(None, &query)?
         .ok_or_else(|| ApiError::BadRequest("name the session: /ws?session=<id>".to_owned()))?;
     let follow = follow_param(&query)?;
@@ -126,7 +131,7 @@ pub(crate) async fn upgrade(
     Ok(ws
         .max_message_size(gw.config.max_body + 4096)
         .on_upgrade(move |socket| async move {
-            run(gw, caller, session, client, follow, socket).await;
+            run(gw, caller, session, client, follow, trace, socket).await;
             drop(slot);
         }))
 }
@@ -168,6 +173,7 @@ async fn run(
     session: String,
     client: Option<String>,
     follow: Vec<String>,
+    trace: Option<TraceContext>,
     mut socket: WebSocket,
 ) {
     let session: Arc<str> = Arc::from(session);
@@ -239,7 +245,7 @@ async fn run(
             }
             msg = socket.recv(), if sending.len() < SENDS_IN_FLIGHT => match msg {
                 Some(Ok(Message::Text(text))) => {
-                    sending.push(Box::pin(command_from_client(gw.clone(), caller.clone(), session.clone(), text)));
+                    sending.push(Box::pin(command_from_client(gw.clone(), caller.clone(), session.clone(), trace.clone(), text)));
                     // Past the socket's rate, the next read waits.
                     pace.next().await;
                 }
@@ -281,11 +287,14 @@ fn socket_meta(session: &str, correlation_id: Option<String>) -> PartialMeta {
 }
 
 /// Sends a command envelope written by the client. Returns an error event
-/// (JSON text) for the client when it cannot be sent.
+/// (JSON text) for the client when it cannot be sent. Its trace is the
+/// one its own meta names (a browser cannot set headers on a socket), else
+/// the upgrade request's (`socket_trace`), else a new one.
 async fn command_from_client(
     gw: Arc<Gateway>,
     caller: Arc<Caller>,
     session: Arc<str>,
+    socket_trace: Option<TraceContext>,
     text: Utf8Bytes,
 ) -> Option<String> {
     let session = &*session;
@@ -304,7 +313,7 @@ async fn command_from_client(
         meta.user_id = caller.subject.clone();
         Some(ErrorBody::new(code, message).event_for(&meta).to_json())
     };
-    let cmd = match client_envelope(&gw, &caller, session, cmd.clone()) {
+    let mut cmd = match client_envelope(&gw, &caller, session, cmd.clone()) {
         Ok(cmd) => cmd,
         Err(Refused::Invalid(message)) => return refuse(ErrorCode::InvalidEnvelope, message),
         Err(Refused::Forbidden(message)) => {
@@ -312,8 +321,12 @@ async fn command_from_client(
             return refuse(ErrorCode::Forbidden, message);
         }
     };
+    let span = crate::trace_context::producer_span("ws", &cmd.meta, gw.bus.as_ref());
+    let parent = cmd.meta.trace().or(socket_trace);
+    trace::continue_trace(&span, parent.as_ref());
+    cmd.meta.set_trace(trace::onward(&span, parent));
     let routing_key = cmd.meta.routing_key.clone();
-    match gw.bus.send(cmd.clone()).await {
+    match gw.bus.send(cmd.clone()).instrument(span).await {
         Ok(()) => {
             gw.metrics.accepted(&routing_key);
             None

@@ -177,6 +177,9 @@ pub async fn replay(
         reply_channel: None,
         causation_id: letter.correlation_id.clone(),
         user_id: None,
+        // The event replayed carries its own.
+        traceparent: None,
+        tracestate: None,
         reactor: true,
         event: Some(letter.event.clone()),
     };

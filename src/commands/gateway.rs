@@ -17,6 +17,8 @@ pub(crate) struct Args {
     listen: ListenArgs,
     #[command(flatten)]
     auth: AuthArgs,
+    #[command(flatten)]
+    pub(crate) otlp: super::args::otlp::OtlpArgs,
     /// Where the owners of sessions are kept with `--auth jwt` (opened
     /// only then), so they survive a restart: the hosts' store.
     #[command(flatten)]

@@ -17,6 +17,8 @@ pub(crate) struct Args {
     bus: BusArgs,
     #[command(flatten)]
     event_log: EventLogArgs,
+    #[command(flatten)]
+    pub(crate) otlp: super::args::otlp::OtlpArgs,
 }
 
 /// Runs until SIGINT or SIGTERM, then finishes the commands in flight.

@@ -12,6 +12,7 @@ mod host;
 mod invoke;
 mod logging;
 mod new;
+mod otlp;
 mod query;
 mod sagas;
 mod serve;
@@ -30,6 +31,7 @@ pub(crate) use args::host::HostArgs;
 pub(crate) use args::limits::LimitArgs;
 pub(crate) use args::listen::ListenArgs;
 pub(crate) use logging::init_tracing;
+pub(crate) use otlp::Exporter;
 pub(crate) use shutdown::{shutdown_signal, stop_host};
 
 /// Exit status: a command produced an error event, or `pyou` itself failed.
@@ -86,6 +88,20 @@ pub(crate) enum Command {
     /// Events as the audit trail: tail them live, or query the event log
     /// for everything a command caused.
     Events(events::Args),
+}
+
+impl Cli {
+    /// Where this process exports its traces, and the `service.name` it
+    /// exports them as: only the subcommands that serve export.
+    pub(crate) fn otlp(&self) -> anyhow::Result<Option<(String, &'static str)>> {
+        let (args, service) = match &self.command {
+            Command::Serve(a) => (&a.otlp, "pyou-serve"),
+            Command::Host(a) => (&a.otlp, "pyou-host"),
+            Command::Gateway(a) => (&a.otlp, "pyou-gateway"),
+            _ => return Ok(None),
+        };
+        Ok(args.traces_url()?.map(|url| (url, service)))
+    }
 }
 
 impl Command {

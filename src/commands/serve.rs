@@ -23,6 +23,8 @@ pub(crate) struct Args {
     listen: ListenArgs,
     #[command(flatten)]
     auth: AuthArgs,
+    #[command(flatten)]
+    pub(crate) otlp: super::args::otlp::OtlpArgs,
     /// Listen on a non-loopback address without authentication anyway.
     #[arg(long)]
     insecure_no_auth: bool,

@@ -59,7 +59,7 @@ async fn gateway(
 }
 
 /// Polls `check` every 50 ms until it holds or `limit` passes.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -71,7 +71,7 @@ where
     }
 }
 
-async fn api_keys(base: &str) -> BTreeSet<String> {
+pub(crate) async fn api_keys(base: &str) -> BTreeSet<String> {
     let list: Value = match reqwest::get(format!("{base}/api")).await {
         Ok(res) => res.json().await.unwrap_or_default(),
         Err(_) => return BTreeSet::new(),
@@ -266,7 +266,7 @@ impl HostProcess {
         let _ = self.0.wait();
     }
 
-    fn terminate(&mut self) {
+    pub(crate) fn terminate(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
             .status();

@@ -41,3 +41,4 @@ mod schema;
 mod store;
 mod thread;
 mod timers;
+mod traces;

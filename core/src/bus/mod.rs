@@ -63,6 +63,12 @@ pub trait Publisher: Send + Sync {
     async fn send_command(&self, command: Envelope) -> Result<(), BusError> {
         self.publish(command).await
     }
+
+    /// What carries the messages, as OpenTelemetry's `messaging.system`
+    /// names it on the spans of the commands and events taken from it.
+    fn messaging_system(&self) -> &'static str {
+        "in_process"
+    }
 }
 
 /// A bound command routing key.

@@ -12,7 +12,9 @@ use crate::faults::{self, Point};
 use parallel_you_core::bus::{BusError, Publisher};
 use parallel_you_core::envelope::{Envelope, EnvelopeError, Kind};
 use parallel_you_core::error::{Code, ErrorBody, ErrorCode};
+use parallel_you_core::names::domain_of;
 use parallel_you_core::store::{Commit, Committed, Marker, Op, StoreError};
+use parallel_you_core::trace;
 
 /// How long a host that committed a command has to publish its events
 /// before any relay may take them from the outbox.
@@ -65,15 +67,24 @@ impl Host {
             // The log never refuses (it counts what it could not keep).
             let _ = log.publish(cmd.clone()).await;
         }
+        let m = &cmd.meta;
+        // OpenTelemetry's messaging conventions (a consumer's `process`
+        // span), exported with `--otlp-endpoint`.
         let span = tracing::info_span!(
             "command",
+            otel.name = %format_args!("process {}", m.routing_key),
             otel.kind = "consumer",
-            messaging.operation = "process",
-            messaging.destination = %cmd.meta.routing_key,
-            messaging.message.id = %cmd.meta.message_id,
-            correlation_id = %cmd.meta.correlation_id,
-            session_id = cmd.meta.session_id.as_deref().unwrap_or(""),
+            messaging.system = out.messaging_system(),
+            messaging.operation.type = "process",
+            messaging.destination.name = %m.routing_key,
+            messaging.message.id = %m.message_id,
+            messaging.message.conversation_id = %m.correlation_id,
+            pyou.domain = %domain_of(&m.routing_key),
+            pyou.routing_key = %m.routing_key,
+            correlation_id = %m.correlation_id,
+            session_id = m.session_id.as_deref().unwrap_or(""),
         );
+        trace::continue_trace(&span, m.trace().as_ref());
         self.dispatch_inner(cmd, out).instrument(span).await
     }
 
@@ -207,6 +218,7 @@ impl Host {
         let mut code = None;
         loop {
             Envelope::mark_last(&mut events);
+            trace::stamp(&tracing::Span::current(), &mut events);
             let now = self.clock.now_ms();
             let marker = Marker {
                 message_id: record.to_owned(),
@@ -298,7 +310,8 @@ impl Host {
     async fn fail(&self, cmd: &Envelope, err: ErrorBody, out: &dyn Publisher) -> Handled {
         self.metrics.refused(err.code.as_str());
         tracing::warn!(code = %err.code, "command refused");
-        let event = err.clone().event_for(&cmd.meta);
+        let mut event = err.clone().event_for(&cmd.meta);
+        trace::stamp(&tracing::Span::current(), std::slice::from_mut(&mut event));
         let published = publish_all(out, std::slice::from_ref(&event)).await;
         Handled {
             events: vec![event],

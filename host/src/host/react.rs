@@ -18,6 +18,7 @@ use parallel_you_core::error::{Code, ErrorBody, ErrorCode};
 use parallel_you_core::json_depth::{check_depth, MAX_JSON_DEPTH};
 use parallel_you_core::names::check_routing_key;
 use parallel_you_core::store::{Commit, Committed, Marker, StoreError};
+use parallel_you_core::trace;
 
 /// Most commands one event may make a reactor send, unless configured.
 pub const DEFAULT_MAX_COMMANDS: usize = 100;
@@ -74,15 +75,22 @@ impl Host {
                 "no reactor serves the domain {domain:?}"
             )));
         };
+        let m = &event.meta;
         let span = tracing::info_span!(
             "event",
+            otel.name = %format_args!("process {} {}", domain, m.routing_key),
             otel.kind = "consumer",
-            messaging.operation = "process",
+            messaging.system = out.messaging_system(),
+            messaging.operation.type = "process",
+            messaging.destination.name = %m.routing_key,
+            messaging.message.id = %m.message_id,
+            messaging.message.conversation_id = %m.correlation_id,
+            pyou.domain = %domain,
+            pyou.routing_key = %m.routing_key,
             reactor = %domain,
-            messaging.destination = %event.meta.routing_key,
-            messaging.message.id = %event.meta.message_id,
-            correlation_id = %event.meta.correlation_id,
+            correlation_id = %m.correlation_id,
         );
+        trace::continue_trace(&span, m.trace().as_ref());
         let reacted = self
             .react_inner(&reactor, event, out)
             .instrument(span)
@@ -149,7 +157,8 @@ impl Host {
             // What it announced goes out before what it asks for, in the
             // same outbox row: a workflow's "started" precedes its first
             // step's answer.
-            let commands: Vec<Envelope> = outcome.emitted.into_iter().chain(commands).collect();
+            let mut commands: Vec<Envelope> = outcome.emitted.into_iter().chain(commands).collect();
+            trace::stamp(&tracing::Span::current(), &mut commands);
             let now = self.clock.now_ms();
             let commit = Commit {
                 ops: outcome.ops,
@@ -254,6 +263,7 @@ impl Host {
                         m.reply_channel.clone(),
                     )
                     .on_behalf_of(m.user_id.clone())
+                    .traced(m.trace())
             };
             out.push(Envelope { meta, body });
         }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
 use wasmtime::{Store, UpdateDeadline};
 
 use super::classify::{bounded, classify, handler_error, to_wit_command};
@@ -78,6 +79,7 @@ impl Runtime {
             .in_sandbox(pre, slot, handler.deadline(self), move |h, store| {
                 Box::pin(async move { h.call_handle(store, &wit_cmd).await })
             })
+            .instrument(guest_span(&handler.domain, "handle"))
             .await;
         // Error events have a cap of their own, within the event body cap.
         let max_error = self.limits.error_body();
@@ -221,6 +223,19 @@ impl Runtime {
             },
         }
     }
+}
+
+/// The span of one call into a guest (`export`: `handle`, `on-event`),
+/// a child of the command's or event's: the guest's `log` lines are its
+/// events, so an OpenTelemetry export shows them on it.
+pub(super) fn guest_span(domain: &str, export: &str) -> tracing::Span {
+    tracing::info_span!(
+        "guest",
+        otel.name = %format_args!("{export} {domain}"),
+        otel.kind = "internal",
+        pyou.domain = %domain,
+        pyou.export = %export,
+    )
 }
 
 /// Where a call runs: a new instance around this sandbox, or a parked one

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use super::call::Slot;
+use tracing::Instrument;
+
+use super::call::{guest_span, Slot};
 use super::classify::{bounded, handler_error, to_wit_event};
 use super::{LoadedHandler, Runtime};
 use crate::sandbox::Sandbox;
@@ -63,6 +65,7 @@ impl Runtime {
                 reactor.deadline(self),
                 move |r, store| Box::pin(async move { r.call_on_event(store, &wit_event).await }),
             )
+            .instrument(guest_span(&reactor.domain, "on-event"))
             .await;
         let max_error = self.limits.error_body();
         let Some(mut wasm_store) = called.store else {

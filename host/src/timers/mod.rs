@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use parallel_you_core::envelope::{self, Envelope, Kind, Meta};
 use parallel_you_core::names::{check_routing_key, domain_of};
 use parallel_you_core::store::{Commit, Filter, Op, Store, StoreError, TimerRow, UnitOfWork};
+use parallel_you_core::trace::{self, TraceContext};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use pump::TimerPump;
@@ -67,6 +68,13 @@ pub struct Timer {
     /// The user the command that scheduled it was sent by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// The trace context of the span that scheduled it (the guest's): the
+    /// command it delivers continues that trace, as its child.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// The `tracestate` that goes with [`Timer::traceparent`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
     /// Delivered to the reactor of `domain` as an event, not sent as a
     /// command.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -207,8 +215,17 @@ pub fn timer_row(
         reply_channel: cause.reply_channel.clone(),
         causation_id: cause.correlation_id.clone(),
         user_id: cause.user_id.clone(),
+        traceparent: None,
+        tracestate: None,
         reactor: false,
         event: None,
+    };
+    // Scheduled from inside the guest: its span is the current one.
+    let trace = trace::onward(&tracing::Span::current(), cause.trace());
+    let timer = Timer {
+        traceparent: trace.as_ref().map(|t| t.traceparent()),
+        tracestate: trace.and_then(|t| t.state),
+        ..timer
     };
     let json = serde_json::to_string(&timer)
         .map_err(|e| StoreError::Invalid(format!("cannot encode the timer: {e}")))?;
@@ -305,6 +322,10 @@ impl Timer {
                         self.reply_channel.clone(),
                     )
                     .on_behalf_of(self.user_id.clone())
+                    .traced(TraceContext::read(
+                        self.traceparent.as_deref(),
+                        self.tracestate.as_deref(),
+                    ))
             },
             body,
         })

@@ -10,4 +10,5 @@ pub(crate) mod handlers;
 pub(crate) mod host;
 pub(crate) mod limits;
 pub(crate) mod listen;
+pub(crate) mod otlp;
 pub(crate) mod store;

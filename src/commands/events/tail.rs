@@ -1,6 +1,8 @@
 //! `pyou events tail`: live events, from a RabbitMQ broker (`--bus`) or a
 //! gateway's WebSocket (`/ws?follow=`).
 
+use std::collections::HashSet;
+
 use futures::StreamExt as _;
 use parallel_you_core::bus::topic_matches;
 use parallel_you_core::envelope::Envelope;
@@ -22,7 +24,9 @@ pub(crate) struct Args {
     #[arg(long)]
     session: Option<String>,
     /// Only the events a command with this correlation id caused directly
-    /// (or this event itself); `pyou events query` follows reactors too.
+    /// (or this event itself), and, when they carry a trace (see README,
+    /// Traces), every later event of that trace: what reactors' commands
+    /// caused. Without traces `pyou events query` follows reactors.
     #[arg(long)]
     correlation: Option<String>,
     /// Only events whose routing key matches (`*` one segment, `#` any;
@@ -41,22 +45,39 @@ pub(crate) struct Args {
     count: Option<usize>,
 }
 
+/// Most traces one `--correlation` follows (a command's events share one;
+/// a client reusing its trace for many commands makes more).
+const MAX_FOLLOWED: usize = 1024;
+
+/// The traces `--correlation` follows: those its direct events carry.
+#[derive(Debug, Default)]
+struct Followed(HashSet<[u8; 16]>);
+
 impl Args {
-    fn wants(&self, event: &Envelope) -> bool {
+    fn wants(&self, event: &Envelope, followed: &mut Followed) -> bool {
         let m = &event.meta;
-        (self.patterns.is_empty()
-            || self
-                .patterns
-                .iter()
-                .any(|p| topic_matches(p, &m.routing_key)))
+        // Before the other filters: a direct event they leave out still
+        // names the trace to follow.
+        let caused = self.correlation.as_ref().is_none_or(|c| {
+            let trace = m.trace().map(|t| t.parent.trace_id);
+            if m.causation_id.as_ref() == Some(c) || &m.correlation_id == c {
+                if let Some(id) = trace.filter(|_| followed.0.len() < MAX_FOLLOWED) {
+                    followed.0.insert(id);
+                }
+                return true;
+            }
+            trace.is_some_and(|id| followed.0.contains(&id))
+        });
+        caused
+            && (self.patterns.is_empty()
+                || self
+                    .patterns
+                    .iter()
+                    .any(|p| topic_matches(p, &m.routing_key)))
             && self
                 .session
                 .as_ref()
                 .is_none_or(|s| m.session_id.as_ref() == Some(s))
-            && self
-                .correlation
-                .as_ref()
-                .is_none_or(|c| m.causation_id.as_ref() == Some(c) || &m.correlation_id == c)
     }
 }
 
@@ -81,8 +102,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     let stop = shutdown_signal();
     tokio::pin!(stop);
     let mut printed = 0;
+    let mut followed = Followed::default();
     let mut print = |event: &Envelope| {
-        if args.wants(event) {
+        if args.wants(event, &mut followed) {
             println!("{event}");
             printed += 1;
         }
@@ -164,5 +186,53 @@ fn redact(url: &str) -> String {
             format!("{}://…@{}", &url[..scheme], &url[at + 1..])
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parallel_you_core::envelope::{Kind, Meta};
+    use parallel_you_core::trace::TraceContext;
+
+    fn event(key: &str, causation: &str, trace: Option<&str>) -> Envelope {
+        let trace = trace.map(|t| format!("00-{t}-00f067aa0ba902b7-01"));
+        let meta = Meta::new(Kind::Event, key)
+            .caused_by(Some(causation.to_owned()), None, None)
+            .traced(TraceContext::read(trace.as_deref(), None));
+        let body = serde_json::value::RawValue::from_string("{}".to_owned());
+        Envelope {
+            meta,
+            body: body.unwrap_or_else(|e| panic!("{e}")),
+        }
+    }
+
+    #[test]
+    fn correlation_follows_the_trace_of_its_direct_events() {
+        let args = Args {
+            session: None,
+            correlation: Some("C1".to_owned()),
+            patterns: vec!["counter.*".to_owned()],
+            bus: None,
+            url: String::new(),
+            count: None,
+        };
+        let (t1, t2) = (
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+            "5bf92f3577b34da6a3ce929d0e0e4736",
+        );
+        let mut followed = Followed::default();
+        let mut wants = |e: &Envelope| args.wants(e, &mut followed);
+        // A reactor's command's event before C1's: not yet followed.
+        assert!(!wants(&event("counter.incremented", "C0", Some(t1))));
+        // C1's own event is left out by the pattern, but names its trace.
+        assert!(!wants(&event("noop.ponged", "C1", Some(t1))));
+        // What the reactor's command (correlation C2) caused, in that trace.
+        assert!(wants(&event("counter.incremented", "C2", Some(t1))));
+        // Another trace, or none: not C1's.
+        assert!(!wants(&event("counter.incremented", "C3", Some(t2))));
+        assert!(!wants(&event("counter.incremented", "C3", None)));
+        // A direct event without a trace still matches.
+        assert!(wants(&event("counter.reset", "C1", None)));
     }
 }

@@ -72,6 +72,24 @@ impl Child {
     }
 }
 
+impl Child {
+    /// Asks the process to stop (SIGTERM) and waits for it, at most
+    /// `within`: whether it exited successfully by then.
+    pub fn terminate(&mut self, within: Duration) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
 impl Drop for Child {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -348,6 +348,10 @@ impl Publisher for AmqpBus {
     async fn send_command(&self, command: Envelope) -> Result<(), BusError> {
         self.send(command).await
     }
+
+    fn messaging_system(&self) -> &'static str {
+        "rabbitmq"
+    }
 }
 
 #[async_trait]

@@ -22,6 +22,19 @@ pub struct CommandInfo {
     pub internal: bool,
 }
 
+impl CommandInfo {
+    /// A command with no summary or schema, not internal: what tests and
+    /// tools bind when they have no manifest.
+    pub fn bare(routing_key: &str) -> Self {
+        CommandInfo {
+            routing_key: routing_key.to_owned(),
+            summary: String::new(),
+            body_schema: None,
+            internal: false,
+        }
+    }
+}
+
 /// One query a reactor answers, as its manifest declares it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueryInfo {

@@ -13,6 +13,7 @@ mod bounds;
 mod broker_users;
 mod budgets;
 mod bus;
+mod catalog_amqp;
 mod cli;
 mod common;
 mod crash;

@@ -86,6 +86,9 @@ pub struct GrantsInfo {
     /// Most bytes of one response body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_max_response_bytes: Option<u64>,
+    /// The file of extra TLS roots its HTTPS trusts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_ca_file: Option<String>,
     /// Names of its config values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config: Vec<String>,

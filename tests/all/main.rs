@@ -26,6 +26,8 @@ mod gateway;
 mod gateway_limits;
 mod gateway_sessions;
 mod grants;
+mod grants_https;
+mod grants_reactors;
 mod hot;
 mod indexes;
 mod languages;

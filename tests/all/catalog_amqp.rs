@@ -7,12 +7,14 @@
 
 use std::time::Duration;
 
+use futures::SinkExt;
 use parallel_you_gateway::GatewayConfig;
 use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::amqp::{api_keys, eventually, gateway_process_with, HostProcess};
 use crate::common;
-use crate::common::gateway::{post, Server};
+use crate::common::gateway::{next_json, post, Server};
 use common::rabbit::Rabbit;
 
 const INTERNAL: &str = "thread.quantum.expire";
@@ -88,6 +90,13 @@ async fn a_gateway_without_a_host_hides_and_refuses_internal_commands() {
             .is_some_and(|e| e.contains("internal")),
         "{refused}"
     );
+    // And over its WebSocket: a `forbidden` error event.
+    let ws_url = format!("{}/ws?session=s1", base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+    let envelope = serde_json::to_value(common::cmd(INTERNAL, body).with_session("s1")).unwrap();
+    ws.send(Message::text(envelope.to_string())).await.unwrap();
+    let err = next_json(&mut ws, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(err["body"]["code"], "forbidden", "{err}");
     beside.stop().await;
 }
 

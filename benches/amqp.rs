@@ -37,6 +37,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use parallel_you_core::envelope::Envelope;
+use parallel_you_core::host_info::CommandInfo;
 use parallel_you_core::{Bus, MemoryStore};
 use parallel_you_host::bus::amqp::{domain_queue, AmqpBus, AmqpConfig, EVENTS_EXCHANGE};
 use parallel_you_host::{Host, HostConfig};
@@ -128,7 +129,9 @@ async fn drain(
 
 async fn host_round(rabbit: &rabbit::Rabbit, dir: &Path) -> anyhow::Result<Round> {
     let observer = connect(rabbit).await?;
-    observer.bind("noop", &["noop.ping".to_owned()]).await?;
+    observer
+        .bind("noop", &[CommandInfo::bare("noop.ping")])
+        .await?;
     let mut events = observer.subscribe("noop.ponged").await?;
     preload(&observer).await?;
     // The host has its own connection, as a `pyou host` process would.
@@ -151,7 +154,9 @@ async fn host_round(rabbit: &rabbit::Rabbit, dir: &Path) -> anyhow::Result<Round
 
 async fn raw_round(rabbit: &rabbit::Rabbit) -> anyhow::Result<Round> {
     let observer = connect(rabbit).await?;
-    observer.bind("noop", &["noop.ping".to_owned()]).await?;
+    observer
+        .bind("noop", &[CommandInfo::bare("noop.ping")])
+        .await?;
     let mut events = observer.subscribe("noop.ponged").await?;
     preload(&observer).await?;
     let conn = lapin::Connection::connect(&rabbit.url(), Default::default()).await?;

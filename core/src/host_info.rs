@@ -22,6 +22,19 @@ pub struct CommandInfo {
     pub internal: bool,
 }
 
+impl CommandInfo {
+    /// A command with no summary or schema, not internal: what tests and
+    /// tools bind when they have no manifest.
+    pub fn bare(routing_key: &str) -> Self {
+        CommandInfo {
+            routing_key: routing_key.to_owned(),
+            summary: String::new(),
+            body_schema: None,
+            internal: false,
+        }
+    }
+}
+
 /// One query a reactor answers, as its manifest declares it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueryInfo {
@@ -73,6 +86,9 @@ pub struct GrantsInfo {
     /// Most bytes of one response body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_max_response_bytes: Option<u64>,
+    /// The file of extra TLS roots its HTTPS trusts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_ca_file: Option<String>,
     /// Names of its config values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config: Vec<String>,

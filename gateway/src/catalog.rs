@@ -10,7 +10,9 @@
 //! Commands a manifest marks internal (sent only by their handler's
 //! timers) are left out of the listing, and remembered so a client's
 //! attempt can be refused by name. A gateway without a host in its
-//! process cannot see manifests: there the host refuses them.
+//! process reads that, and the summaries and schemas, from the bindings
+//! themselves: a host binds each command with what its manifest says
+//! ([`parallel_you_core::bus::Binding::info`]).
 //!
 //! Queries likewise: from the host's reactors when one runs in this
 //! process, else from the bus's query bindings (on RabbitMQ, each bound
@@ -19,7 +21,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use parallel_you_core::bus::QueryRoute;
+use parallel_you_core::bus::{Binding, QueryRoute};
 use parallel_you_core::{Bus, HostInfo};
 use parking_lot::RwLock;
 use serde::Serialize;
@@ -64,8 +66,8 @@ pub(crate) struct Catalog {
 struct Listing {
     entries: Arc<Vec<CommandEntry>>,
     by_key: HashMap<String, usize>,
-    /// The bound routing keys it was built from, in the bus's order.
-    keys: Vec<String>,
+    /// The bindings it was built from, in the bus's order.
+    bindings: Vec<Binding>,
     /// The queries the bus binds (none when a host runs in this process:
     /// its reactors are read directly).
     queries: Arc<Vec<QueryRoute>>,
@@ -80,11 +82,10 @@ impl Listing {
             .enumerate()
             .map(|(i, e)| (e.routing_key.clone(), i))
             .collect();
-        let keys = entries.iter().map(|e| e.routing_key.clone()).collect();
         Listing {
             entries: Arc::new(entries),
             by_key,
-            keys,
+            bindings: Vec::new(),
             queries: Arc::default(),
             internal: HashSet::new(),
         }
@@ -157,25 +158,23 @@ impl Catalog {
         };
         if !always {
             let listing = self.listing.read();
-            let same = listing.keys.len() == bindings.len()
-                && listing
-                    .keys
-                    .iter()
-                    .zip(&bindings)
-                    .all(|(k, b)| *k == b.routing_key)
-                && *listing.queries == queries;
-            if same {
+            if listing.bindings == bindings && *listing.queries == queries {
                 return;
             }
         }
-        let all_keys: Vec<String> = bindings.iter().map(|b| b.routing_key.clone()).collect();
         let mut internal = HashSet::new();
         let entries: Vec<CommandEntry> = bindings
-            .into_iter()
+            .iter()
             .filter_map(|b| {
-                let info = self.host.as_ref().and_then(|h| h.command(&b.routing_key));
+                // The host beside us knows its manifests as they are now;
+                // the bindings, what each host bound.
+                let info = self
+                    .host
+                    .as_ref()
+                    .and_then(|h| h.command(&b.routing_key))
+                    .or_else(|| b.info.clone());
                 if info.as_ref().is_some_and(|i| i.internal) {
-                    internal.insert(b.routing_key);
+                    internal.insert(b.routing_key.clone());
                     return None;
                 }
                 Some(CommandEntry {
@@ -183,13 +182,13 @@ impl Catalog {
                     method: "POST",
                     summary: info.as_ref().map(|i| i.summary.clone()),
                     body_schema: info.and_then(|i| i.body_schema),
-                    routing_key: b.routing_key,
+                    routing_key: b.routing_key.clone(),
                 })
             })
             .collect();
         let mut listing = Listing::new(entries);
         // Compared with the bindings at the next refresh: all of them.
-        listing.keys = all_keys;
+        listing.bindings = bindings;
         listing.queries = Arc::new(queries);
         listing.internal = internal;
         *self.listing.write() = listing;

@@ -209,6 +209,9 @@ fn grants_summary(g: &parallel_you_core::host_info::GrantsInfo) -> String {
         if let (Some(t), Some(b)) = (g.http_timeout_ms, g.http_max_response_bytes) {
             http += &format!(" (timeout {t} ms, answers up to {b} bytes)");
         }
+        if let Some(ca) = &g.http_ca_file {
+            http += &format!(" (also trusting the roots of {ca})");
+        }
         parts.push(http);
     }
     if !g.config.is_empty() {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use common::rabbit::Rabbit;
 use parallel_you_core::bus::{BusError, Publisher};
 use parallel_you_core::envelope::Envelope;
+use parallel_you_core::host_info::CommandInfo;
 use parallel_you_core::Bus;
 use parallel_you_host::bus::amqp::{AmqpBus, AmqpConfig};
 use serde_json::value::RawValue;
@@ -28,7 +29,9 @@ async fn an_unroutable_command_comes_back_to_its_sender_while_others_flow() {
             .await
             .unwrap(),
     );
-    bus.bind("bound", &["bound.hit".to_owned()]).await.unwrap();
+    bus.bind("bound", &[CommandInfo::bare("bound.hit")])
+        .await
+        .unwrap();
 
     let mut sends = tokio::task::JoinSet::new();
     for i in 0..ROUNDS {

@@ -206,16 +206,19 @@ async fn requests_without_a_valid_token_get_401() {
     }
     let (status, body) = get(&api, Some(&hs256(&alice))).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(get(&api, Some(&eddsa(&k1, &alice))).await.0, 200);
+    let by_k1 = eddsa(&k1, &alice);
+    assert_eq!(get(&api, Some(&by_k1)).await.0, 200);
+    assert_eq!(get(&api, Some(&by_k1)).await.0, 200, "verified before");
     let by_query = format!("{api}?access_token={}", hs256(&alice));
     assert_eq!(get(&by_query, None).await.0, 200);
 
-    // The JWKS file is re-read when it changes: k2 in, k1 out.
+    // The JWKS file is re-read when it changes: k2 in, k1 out, and the
+    // very token verified with k1 before is refused.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     write_jwks(&jwks, &[&k2]);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(get(&api, Some(&eddsa(&k2, &alice))).await.0, 200);
-    assert_eq!(get(&api, Some(&eddsa(&k1, &alice))).await.0, 401);
+    assert_eq!(get(&api, Some(&by_k1)).await.0, 401);
     server.stop().await;
 }
 

@@ -21,71 +21,105 @@ use parallel_you_host::{Host, HostConfig, HotLoader, HotOutcome, Limits};
 /// `/hello` a short text, `/big` 2 MiB with a Content-Length, `/stream`
 /// 2 MiB without one, `/never` nothing at all (it holds the connection).
 /// Keeps every request head it read; stops when dropped.
-struct TestServer {
-    port: u16,
-    heads: Arc<Mutex<Vec<String>>>,
+pub(crate) struct TestServer {
+    pub(crate) port: u16,
+    pub(crate) heads: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
+    scheme: &'static str,
 }
 
 impl TestServer {
-    async fn start() -> TestServer {
+    pub(crate) async fn start() -> TestServer {
+        Self::start_with(None).await
+    }
+
+    /// The same over TLS, as `acceptor` presents it (URLs are `https://`).
+    pub(crate) async fn start_tls(acceptor: tokio_rustls::TlsAcceptor) -> TestServer {
+        Self::start_with(Some(acceptor)).await
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let heads = Arc::new(Mutex::new(Vec::new()));
         let kept = heads.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let kept = kept.clone();
+            while let Ok((socket, _)) = listener.accept().await {
+                let (kept, tls) = (kept.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
-                        match socket.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                    match tls {
+                        None => answer(socket, kept).await,
+                        // A client that refuses the certificate ends here.
+                        Some(tls) => {
+                            if let Ok(socket) = tls.accept(socket).await {
+                                answer(socket, kept).await;
+                            }
                         }
                     }
-                    let head = String::from_utf8_lossy(&head).into_owned();
-                    let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
-                    kept.lock().unwrap().push(head);
-                    let big = vec![b'x'; 2 << 20];
-                    let _ = match path.as_str() {
-                        "/hello" => {
-                            socket
-                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello")
-                                .await
-                        }
-                        "/big" => {
-                            let head = format!(
-                                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                                big.len()
-                            );
-                            let _ = socket.write_all(head.as_bytes()).await;
-                            socket.write_all(&big).await
-                        }
-                        "/stream" => {
-                            let _ = socket
-                                .write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n")
-                                .await;
-                            socket.write_all(&big).await
-                        }
-                        // Never answers: holds the socket until the client
-                        // gives up (or the test ends).
-                        _ => {
-                            let _ = socket.read(&mut buf).await;
-                            Ok(())
-                        }
-                    };
-                    let _ = socket.shutdown().await;
                 });
             }
         });
-        TestServer { port, heads, task }
+        TestServer {
+            port,
+            heads,
+            task,
+            scheme,
+        }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
     }
+}
+
+/// Reads one request head from `socket`, keeps it, and answers by path.
+async fn answer<S>(mut socket: S, kept: Arc<Mutex<Vec<String>>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+    kept.lock().unwrap().push(head);
+    let big = vec![b'x'; 2 << 20];
+    let _ = match path.as_str() {
+        "/hello" => {
+            socket
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+                )
+                .await
+        }
+        "/big" => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                big.len()
+            );
+            let _ = socket.write_all(head.as_bytes()).await;
+            socket.write_all(&big).await
+        }
+        "/stream" => {
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n")
+                .await;
+            socket.write_all(&big).await
+        }
+        // Never answers: holds the socket until the client
+        // gives up (or the test ends).
+        _ => {
+            let _ = socket.read(&mut buf).await;
+            Ok(())
+        }
+    };
+    let _ = socket.shutdown().await;
 }
 
 impl Drop for TestServer {
@@ -97,9 +131,20 @@ impl Drop for TestServer {
 /// A host with `fetch` (and `counter`) loaded from a folder whose
 /// `fetch.toml` is `grants` (none when `None`).
 async fn fetch_host(grants: Option<&str>) -> (Arc<Host>, tempfile::TempDir) {
+    fetch_host_with(grants, &[]).await
+}
+
+/// [`fetch_host`] with more `(name, content)` files in the folder.
+pub(crate) async fn fetch_host_with(
+    grants: Option<&str>,
+    files: &[(&str, &str)],
+) -> (Arc<Host>, tempfile::TempDir) {
     let dir = handlers_dir(&["fetch", "counter"]);
     if let Some(grants) = grants {
         std::fs::write(dir.path().join("fetch.toml"), grants).unwrap();
+    }
+    for (name, content) in files {
+        std::fs::write(dir.path().join(name), content).unwrap();
     }
     let host = Arc::new(
         Host::new(
@@ -119,7 +164,7 @@ async fn fetch_host(grants: Option<&str>) -> (Arc<Host>, tempfile::TempDir) {
     (host, dir)
 }
 
-async fn fetch(host: &Host, url: &str) -> Vec<parallel_you_core::Envelope> {
+pub(crate) async fn fetch(host: &Host, url: &str) -> Vec<parallel_you_core::Envelope> {
     call(
         host,
         cmd("fetch.get", &serde_json::json!({ "url": url }).to_string()),

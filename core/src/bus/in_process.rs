@@ -16,6 +16,7 @@ use super::{
     topic_matches, Binding, Bus, BusError, Deliveries, Delivery, Publisher, Settle, Subscription,
 };
 use crate::envelope::{Envelope, EnvelopeError};
+use crate::host_info::CommandInfo;
 use crate::names::{check_event_pattern, check_pattern, check_routing_key};
 
 /// How many commands a domain queue holds before senders wait.
@@ -28,7 +29,9 @@ type Queue = (
 
 #[derive(Default)]
 struct State {
-    routes: BTreeMap<String, String>,
+    /// By routing key: the domain it is bound to, and what its manifest
+    /// says of it.
+    routes: BTreeMap<String, (String, CommandInfo)>,
     queues: HashMap<String, Queue>,
     subscribers: Vec<(String, mpsc::UnboundedSender<Envelope>)>,
     /// Each reactor's patterns and queue, by domain.
@@ -163,7 +166,7 @@ impl Bus for InProcessBus {
             state
                 .routes
                 .get(&command.meta.routing_key)
-                .and_then(|domain| state.queues.get(domain))
+                .and_then(|(domain, _)| state.queues.get(domain))
                 .map(|(tx, _)| tx.clone())
         };
         let Some(sender) = sender else {
@@ -177,14 +180,16 @@ impl Bus for InProcessBus {
             .map_err(|_| BusError::Unavailable("the domain queue is closed".to_owned()))
     }
 
-    async fn bind(&self, domain: &str, keys: &[String]) -> Result<(), BusError> {
-        for key in keys {
-            check_routing_key(key)?;
+    async fn bind(&self, domain: &str, commands: &[CommandInfo]) -> Result<(), BusError> {
+        for c in commands {
+            check_routing_key(&c.routing_key)?;
         }
         let mut state = self.state.write();
         Self::queue(&mut state, domain);
-        for key in keys {
-            state.routes.insert(key.clone(), domain.to_owned());
+        for c in commands {
+            state
+                .routes
+                .insert(c.routing_key.clone(), (domain.to_owned(), c.clone()));
         }
         Ok(())
     }
@@ -192,7 +197,7 @@ impl Bus for InProcessBus {
     async fn unbind(&self, domain: &str, keys: &[String]) -> Result<(), BusError> {
         let mut state = self.state.write();
         for key in keys {
-            if state.routes.get(key).is_some_and(|d| d == domain) {
+            if state.routes.get(key).is_some_and(|(d, _)| d == domain) {
                 state.routes.remove(key);
             }
         }
@@ -221,9 +226,10 @@ impl Bus for InProcessBus {
             .read()
             .routes
             .iter()
-            .map(|(key, domain)| Binding {
+            .map(|(key, (domain, info))| Binding {
                 routing_key: key.clone(),
                 domain: domain.clone(),
+                info: Some(info.clone()),
             })
             .collect())
     }
@@ -294,7 +300,7 @@ mod tests {
     #[tokio::test]
     async fn each_command_reaches_one_competing_consumer() {
         let bus = InProcessBus::new();
-        bus.bind("c", &["c.go".into()]).await.ok();
+        bus.bind("c", &[CommandInfo::bare("c.go")]).await.ok();
         let mut a = bus.consume("c").await.unwrap_or_else(|e| panic!("{e}"));
         let mut b = bus.consume("c").await.unwrap_or_else(|e| panic!("{e}"));
         for _ in 0..10 {
@@ -317,6 +323,31 @@ mod tests {
         assert!(extra.is_err(), "a command was delivered twice");
         bus.unbind("c", &["c.go".into()]).await.ok();
         assert!(bus.send(cmd("c.go")).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn bindings_carry_what_the_manifest_says() {
+        let bus = InProcessBus::new();
+        let expire = CommandInfo {
+            internal: true,
+            summary: "a timer's".into(),
+            ..CommandInfo::bare("c.expire")
+        };
+        bus.bind("c", &[CommandInfo::bare("c.go"), expire.clone()])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let infos: Vec<Option<CommandInfo>> = bus
+            .bindings()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|b| b.info)
+            .collect();
+        assert_eq!(infos, [Some(expire), Some(CommandInfo::bare("c.go"))]);
+        // Bound again, what it says is replaced.
+        bus.bind("c", &[CommandInfo::bare("c.expire")]).await.ok();
+        let again = bus.bindings().await.unwrap_or_default();
+        assert_eq!(again[0].info, Some(CommandInfo::bare("c.expire")));
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ use futures::{Stream, StreamExt};
 
 use crate::envelope::{Envelope, EnvelopeError};
 use crate::error::ErrorBody;
-use crate::host_info::QueryInfo;
+use crate::host_info::{CommandInfo, QueryInfo};
 use crate::names::NameError;
 
 pub use in_process::InProcessBus;
@@ -72,12 +72,18 @@ pub trait Publisher: Send + Sync {
 }
 
 /// A bound command routing key.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     /// The routing key, e.g. `thread.start`.
     pub routing_key: String,
     /// The domain whose queue it is bound to.
     pub domain: String,
+    /// What the handler's manifest says of the command (summary, body
+    /// schema, whether it is internal), as the host bound it: so a gateway
+    /// with no host in its process lists and refuses commands as one with
+    /// a host does. `None` for a key bound without it (by hand, or by a
+    /// host of an older version).
+    pub info: Option<CommandInfo>,
 }
 
 /// A message bus. See the module docs for the semantics.
@@ -87,8 +93,10 @@ pub trait Bus: Publisher + 'static {
     /// [`BusError::Unroutable`] when there is none.
     async fn send(&self, command: Envelope) -> Result<(), BusError>;
 
-    /// Creates the domain's command queue if needed and binds `keys` to it.
-    async fn bind(&self, domain: &str, keys: &[String]) -> Result<(), BusError>;
+    /// Creates the domain's command queue if needed and binds each of
+    /// `commands`' routing keys to it, with what the manifest says of it
+    /// (read back by [`Bus::bindings`]). Binding a key again replaces that.
+    async fn bind(&self, domain: &str, commands: &[CommandInfo]) -> Result<(), BusError>;
 
     /// Removes bindings; commands already queued stay queued.
     async fn unbind(&self, domain: &str, keys: &[String]) -> Result<(), BusError>;

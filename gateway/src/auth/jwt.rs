@@ -8,6 +8,9 @@
 //! (`jwk`, `jku` headers) are never used. `exp` and `sub` are required,
 //! `nbf` is checked when present, both with a small leeway for clock skew;
 //! `iss` and `aud` when configured.
+//!
+//! A token verified once is remembered (`cache.rs`) and only checked
+//! against the clock when it comes again, until the keys change.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -17,6 +20,7 @@ use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use parking_lot::Mutex;
 use serde::Deserialize;
 
+use super::cache::{digest, TokenCache, Validity};
 use super::scope::{ScopeClaim, Scopes};
 
 /// Largest token accepted, in bytes: a bound on what a client makes the
@@ -28,6 +32,10 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 const MAX_KEYS: usize = 64;
 /// How often the JWKS file is looked at for a change.
 const RECHECK: Duration = Duration::from_secs(1);
+/// Why an expired token is refused.
+pub(super) const EXPIRED: &str = "the token has expired";
+/// Why a token not valid yet is refused.
+pub(super) const IMMATURE: &str = "the token is not valid yet (nbf)";
 
 /// How `--auth jwt` verifies tokens.
 #[derive(Clone, Default)]
@@ -87,6 +95,10 @@ pub struct Verified {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// Required (the validation says so); a number, maybe with a fraction.
+    exp: f64,
+    #[serde(default)]
+    nbf: Option<f64>,
     #[serde(default)]
     scope: Option<ScopeClaim>,
     /// Azure AD and others spell it `scp`.
@@ -115,6 +127,7 @@ pub struct JwtVerifier {
     issuer: Option<String>,
     audience: Option<String>,
     leeway: Duration,
+    cache: TokenCache,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -213,6 +226,7 @@ impl JwtVerifier {
             } else {
                 settings.leeway
             },
+            cache: TokenCache::default(),
         })
     }
 
@@ -233,8 +247,11 @@ impl JwtVerifier {
 
     /// Re-reads the JWKS file if it changed since it was last read (looked
     /// at most once a [`RECHECK`]); a file that no longer reads keeps the
-    /// keys read before, and says so in the log.
-    fn refresh(jwks: &mut Jwks) {
+    /// keys read before, and says so in the log. Any change forgets the
+    /// tokens verified before it (a key may have been withdrawn).
+    fn refresh(&self) {
+        let Some(jwks) = &self.jwks else { return };
+        let mut jwks = jwks.lock();
         if jwks.checked.elapsed() < RECHECK {
             return;
         }
@@ -243,6 +260,9 @@ impl JwtVerifier {
         if now == jwks.stamp {
             return;
         }
+        // Under the lock, so no token is verified with the old keys after
+        // this (and one verified before is not kept: the generation).
+        self.cache.invalidate();
         match read_jwks(&jwks.file) {
             Ok(keys) => {
                 tracing::info!(file = %jwks.file.display(), keys = keys.len(), "JWKS file re-read");
@@ -256,12 +276,34 @@ impl JwtVerifier {
         }
     }
 
-    /// Verifies `token`: its signature, `exp`, `nbf`, `iss` and `aud`.
-    /// The error says why it was refused, for the client.
+    /// Verifies `token`: its signature, `exp`, `nbf`, `iss` and `aud`
+    /// (or, for a token verified before with the same keys, `exp` and
+    /// `nbf` again). The error says why it was refused, for the client.
     pub fn verify(&self, token: &str) -> Result<Verified, String> {
+        self.verify_at(token, jsonwebtoken::get_current_timestamp())
+    }
+
+    /// [`JwtVerifier::verify`] with the cache's clock at `now` (seconds
+    /// since the epoch); a token not in the cache is verified against the
+    /// system clock.
+    fn verify_at(&self, token: &str, now: u64) -> Result<Verified, String> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(format!("the token is over {MAX_TOKEN_LEN} bytes"));
         }
+        self.refresh();
+        let key = digest(token);
+        if let Some(known) = self.cache.get(&key, now, self.leeway.as_secs()) {
+            return known;
+        }
+        let generation = self.cache.generation();
+        let (verified, validity) = self.verify_signed(token)?;
+        self.cache
+            .insert(key, generation, verified.clone(), validity);
+        Ok(verified)
+    }
+
+    /// Verifies `token` in full, with no cache.
+    fn verify_signed(&self, token: &str) -> Result<(Verified, Validity), String> {
         let header = decode_header(token).map_err(|e| format!("not a JWT: {e}"))?;
         let claims = match header.alg {
             Algorithm::HS256 => {
@@ -276,8 +318,7 @@ impl JwtVerifier {
                     .jwks
                     .as_ref()
                     .ok_or("tokens signed with a public key are not accepted here (no --jwks)")?;
-                let mut jwks = jwks.lock();
-                Self::refresh(&mut jwks);
+                let jwks = jwks.lock();
                 let mut last = format!("no key of the JWKS file is for {alg:?} tokens");
                 let mut found = None;
                 for k in jwks.keys.iter().filter(|k| k.alg == alg) {
@@ -301,19 +342,28 @@ impl JwtVerifier {
                 ))
             }
         };
+        // As `jsonwebtoken` reads them.
+        let seconds = |n: f64| n.max(0.0).round() as u64;
+        let validity = Validity {
+            exp: seconds(claims.exp),
+            nbf: claims.nbf.map(seconds),
+        };
         let scopes = Scopes::from_claim(claims.scope.or(claims.scp));
-        Ok(Verified {
-            subject: claims.sub,
-            scopes,
-        })
+        Ok((
+            Verified {
+                subject: claims.sub,
+                scopes,
+            },
+            validity,
+        ))
     }
 
     fn decode(&self, token: &str, key: &DecodingKey, alg: Algorithm) -> Result<Claims, String> {
         use jsonwebtoken::errors::ErrorKind;
         let data =
             decode::<Claims>(token, key, &self.validation(alg)).map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => "the token has expired".to_owned(),
-                ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".to_owned(),
+                ErrorKind::ExpiredSignature => EXPIRED.to_owned(),
+                ErrorKind::ImmatureSignature => IMMATURE.to_owned(),
                 ErrorKind::InvalidAudience => "the token is not for this audience".to_owned(),
                 ErrorKind::InvalidIssuer => "the token is not from the expected issuer".to_owned(),
                 ErrorKind::InvalidSignature => "the token's signature does not verify".to_owned(),
@@ -324,5 +374,96 @@ impl JwtVerifier {
         parallel_you_core::names::check_user_id(sub)
             .map_err(|e| format!("the token's `sub`: {e}"))?;
         Ok(data.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"a unit test secret of at least 32 bytes";
+
+    fn now() -> u64 {
+        jsonwebtoken::get_current_timestamp()
+    }
+
+    fn hs256(claims: &serde_json::Value) -> String {
+        let key = EncodingKey::from_secret(SECRET).unwrap_or_else(|e| panic!("{e}"));
+        encode(&Header::new(Algorithm::HS256), claims, &key).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn verifier(jwks: Option<PathBuf>) -> JwtVerifier {
+        JwtVerifier::new(&JwtSettings {
+            hs256_secret: Some(SECRET.to_vec()),
+            jwks,
+            ..JwtSettings::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_cached_token_still_expires() {
+        let v = verifier(None);
+        let exp = now() + 120;
+        let token = hs256(&json!({ "sub": "alice", "exp": exp, "scope": "thread.*" }));
+        let first = v.verify(&token).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(first.subject, "alice");
+        assert_eq!(v.cache.size().0, 1, "remembered");
+        let again = v.verify_at(&token, now()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again.scopes, first.scopes);
+        // Past `exp` and the leeway, the remembered token is refused as an
+        // expired one is, and forgotten.
+        let later = exp + DEFAULT_LEEWAY.as_secs() + 1;
+        assert_eq!(v.verify_at(&token, later).err().as_deref(), Some(EXPIRED));
+        assert_eq!(v.cache.size().0, 0);
+        // Failures are not remembered.
+        let bad = hs256(&json!({ "sub": "bob", "exp": now() - 300 }));
+        assert_eq!(v.verify(&bad).err().as_deref(), Some(EXPIRED));
+        let tampered = format!("{}x", &token[..token.len() - 1]);
+        assert!(v.verify(&tampered).is_err());
+        assert_eq!(v.cache.size().0, 0);
+    }
+
+    /// An Ed25519 key: its signing key and its public JWK.
+    fn ed_key(kid: &str) -> (EncodingKey, serde_json::Value) {
+        let pair =
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap_or_else(|e| panic!("{e}"));
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key_raw());
+        (
+            EncodingKey::from_ed_der(&pair.serialize_der()),
+            json!({ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA" }),
+        )
+    }
+
+    #[test]
+    fn a_changed_jwks_file_forgets_the_tokens_of_its_old_keys() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("jwks.json");
+        let (k1, jwk1) = ed_key("k1");
+        let (_, jwk2) = ed_key("k2");
+        let write = |keys: &[&serde_json::Value]| {
+            std::fs::write(&file, json!({ "keys": keys }).to_string())
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        write(&[&jwk1]);
+        let v = verifier(Some(file.clone()));
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some("k1".into());
+        let token = encode(&header, &json!({ "sub": "alice", "exp": now() + 300 }), &k1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let hs = hs256(&json!({ "sub": "bob", "exp": now() + 300 }));
+        assert!(v.verify(&token).is_ok());
+        assert!(v.verify(&hs).is_ok());
+        assert_eq!(v.cache.size().0, 2);
+        // k1 withdrawn: the file is looked at again after RECHECK.
+        write(&[&jwk2]);
+        std::thread::sleep(RECHECK + Duration::from_millis(100));
+        let refused = v.verify(&token).err().unwrap_or_default();
+        assert!(refused.contains("kid"), "{refused}");
+        assert_eq!(v.cache.size().0, 0, "every entry went with the old keys");
+        assert!(v.verify(&hs).is_ok(), "HS256 tokens verify again");
     }
 }

@@ -10,6 +10,7 @@
 //! echoed); or from `?access_token=`, which works anywhere but leaks the
 //! token into every log that records URLs.
 
+mod cache;
 mod jwt;
 mod scope;
 

@@ -121,6 +121,12 @@ impl Scopes {
     pub fn may_follow(&self) -> bool {
         self.follow
     }
+
+    /// The bytes its patterns hold, roughly: what remembering it costs.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.patterns.capacity() * std::mem::size_of::<String>()
+            + self.patterns.iter().map(String::capacity).sum::<usize>()
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@
 //! lookup, so a name cannot re-resolve somewhere else in between. The
 //! response is bounded in time (connect, first byte and every later byte,
 //! each within the grant's timeout) and in size (the grant's cap on the body,
-//! else `HTTP-response-body-size`).
+//! else `HTTP-response-body-size`). HTTPS trusts the webpki roots and the
+//! grant's `ca_file` (`tls.rs`); a certificate they do not vouch for is
+//! `TLS-certificate-error`.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use tokio::io::{AsyncRead, AsyncWrite};
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode as P2ErrorCode;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::pattern::{canonical, default_port, is_internal, HostPattern, IpNetwork};
@@ -51,6 +54,10 @@ pub struct HttpGrant {
     pub max_response_bytes: u64,
     /// Most requests one command may send.
     pub max_requests: u32,
+    /// The operator's extra TLS roots (`ca_file`), if any.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// What its HTTPS trusts: the webpki roots, and `ca_file`'s.
+    pub tls: Arc<tokio_rustls::rustls::ClientConfig>,
 }
 
 impl HttpGrant {
@@ -157,6 +164,18 @@ type SendFuture = Box<
 >;
 
 impl WasiHttpHooks for HttpHooks {
+    /// A certificate the roots do not vouch for is the guest's
+    /// `TLS-certificate-error` (so it can say so), the rest a protocol
+    /// error.
+    fn p2_error_from_tls(&mut self, err: &std::io::Error) -> P2ErrorCode {
+        tracing::warn!(domain = %self.domain, error = %err, "outbound HTTPS: the TLS handshake failed");
+        if super::tls::is_certificate_error(err) {
+            P2ErrorCode::TlsCertificateError
+        } else {
+            P2ErrorCode::TlsProtocolError
+        }
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
@@ -211,7 +230,8 @@ async fn send(
         .map_err(Error::Connect)?;
     let stream: Box<dyn Stream> = if target.tls {
         let name = tls_name(&target.host)?;
-        let tls = tokio::time::timeout(connect_timeout, tls_connector()?.connect(name, tcp))
+        let connector = tokio_rustls::TlsConnector::from(grant.tls.clone());
+        let tls = tokio::time::timeout(connect_timeout, connector.connect(name, tcp))
             .await
             .map_err(|_| Error::ConnectionTimeout)?
             .map_err(Error::Tls)?;
@@ -293,25 +313,6 @@ fn tls_name(host: &str) -> Result<tokio_rustls::rustls::pki_types::ServerName<'s
     }
 }
 
-fn tls_connector() -> Result<tokio_rustls::TlsConnector, Error> {
-    use tokio_rustls::rustls::{crypto::ring, ClientConfig, RootCertStore};
-    static CONFIG: std::sync::OnceLock<Result<Arc<ClientConfig>, String>> =
-        std::sync::OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
-        let roots = RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-        };
-        ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-            .map_err(|e| e.to_string())
-    });
-    match config {
-        Ok(config) => Ok(tokio_rustls::TlsConnector::from(config.clone())),
-        Err(e) => Err(Error::InternalError(Some(e.clone()))),
-    }
-}
-
 /// A response body held to the grant: at most `cap` bytes, and no gap
 /// between frames longer than `gap`.
 struct Bounded {
@@ -375,6 +376,8 @@ mod tests {
             timeout: Duration::from_secs(1),
             max_response_bytes: 10,
             max_requests: 2,
+            ca_file: None,
+            tls: super::super::tls::default_config().unwrap(),
         }
     }
 

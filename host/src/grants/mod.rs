@@ -11,6 +11,7 @@
 //! timeout_ms = 5000           # per request: connect, first byte, between bytes
 //! max_response_bytes = 1048576
 //! max_requests = 16           # per command
+//! ca_file = "internal-ca.pem" # extra TLS roots (PEM; relative: beside this file)
 //!
 //! [config]                    # values for wasi:config/store
 //! region = "eu"
@@ -35,6 +36,7 @@
 mod config;
 pub(crate) mod http;
 mod pattern;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -135,6 +137,7 @@ struct HttpTable {
     timeout_ms: Option<u64>,
     max_response_bytes: Option<u64>,
     max_requests: Option<u32>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,7 +173,8 @@ impl Grants {
         let digest = crate::cache::sha256_hex(&bytes);
         let text = String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".to_owned()))?;
         let parsed: File = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
-        let mut grants = Grants::resolve(parsed, limits).await.map_err(fail)?;
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let mut grants = Grants::resolve(parsed, dir, limits).await.map_err(fail)?;
         grants.file = Some(file.clone());
         grants.digest = Some(digest);
         Ok(grants)
@@ -186,12 +190,27 @@ impl Grants {
         Some(crate::cache::sha256_hex(&bytes))
     }
 
-    async fn resolve(file: File, limits: &Limits) -> Result<Grants, String> {
-        let http = file
-            .http
-            .map(|t| http_grant(t, limits))
-            .transpose()?
-            .map(Arc::new);
+    /// The grants `file` (in the folder `dir`) says, checked.
+    async fn resolve(file: File, dir: &Path, limits: &Limits) -> Result<Grants, String> {
+        let http = match file.http {
+            Some(t) => {
+                let ca_file = t.ca_file.as_ref().map(|f| dir.join(f));
+                let tls = match &ca_file {
+                    Some(f) => {
+                        let pem = read_bounded(f, tls::MAX_CA_FILE).await?.ok_or_else(|| {
+                            format!("[http] ca_file {}: no such file", f.display())
+                        })?;
+                        tls::config_with_pem(&pem)
+                            .map_err(|e| format!("[http] ca_file {}: {e}", f.display()))?
+                    }
+                    None => tls::default_config()?,
+                };
+                let mut grant = http_grant(t, limits, tls)?;
+                grant.ca_file = ca_file;
+                Some(Arc::new(grant))
+            }
+            None => None,
+        };
         if file.config.len() + file.secrets.len() > MAX_VALUES {
             return Err(format!(
                 "at most {MAX_VALUES} config values and secrets in all"
@@ -241,6 +260,11 @@ impl Grants {
                 .collect(),
             http_timeout_ms: self.http.as_ref().map(|h| millis(h.timeout)),
             http_max_response_bytes: self.http.as_ref().map(|h| h.max_response_bytes),
+            http_ca_file: self
+                .http
+                .as_ref()
+                .and_then(|h| h.ca_file.as_ref())
+                .map(|f| f.display().to_string()),
             config: self.config_keys.clone(),
             secrets: self.secret_keys.clone(),
             deadline_ms: self.deadline.map(millis),
@@ -257,7 +281,11 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn http_grant(t: HttpTable, limits: &Limits) -> Result<HttpGrant, String> {
+fn http_grant(
+    t: HttpTable,
+    limits: &Limits,
+    tls: Arc<tokio_rustls::rustls::ClientConfig>,
+) -> Result<HttpGrant, String> {
     if t.allow.len() + t.allow_private.len() > MAX_PATTERNS {
         return Err(format!("[http] has more than {MAX_PATTERNS} entries"));
     }
@@ -298,6 +326,8 @@ fn http_grant(t: HttpTable, limits: &Limits) -> Result<HttpGrant, String> {
         timeout,
         max_response_bytes,
         max_requests,
+        ca_file: None,
+        tls,
     })
 }
 
@@ -395,7 +425,7 @@ mod tests {
 
     async fn parse(text: &str) -> Result<Grants, String> {
         let parsed: File = toml::from_str(text).map_err(|e| e.to_string())?;
-        Grants::resolve(parsed, &Limits::default()).await
+        Grants::resolve(parsed, Path::new("."), &Limits::default()).await
     }
 
     #[tokio::test]
@@ -440,6 +470,10 @@ mod tests {
             ("[http]\nallow = [\"ftp://x\"]", "scheme"),
             ("[http]\nallow = [\"http://x/path\"]", "path"),
             ("[http]\nallow_private = [\"10.0.0.0/33\"]", "prefix"),
+            (
+                "[http]\nca_file = \"/surely/not/a/ca.pem\"",
+                "ca_file /surely/not/a/ca.pem: no such file",
+            ),
             ("[htp]\n", "unknown field"),
             ("[limits]\ndeadline_ms = 999999999", "ceiling"),
             ("[limits]\nmemory_mib = 100000", "ceiling"),

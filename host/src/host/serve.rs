@@ -15,7 +15,7 @@ use crate::faults::{self, Point};
 use crate::outbox::OutboxRelay;
 use crate::timers::TimerPump;
 use parallel_you_core::bus::{Bus, BusError, Publisher};
-use parallel_you_core::host_info::QueryInfo;
+use parallel_you_core::host_info::{CommandInfo, QueryInfo};
 
 /// How a command that fails for a passing reason of the host's (its store
 /// away, a transaction of a crashed host still holding its locks) is tried
@@ -111,10 +111,10 @@ impl Host {
         state: &mut ServeState,
     ) -> Result<(), BusError> {
         let registry = self.registry();
-        let wanted: BTreeMap<String, Vec<String>> = registry
+        let wanted: BTreeMap<String, Vec<CommandInfo>> = registry
             .handlers()
             .filter(|h| !h.is_reactor())
-            .map(|h| (h.manifest.domain.clone(), h.manifest.routing_keys()))
+            .map(|h| (h.manifest.domain.clone(), h.manifest.commands.clone()))
             .collect();
         let gone: Vec<String> = state
             .domains
@@ -129,7 +129,8 @@ impl Host {
                 tracing::info!(domain = %domain, "unbound");
             }
         }
-        for (domain, keys) in wanted {
+        for (domain, commands) in wanted {
+            let keys: Vec<String> = commands.iter().map(|c| c.routing_key.clone()).collect();
             if let Some(current) = state.domains.get_mut(&domain) {
                 // A set, not `keys.contains`: a domain may bind 1,000 keys.
                 let kept: BTreeSet<&str> = keys.iter().map(String::as_str).collect();
@@ -140,11 +141,11 @@ impl Host {
                     .cloned()
                     .collect();
                 state.bus.unbind(&domain, &dropped).await?;
-                state.bus.bind(&domain, &keys).await?;
+                state.bus.bind(&domain, &commands).await?;
                 current.keys = keys;
                 continue;
             }
-            state.bus.bind(&domain, &keys).await?;
+            state.bus.bind(&domain, &commands).await?;
             let deliveries = state.bus.consume(&domain).await?;
             let stop = state.stop.child_token();
             tokio::spawn(

@@ -14,7 +14,7 @@ use parallel_you_core::bus::{
 };
 use parallel_you_core::envelope::Envelope;
 use parallel_you_core::error::ErrorBody;
-use parallel_you_core::host_info::QueryInfo;
+use parallel_you_core::host_info::{CommandInfo, QueryInfo};
 
 /// Commands sent with routing key `held` wait until [`Gated::open`].
 pub struct Gated {
@@ -65,8 +65,8 @@ impl Bus for Gated {
         self.inner.send(command).await
     }
 
-    async fn bind(&self, domain: &str, keys: &[String]) -> Result<(), BusError> {
-        self.inner.bind(domain, keys).await
+    async fn bind(&self, domain: &str, commands: &[CommandInfo]) -> Result<(), BusError> {
+        self.inner.bind(domain, commands).await
     }
 
     async fn unbind(&self, domain: &str, keys: &[String]) -> Result<(), BusError> {

@@ -148,21 +148,19 @@ impl DomainConsumer {
     /// again (the broker may have lost them) and consumes the queue.
     async fn start(&self, link: &Link) -> lapin::Result<LiveConsumer> {
         let channel = link.conn.create_channel().await?;
-        let bound = if self.reactor {
-            &self.shared.reactors
-        } else {
-            &self.shared.bound
-        };
-        let keys: Vec<String> = bound
-            .lock()
-            .get(&self.domain)
-            .map(|k| k.iter().cloned().collect())
-            .unwrap_or_default();
         let queue = if self.reactor {
-            declare_reactor(&channel, &self.domain, &keys).await?;
+            let patterns: Vec<String> = (self.shared.reactors.lock())
+                .get(&self.domain)
+                .map(|k| k.iter().cloned().collect())
+                .unwrap_or_default();
+            declare_reactor(&channel, &self.domain, &patterns).await?;
             reactor_queue(&self.domain)
         } else {
-            declare_domain(&channel, &self.domain, &keys).await?;
+            let commands: Vec<_> = (self.shared.bound.lock())
+                .get(&self.domain)
+                .map(|k| k.values().cloned().collect())
+                .unwrap_or_default();
+            declare_domain(&channel, &self.domain, &commands).await?;
             domain_queue(&self.domain)
         };
         let consumer = start_consumer(&channel, &queue, self.shared.config.prefetch).await?;

@@ -7,7 +7,7 @@ use lapin::uri::AMQPUri;
 
 use parallel_you_core::bus::{Binding, BusError};
 
-use super::topology::COMMANDS_EXCHANGE;
+use super::topology::{command_of, COMMANDS_EXCHANGE};
 
 /// The broker's management HTTP API.
 pub(super) struct Management {
@@ -42,7 +42,10 @@ impl Management {
         })
     }
 
-    /// The command bindings: `parallel_you.commands` → a domain queue.
+    /// The command bindings: `parallel_you.commands` → a domain queue,
+    /// with what their arguments declare. A key bound twice (two versions
+    /// mid-upgrade) is one entry: internal if either says so, else the one
+    /// that declares something.
     pub(super) async fn bindings(&self) -> Result<Vec<Binding>, BusError> {
         let rows = self.source_bindings(COMMANDS_EXCHANGE).await?;
         let prefix = format!("{COMMANDS_EXCHANGE}.");
@@ -51,13 +54,23 @@ impl Management {
             .filter_map(|r| {
                 let domain = r.destination.strip_prefix(&prefix)?.to_owned();
                 Some(Binding {
+                    info: command_of(&r.routing_key, &r.arguments),
                     routing_key: r.routing_key,
                     domain,
                 })
             })
             .collect();
-        bindings.sort();
-        bindings.dedup();
+        let rank = |b: &Binding| match &b.info {
+            Some(i) if i.internal => 0,
+            Some(_) => 1,
+            None => 2,
+        };
+        bindings.sort_by(|a, b| {
+            (&a.routing_key, &a.domain, rank(a)).cmp(&(&b.routing_key, &b.domain, rank(b)))
+        });
+        bindings.dedup_by(|later, first| {
+            later.routing_key == first.routing_key && later.domain == first.domain
+        });
         Ok(bindings)
     }
 

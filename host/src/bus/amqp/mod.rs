@@ -33,6 +33,7 @@
 //! far, and every consumer and subscription resumes on the new connection;
 //! meanwhile publishing fails fast with [`BusError::Unavailable`].
 
+mod commands;
 mod consumer;
 mod dead_letters;
 mod management;
@@ -60,14 +61,14 @@ use parallel_you_core::bus::{
 };
 use parallel_you_core::envelope::Envelope;
 use parallel_you_core::error::ErrorBody;
-use parallel_you_core::host_info::QueryInfo;
+use parallel_you_core::host_info::{CommandInfo, QueryInfo};
 use parallel_you_core::names::{check_event_pattern, check_pattern, check_routing_key};
 
 use consumer::DomainConsumer;
 use management::{percent_encode, Management};
 use subscription::subscribe_events;
 use supervisor::{supervise, Link};
-use topology::{declare_domain, declare_reactor, declare_subscription, reactor_binding};
+use topology::{declare_reactor, declare_subscription, reactor_binding};
 pub use topology::{
     domain_queue, query_queue, reactor_queue, COMMANDS_EXCHANGE, DEAD_LETTER, EVENTS_EXCHANGE,
     QUERIES_EXCHANGE, REACTOR_DEAD_LETTERS,
@@ -114,8 +115,9 @@ struct Shared {
     uri: AMQPUri,
     management: Management,
     link: watch::Sender<Option<Link>>,
-    /// Every binding made through this bus, replayed after a reconnection.
-    bound: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Every command bound through this bus, by domain and routing key,
+    /// bound again after a reconnection.
+    bound: Mutex<BTreeMap<String, BTreeMap<String, CommandInfo>>>,
     /// Every reactor pattern bound through this bus, likewise.
     reactors: Mutex<BTreeMap<String, BTreeSet<String>>>,
     /// Every reactor's queries bound through this bus, declared again by
@@ -362,54 +364,12 @@ impl Bus for AmqpBus {
             .await
     }
 
-    async fn bind(&self, domain: &str, keys: &[String]) -> Result<(), BusError> {
-        for key in keys {
-            check_routing_key(key)?;
-        }
-        self.shared
-            .bound
-            .lock()
-            .entry(domain.to_owned())
-            .or_default()
-            .extend(keys.iter().cloned());
-        // While the broker is away the intent is kept and applied on
-        // reconnection; the host need not retry.
-        let Ok(link) = self.link() else {
-            return Ok(());
-        };
-        let channel = link.conn.create_channel().await.map_err(unavailable)?;
-        declare_domain(&channel, domain, keys)
-            .await
-            .map_err(unavailable)?;
-        let _ = channel.close(200, "done".into()).await;
-        Ok(())
+    async fn bind(&self, domain: &str, commands: &[CommandInfo]) -> Result<(), BusError> {
+        commands::bind(&self.shared, domain, commands).await
     }
 
     async fn unbind(&self, domain: &str, keys: &[String]) -> Result<(), BusError> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        if let Some(bound) = self.shared.bound.lock().get_mut(domain) {
-            for key in keys {
-                bound.remove(key);
-            }
-        }
-        let link = self.link()?;
-        let channel = link.conn.create_channel().await.map_err(unavailable)?;
-        let queue = domain_queue(domain);
-        for key in keys {
-            channel
-                .queue_unbind(
-                    queue.as_str().into(),
-                    COMMANDS_EXCHANGE.into(),
-                    key.as_str().into(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(unavailable)?;
-        }
-        let _ = channel.close(200, "done".into()).await;
-        Ok(())
+        commands::unbind(&self.shared, domain, keys).await
     }
 
     async fn consume(&self, domain: &str) -> Result<Deliveries, BusError> {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use parking_lot::Mutex;
 use serde_json::value::RawValue;
@@ -31,7 +31,9 @@ use parallel_you_core::names::check_routing_key;
 
 use super::consumer::start_consumer;
 use super::supervisor::Restart;
-use super::topology::{declare_queries, query_queue, QUERIES_EXCHANGE, SCHEMA_ARG, SUMMARY_ARG};
+use super::topology::{
+    declare_queries, field_table, query_queue, QUERIES_EXCHANGE, SCHEMA_ARG, SUMMARY_ARG,
+};
 use super::{unavailable, Shared, MAX_MESSAGE};
 
 /// Requests one gateway waits on at once; past it, asking is `overloaded`.
@@ -96,12 +98,7 @@ pub(super) async fn bind(
                 if wanted {
                     continue;
                 }
-                let mut arguments = FieldTable::default();
-                for (k, v) in &row.arguments {
-                    if let Some(text) = v.as_str() {
-                        arguments.insert(k.as_str().into(), AMQPValue::LongString(text.into()));
-                    }
-                }
+                let arguments = field_table(&row.arguments);
                 channel
                     .queue_unbind(
                         queue.as_str().into(),

@@ -103,9 +103,9 @@ async fn open(shared: &Shared, generation: u64) -> Result<(Link, Events), String
         let channel = conn.create_channel().await?;
         declare_topology(&channel, shared.config.declares_dead_letters).await?;
         let bound = shared.bound.lock().clone();
-        for (domain, keys) in &bound {
-            let keys: Vec<String> = keys.iter().cloned().collect();
-            declare_domain(&channel, domain, &keys).await?;
+        for (domain, commands) in &bound {
+            let commands: Vec<_> = commands.values().cloned().collect();
+            declare_domain(&channel, domain, &commands).await?;
         }
         let reactors = shared.reactors.lock().clone();
         for (domain, patterns) in &reactors {

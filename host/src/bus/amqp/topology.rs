@@ -6,7 +6,7 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::Channel;
 
-use parallel_you_core::host_info::QueryInfo;
+use parallel_you_core::host_info::{CommandInfo, QueryInfo};
 
 /// The topic exchange commands are published to.
 pub const COMMANDS_EXCHANGE: &str = "parallel_you.commands";
@@ -23,10 +23,15 @@ pub const REACTOR_DEAD_LETTERS: &str = "parallel_you.reactor_dead_letters";
 /// reactor's query queue, its summary and params schema in the binding's
 /// arguments, so the bindings list the queries as they list the commands.
 pub const QUERIES_EXCHANGE: &str = "parallel_you.queries";
-/// Binding argument holding a query's summary.
+/// Binding argument holding a query's or a command's summary (on every
+/// command binding a host makes: its presence says the others are there).
 pub(super) const SUMMARY_ARG: &str = "x-pyou-summary";
 /// Binding argument holding a query's params schema (JSON text).
 pub(super) const SCHEMA_ARG: &str = "x-pyou-params-schema";
+/// Binding argument holding a command's body schema (JSON text).
+pub(super) const BODY_SCHEMA_ARG: &str = "x-pyou-body-schema";
+/// Binding argument marking a command internal (`true`; absent otherwise).
+pub(super) const INTERNAL_ARG: &str = "x-pyou-internal";
 /// How long a query queue outlives its last consumer: queries are asked
 /// of live hosts only, and a request waits no longer than its asker.
 const QUERY_QUEUE_EXPIRY_MS: i64 = 60 * 1000;
@@ -64,6 +69,61 @@ pub(super) fn query_arguments(query: &QueryInfo) -> FieldTable {
         );
     }
     arguments
+}
+
+/// The arguments of the binding of `command` on [`COMMANDS_EXCHANGE`]:
+/// what a gateway elsewhere lists and refuses by (see
+/// [`parallel_you_core::bus::Binding::info`]).
+pub(super) fn command_arguments(command: &CommandInfo) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        SUMMARY_ARG.into(),
+        AMQPValue::LongString(command.summary.as_str().into()),
+    );
+    if let Some(schema) = &command.body_schema {
+        arguments.insert(
+            BODY_SCHEMA_ARG.into(),
+            AMQPValue::LongString(schema.to_string().as_str().into()),
+        );
+    }
+    if command.internal {
+        arguments.insert(INTERNAL_ARG.into(), AMQPValue::Boolean(true));
+    }
+    arguments
+}
+
+/// The command a binding of `routing_key` declares, as the management API
+/// lists its arguments; `None` for a key bound without them.
+pub(super) fn command_of(
+    routing_key: &str,
+    arguments: &serde_json::Map<String, serde_json::Value>,
+) -> Option<CommandInfo> {
+    let summary = arguments.get(SUMMARY_ARG)?.as_str()?;
+    Some(CommandInfo {
+        routing_key: routing_key.to_owned(),
+        summary: summary.to_owned(),
+        body_schema: arguments
+            .get(BODY_SCHEMA_ARG)
+            .and_then(|v| v.as_str())
+            .and_then(|text| serde_json::from_str(text).ok()),
+        internal: arguments.get(INTERNAL_ARG).and_then(|v| v.as_bool()) == Some(true),
+    })
+}
+
+/// A binding's arguments as the management API lists them, back in AMQP
+/// form (to unbind it: the arguments are part of a binding). Ours are
+/// only strings and booleans.
+pub(super) fn field_table(arguments: &serde_json::Map<String, serde_json::Value>) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (k, v) in arguments {
+        let value = match v {
+            serde_json::Value::String(text) => AMQPValue::LongString(text.as_str().into()),
+            serde_json::Value::Bool(b) => AMQPValue::Boolean(*b),
+            _ => continue,
+        };
+        table.insert(k.as_str().into(), value);
+    }
+    table
 }
 
 /// Declares a reactor's query queue (not durable: a request is worth
@@ -202,11 +262,11 @@ pub(super) async fn declare_topology(channel: &Channel, dead_letters: bool) -> l
 }
 
 /// Declares the domain's queue (dead-lettering to [`DEAD_LETTER`]) and
-/// binds `keys` to it. Both are idempotent.
+/// binds `commands` to it, each with its arguments. Both are idempotent.
 pub(super) async fn declare_domain(
     channel: &Channel,
     domain: &str,
-    keys: &[String],
+    commands: &[CommandInfo],
 ) -> lapin::Result<()> {
     let queue = domain_queue(domain);
     let mut arguments = FieldTable::default();
@@ -221,14 +281,14 @@ pub(super) async fn declare_domain(
             arguments,
         )
         .await?;
-    for key in keys {
+    for command in commands {
         channel
             .queue_bind(
                 queue.as_str().into(),
                 COMMANDS_EXCHANGE.into(),
-                key.as_str().into(),
+                command.routing_key.as_str().into(),
                 QueueBindOptions::default(),
-                FieldTable::default(),
+                command_arguments(command),
             )
             .await?;
     }

@@ -35,6 +35,7 @@ mod reactors_amqp;
 mod reactors_processes;
 mod sagas;
 mod sagas_amqp;
+mod sagas_polyglot;
 mod sandbox;
 mod scaffold;
 mod schema;

@@ -617,8 +617,11 @@ async fn closing_a_sprint_parks_archives_and_moves_its_stories_then_closes_it() 
 async fn a_sprint_close_that_fails_puts_every_story_back_and_reopens_the_sprint() {
     // The saga's moves to s2 are held until s2 is closing too, so they are
     // refused whatever order the host runs the commands in.
-    let (on, gate) =
-        serve_on_gated_bus(&["thread", "sprintclose"], "thread.sprint.add_story").await;
+    let (on, gate) = serve_on_gated_bus(
+        &["thread", "sprintclose", "effort"],
+        "thread.sprint.add_story",
+    )
+    .await;
     let mut answers = subscribe(on.bus.as_ref(), "session.s1.thread.#").await;
     sprint_with_stories(&on, &mut answers).await;
     let before_run = get(&on, "threads", "run").await;
@@ -704,6 +707,33 @@ async fn a_sprint_close_that_fails_puts_every_story_back_and_reopens_the_sprint(
     assert_eq!(get(&on, "threads", "todo").await["sprint_id"], "s1");
     let s1 = get(&on, "sprints", "s1").await;
     assert_eq!(s1["state"], "open");
+    // Time spent: the park the close made and undid is no end of the run.
+    let effort_run = format!("run#{:020}", run["run"].as_u64().unwrap());
+    eventually("effort to see the restore", || async {
+        on.host
+            .store()
+            .get("effort", "runs", &effort_run)
+            .await
+            .unwrap()
+            .is_some_and(|d| {
+                !serde_json::from_str::<Value>(&d.json).unwrap()["resumed_ms"].is_null()
+            })
+    })
+    .await;
+    let spent: Value = serde_json::from_str(
+        &on.host
+            .query("effort", "by_thread", r#"{"id":"run"}"#)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spent["runs"], 1, "{spent}");
+    assert_eq!(spent["run_list"][0]["run"], run["run"], "{spent}");
+    assert_eq!(
+        spent["run_list"][0]["ended_by"],
+        Value::Null,
+        "running again on the same run: {spent}"
+    );
     on.serving.shutdown(Duration::from_secs(5)).await;
 }
 

@@ -66,6 +66,11 @@ WAITS = "waits"
 UNREADABLE = "unreadable"
 # Most instances one `saga_list` answers.
 MAX_LIST = 500
+# How long a finished instance is kept by default: 30 days, in ms.
+DEFAULT_RETENTION_MS = 30 * 86_400_000
+# Finished instances past their retention deleted per start: more than
+# one, so the sweep outpaces the starts that add instances.
+SWEEP_PER_START = 4
 
 
 # ---------------------------------------------------------------------------
@@ -212,6 +217,7 @@ class Saga:
         self._starts = []  # (pattern, fn)
         self.steps = []
         self._sends = []
+        self.retention_ms = DEFAULT_RETENTION_MS
 
     def state_version(self, version):
         """The version of the state's schema (default 1), kept in each
@@ -234,6 +240,16 @@ class Saga:
         ``fn(event)`` makes of it (``None``: not for this saga); ``event`` is
         a :class:`Delivered`. The same command never starts two."""
         self._starts.append((pattern, fn))
+        return self
+
+    def retention(self, ms):
+        """How long an instance is kept once finished (``completed``, or
+        ``failed`` and not stuck), in ms from its last change (default 30
+        days). Each start deletes a few instances past it, oldest first. Keep
+        it at least the host's deduplication window (7 days by default): a
+        starting event delivered again after its instance is gone would
+        start it anew."""
+        self.retention_ms = int(ms)
         return self
 
     def step(self, step):
@@ -421,7 +437,31 @@ class _Runner:
             return []
         machine = Machine(self.saga, ev.timestamp_ms)
         inst, fx = machine.start(id, _json_value(data), ev.meta.session_id)
+        self.sweep(ctx, ev.timestamp_ms)
         return self.apply(ctx, None, inst, fx)
+
+    def sweep(self, ctx, now_ms):
+        """Deletes up to :data:`SWEEP_PER_START` finished instances unchanged
+        for longer than the retention, oldest first, each written over the
+        version read first (a WIT ``delete`` checks no version), as the Rust
+        SDK does."""
+        cutoff = now_ms - self.saga.retention_ms
+        if cutoff <= 0:
+            return
+        instances = ctx.collection(INSTANCES)
+        old = instances.list(
+            {
+                "status": {"$in": ["completed", "failed"]},
+                "stuck": False,
+                "started_ms": {"$lt": cutoff},
+                "updated_ms": {"$lt": cutoff},
+                "$sort": {"started_ms": 1},
+                "$limit": SWEEP_PER_START,
+            }
+        )
+        for doc in old:
+            instances.put(doc.id, doc.value, doc.version)
+            instances.delete(doc.id)
 
     def on_timer(self, ctx, ev):
         b = ev.body if isinstance(ev.body, dict) else {}

@@ -292,11 +292,7 @@ async fn a_compensation_that_keeps_failing_waits_for_an_operators_retry() {
     let on = serve_on_bus(&["ledger", "trip"]).await;
     let mut events = subscribe(on.bus.as_ref(), "session.s1.trip.#").await;
     let mut blocked = subscribe(on.bus.as_ref(), "session.s1.ledger.blocked").await;
-    send(&on, "ledger.block_reverts", json!({ "blocked": true })).await;
-    tokio::time::timeout(WITHIN, blocked.next())
-        .await
-        .unwrap()
-        .unwrap();
+    block_reverts(&on, &mut blocked, true).await;
     let id = trip(&on, "x", json!({ "c": "fail" })).await;
     let t = trail(&mut events, "failed", |_| true).await;
     assert_eq!(
@@ -337,11 +333,7 @@ async fn a_compensation_that_keeps_failing_waits_for_an_operators_retry() {
         "nothing was undone"
     );
 
-    send(&on, "ledger.block_reverts", json!({ "blocked": false })).await;
-    tokio::time::timeout(WITHIN, blocked.next())
-        .await
-        .unwrap()
-        .unwrap();
+    block_reverts(&on, &mut blocked, false).await;
     retry(&on, "trip", &id).await;
     let t = trail(&mut events, "failed", |b| b["stuck"] == false).await;
     assert_eq!(
@@ -357,6 +349,68 @@ async fn a_compensation_that_keeps_failing_waits_for_an_operators_retry() {
         assert_eq!(record(&on, &format!("x-{step}")).await["reverted"], 1);
     }
     on.serving.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Whether the saga `trip`'s instance `id` is still stored.
+async fn kept(on: &OnBus, id: &str) -> bool {
+    on.host
+        .store()
+        .get("trip", "instances", id)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+#[tokio::test]
+async fn finished_instances_past_their_retention_are_swept_by_a_later_start() {
+    // `tripsweep`: `trip` keeping a finished instance 500 ms.
+    let on = serve_on_bus(&["ledger", "tripsweep"]).await;
+    let mut events = subscribe(on.bus.as_ref(), "session.s1.trip.#").await;
+    let mut blocked = subscribe(on.bus.as_ref(), "session.s1.ledger.blocked").await;
+    let done = trip(&on, "w1", json!({})).await;
+    trail(&mut events, "completed", |b| b["id"] == done.as_str()).await;
+    let failed = trip(&on, "w2", json!({ "c": "fail" })).await;
+    trail(&mut events, "failed", |b| b["id"] == failed.as_str()).await;
+    block_reverts(&on, &mut blocked, true).await;
+    let stuck = trip(&on, "w3", json!({ "c": "fail" })).await;
+    trail(&mut events, "failed", |b| {
+        b["id"] == stuck.as_str() && b["stuck"] == true
+    })
+    .await;
+    block_reverts(&on, &mut blocked, false).await;
+    for id in [&done, &failed, &stuck] {
+        assert!(
+            kept(&on, id).await,
+            "a start within the retention sweeps nothing"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let next = trip(&on, "w4", json!({})).await;
+    trail(&mut events, "completed", |b| b["id"] == next.as_str()).await;
+    assert!(!kept(&on, &done).await, "completed, past its retention");
+    assert!(!kept(&on, &failed).await, "failed, past its retention");
+    assert!(kept(&on, &stuck).await, "stuck: left for an operator");
+    assert!(kept(&on, &next).await);
+    let listed: Value =
+        serde_json::from_str(&on.host.query("trip", "saga_list", "{}").await.unwrap()).unwrap();
+    let ids: Vec<&str> = listed["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [next.as_str(), stuck.as_str()], "newest first");
+    on.serving.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Makes the ledger refuse reverts (or take them again), once it said so
+/// on `blocked` (`session.s1.ledger.blocked`).
+async fn block_reverts(on: &OnBus, blocked: &mut Subscription, refuse: bool) {
+    send(on, "ledger.block_reverts", json!({ "blocked": refuse })).await;
+    tokio::time::timeout(WITHIN, blocked.next())
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 /// What `pyou sagas retry` does: the saga's `retry` event, on the
@@ -850,14 +904,7 @@ pub(crate) fn pyou_sagas_list_show_and_retry(saga: &str) {
     };
     let mut events = rt.block_on(subscribe(on.bus.as_ref(), &format!("session.s1.{saga}.#")));
     let mut blocked = rt.block_on(subscribe(on.bus.as_ref(), "session.s1.ledger.blocked"));
-    rt.block_on(send(
-        &on,
-        "ledger.block_reverts",
-        json!({ "blocked": true }),
-    ));
-    rt.block_on(async { tokio::time::timeout(WITHIN, blocked.next()).await })
-        .unwrap()
-        .unwrap();
+    rt.block_on(block_reverts(&on, &mut blocked, true));
     let stuck = rt.block_on(trip(&on, "cli", json!({ "c": "fail" })));
     let t = rt.block_on(trail(&mut events, "failed", |b| b["stuck"] == true));
     let reason = t.last().unwrap().1["reason"].as_str().unwrap().to_owned();
@@ -890,14 +937,7 @@ pub(crate) fn pyou_sagas_list_show_and_retry(saga: &str) {
     assert_eq!(code, Some(1));
     assert!(err.contains("no saga instance"), "{err}");
 
-    rt.block_on(send(
-        &on,
-        "ledger.block_reverts",
-        json!({ "blocked": false }),
-    ));
-    rt.block_on(async { tokio::time::timeout(WITHIN, blocked.next()).await })
-        .unwrap()
-        .unwrap();
+    rt.block_on(block_reverts(&on, &mut blocked, false));
     let (code, out, err) = pyou(&["retry", &stuck]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("retry sent (it was failed)"), "{out}");

@@ -37,9 +37,24 @@ class World(MemStore):
         emitter.emit = lambda ev: self.emitted.append((ev.routing_key, json.loads(ev.body)))
 
     def list(self, coll, filter_json):
+        """Equality, `$in` and `$lt` (what the saga helper asks), `$limit`."""
         flt = json.loads(filter_json)
         flt.pop("$sort", None)
-        return super().list(coll, json.dumps(flt))
+        limit = flt.pop("$limit", None)
+
+        def holds(value, want):
+            if isinstance(want, dict) and "$in" in want:
+                return value in want["$in"]
+            if isinstance(want, dict) and "$lt" in want:
+                return value is not None and value < want["$lt"]
+            return value == want
+
+        out = []
+        for (c, id), (text, version) in sorted(self.docs.items()):
+            value = json.loads(text)
+            if c == coll and all(holds(value.get(k), v) for k, v in flt.items()):
+                out.append(store.Document(id=id, version=version, json=text))
+        return out if limit is None else out[:limit]
 
     def schedule(self, delay_ms, routing_key, body):
         self.timers.append((f"t{len(self.timers) + 1}", delay_ms, routing_key, json.loads(body)))
@@ -67,8 +82,10 @@ def _step(name, timeout_ms=1_000):
     )
 
 
-def _saga(schema=1, migrate=None):
+def _saga(schema=1, migrate=None, retention_ms=None):
     saga = Saga("trip", "1.0.0").state_version(schema).starts_on("ledger.begun", lambda ev: ev.body)
+    if retention_ms is not None:
+        saga.retention(retention_ms)
     for n in "abc":
         saga.step(_step(n))
     if migrate:
@@ -236,6 +253,24 @@ class SagaTest(unittest.TestCase):
         self.assertEqual(shown["instance"]["status"], "running")
         self.assertEqual(len(shown["timers"]), 1)
         self.assertEqual(shown["compensations"][0]["command"]["routing_key"], "ledger.revert")
+
+
+class SweepTest(unittest.TestCase):
+    def setUp(self):
+        _reset()
+        self.d = Driver(_saga(retention_ms=1_500))
+
+    def test_finished_instances_past_their_retention_go_with_a_later_start(self):
+        self.d.deliver("ledger.begun", {"run": "a"}, causation="i1")
+        for n in "abc":
+            self.d.deliver("ledger.applied", {"key": f"a-{n}"})
+        self.d.deliver("ledger.begun", {"run": "b"}, causation="i2")  # 1 s later: kept
+        self.assertIn(("instances", "i1"), WORLD.docs)
+        self.d.n += 2  # 2 s more
+        self.d.deliver("ledger.begun", {"run": "c"}, causation="i3")
+        self.assertNotIn(("instances", "i1"), WORLD.docs, "completed, past its retention")
+        self.assertIn(("instances", "i2"), WORLD.docs, "running: kept")
+        self.assertIn(("instances", "i3"), WORLD.docs)
 
 
 if __name__ == "__main__":

@@ -1,31 +1,51 @@
 //! Saga instances per second for a 3-step saga (`trip` over the `ledger`
 //! test handler: start → three `ledger.apply` → completed), against the
 //! same three commands sent directly (each waited for, one after the
-//! other, as the saga does), in the same run on the in-process bus: the
-//! difference per step is what the saga's reactor costs (the instance
-//! document read and written, the wait index, the step timer set and
-//! cancelled, the transition events, a fresh reactor instance per answer).
+//! other, as the saga does), in the same run, on the in-process bus and on
+//! RabbitMQ: the difference per step is what the saga's reactor costs (the
+//! instance document read and written, the wait index, the step timer set
+//! and cancelled, the transition events, a fresh reactor instance per
+//! answer; on RabbitMQ also the events' and commands' trips through the
+//! broker to and from the reactor's queue).
+//!
+//! Each bus serves one host in this process (memory store, default
+//! limits, reactors one event at a time as `pyou host` runs them); on
+//! RabbitMQ the host and the client that sends and follows have a
+//! connection each, on a broker node started for the run on free loopback
+//! ports. Answers are followed through one subscription per run (a
+//! pattern over every session), so neither side pays a subscription per
+//! request.
 //!
 //! Bounded: `INSTANCES` per run, at most `IN_FLIGHT` at once, `ROUNDS`
-//! rounds, `RUN_CAP` per run. Run with `cargo bench --bench saga` (it runs
-//! `scripts/build-handlers` when the components are missing). RabbitMQ is
-//! not measured yet.
+//! rounds, `RUN_CAP` per request. Run with `cargo bench --bench saga` (it
+//! runs `scripts/build-handlers` when the components are missing; the
+//! RabbitMQ half needs `scripts/install-rabbitmq`, and is skipped with a
+//! line without it, or with `-- in-process`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/all/common/rabbit.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod rabbit;
+
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use parallel_you_core::envelope::Envelope;
 use parallel_you_core::{Bus, InProcessBus, MemoryStore};
+use parallel_you_host::bus::amqp::{AmqpBus, AmqpConfig};
+use parallel_you_host::host::Serving;
 use parallel_you_host::{Host, HostConfig};
+use tokio::sync::oneshot;
 
 const INSTANCES: usize = 500;
 const IN_FLIGHT: usize = 32;
 const ROUNDS: usize = 3;
 const RUN_CAP: Duration = Duration::from_secs(120);
+const RABBITMQ_SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 
 /// A folder with the ledger handler and the trip saga.
 fn components() -> anyhow::Result<tempfile::TempDir> {
@@ -47,57 +67,75 @@ fn components() -> anyhow::Result<tempfile::TempDir> {
     Ok(dir)
 }
 
-async fn serving(
-    dir: &Path,
-) -> anyhow::Result<(
-    Arc<Host>,
-    Arc<InProcessBus>,
-    parallel_you_host::host::Serving,
-)> {
+/// A host over a memory store with the folder loaded, serving `bus`.
+async fn serve_host(dir: &Path, bus: Arc<dyn Bus>) -> anyhow::Result<(Arc<Host>, Serving)> {
     let host = Arc::new(Host::new(
         HostConfig::default(),
         Arc::new(MemoryStore::new()),
     )?);
     host.load_dir(dir).await?;
-    let bus = Arc::new(InProcessBus::new());
-    let serving = host.serve(bus.clone()).await?;
-    Ok((host, bus, serving))
+    let serving = host.serve(bus).await?;
+    Ok((host, serving))
 }
 
-/// Sends `key` with `body` on `session` and waits for the event `answer`
-/// on it.
-async fn ask(
-    bus: &InProcessBus,
-    session: &str,
-    key: &str,
-    body: serde_json::Value,
-    answer: &str,
-) -> anyhow::Result<()> {
-    let mut events = bus
-        .subscribe(&format!("session.{session}.{answer}"))
-        .await?;
-    let cmd = Envelope::command(key, &body.to_string())?.with_session(session);
-    bus.send(cmd).await?;
-    tokio::time::timeout(RUN_CAP, events.next())
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the subscription ended"))?;
-    Ok(())
+/// The answers of one kind, followed through one subscription: each
+/// awaited by the string at `pointer` in its body.
+struct Answers {
+    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<()>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Answers {
+    async fn follow(bus: &dyn Bus, pattern: &str, pointer: &'static str) -> anyhow::Result<Self> {
+        let mut events = bus.subscribe(pattern).await?;
+        let waiting: Arc<Mutex<HashMap<String, oneshot::Sender<()>>>> = Arc::default();
+        let w = waiting.clone();
+        let task = tokio::spawn(async move {
+            while let Some(ev) = events.next().await {
+                let Ok(body) = serde_json::from_str::<serde_json::Value>(ev.body.get()) else {
+                    continue;
+                };
+                let Some(key) = body.pointer(pointer).and_then(|k| k.as_str()) else {
+                    continue;
+                };
+                if let Some(tx) = w.lock().unwrap().remove(key) {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        Ok(Answers { waiting, task })
+    }
+
+    /// Sends `cmd` and waits for the answer keyed `key`.
+    async fn ask(&self, bus: &dyn Bus, key: String, cmd: Envelope) -> anyhow::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.waiting.lock().unwrap().insert(key, tx);
+        bus.send(cmd).await?;
+        tokio::time::timeout(RUN_CAP, rx)
+            .await?
+            .map_err(|_| anyhow::anyhow!("the subscription ended"))?;
+        Ok(())
+    }
+}
+
+impl Drop for Answers {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// `INSTANCES` sagas, `IN_FLIGHT` at once; their wall time.
-async fn sagas(bus: &InProcessBus, round: usize) -> anyhow::Result<Duration> {
+async fn sagas(bus: &dyn Bus, round: usize) -> anyhow::Result<Duration> {
+    // The instance id is the starting command's correlation id.
+    let answers = Answers::follow(bus, "session.*.trip.completed", "/id").await?;
     let started = Instant::now();
+    let answers = &answers;
     let runs = futures::stream::iter(0..INSTANCES)
         .map(|i| async move {
             let run = format!("s{round}-{i}");
-            ask(
-                bus,
-                &run,
-                "ledger.begin",
-                serde_json::json!({ "run": run }),
-                "trip.completed",
-            )
-            .await
+            let body = serde_json::json!({ "run": run }).to_string();
+            let cmd = Envelope::command("ledger.begin", &body)?.with_session(&run);
+            answers.ask(bus, cmd.meta.correlation_id.clone(), cmd).await
         })
         .buffer_unordered(IN_FLIGHT)
         .collect::<Vec<_>>()
@@ -107,14 +145,18 @@ async fn sagas(bus: &InProcessBus, round: usize) -> anyhow::Result<Duration> {
 }
 
 /// The same work sent directly: three applies per instance, in order.
-async fn direct(bus: &InProcessBus, round: usize) -> anyhow::Result<Duration> {
+async fn direct(bus: &dyn Bus, round: usize) -> anyhow::Result<Duration> {
+    let answers = Answers::follow(bus, "session.*.ledger.applied", "/key").await?;
     let started = Instant::now();
+    let answers = &answers;
     let runs = futures::stream::iter(0..INSTANCES)
         .map(|i| async move {
             let run = format!("d{round}-{i}");
             for step in ["a", "b", "c"] {
-                let body = serde_json::json!({ "key": format!("{run}-{step}"), "mode": "ok" });
-                ask(bus, &run, "ledger.apply", body, "ledger.applied").await?;
+                let key = format!("{run}-{step}");
+                let body = serde_json::json!({ "key": key, "mode": "ok" }).to_string();
+                let cmd = Envelope::command("ledger.apply", &body)?.with_session(&run);
+                answers.ask(bus, key, cmd).await?;
             }
             anyhow::Ok(())
         })
@@ -125,25 +167,61 @@ async fn direct(bus: &InProcessBus, round: usize) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
+/// `ROUNDS` rounds of both on `bus`, the saga first in even rounds; a
+/// table row per round.
+async fn rounds(name: &str, bus: &dyn Bus) -> anyhow::Result<()> {
+    for round in 0..ROUNDS {
+        let (saga, plain) = if round % 2 == 0 {
+            let s = sagas(bus, round).await?;
+            (s, direct(bus, round).await?)
+        } else {
+            let d = direct(bus, round).await?;
+            (sagas(bus, round).await?, d)
+        };
+        let per_step = saga.saturating_sub(plain).as_secs_f64() * 1e6 / (3 * INSTANCES) as f64;
+        println!(
+            "| {name} | {round} | {:.0} | {:.0} | {per_step:.0} µs |",
+            INSTANCES as f64 / saga.as_secs_f64(),
+            INSTANCES as f64 / plain.as_secs_f64(),
+        );
+    }
+    Ok(())
+}
+
+async fn amqp(rabbit: &rabbit::Rabbit) -> anyhow::Result<AmqpBus> {
+    let mut config = AmqpConfig::new(rabbit.url());
+    config.management_url = Some(rabbit.management_url());
+    Ok(AmqpBus::connect(config).await?)
+}
+
 fn main() -> anyhow::Result<()> {
+    let only_in_process = std::env::args().skip(1).any(|a| a == "in-process");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         let dir = components()?;
-        let (_host, bus, serving) = serving(dir.path()).await?;
-        println!("| round | sagas/s | direct instances/s | per-step overhead |");
-        println!("|---|---|---|---|");
-        for round in 0..ROUNDS {
-            let saga = sagas(&bus, round).await?;
-            let plain = direct(&bus, round).await?;
-            let per_step = saga.saturating_sub(plain).as_secs_f64() * 1e6 / (3 * INSTANCES) as f64;
-            println!(
-                "| {round} | {:.0} | {:.0} | {per_step:.0} µs |",
-                INSTANCES as f64 / saga.as_secs_f64(),
-                INSTANCES as f64 / plain.as_secs_f64(),
-            );
+        println!("| bus | round | sagas/s | direct instances/s | per-step overhead |");
+        println!("|---|---|---|---|---|");
+        let bus = Arc::new(InProcessBus::new());
+        let (_host, serving) = serve_host(dir.path(), bus.clone()).await?;
+        rounds("in-process", bus.as_ref()).await?;
+        serving.shutdown(Duration::from_secs(10)).await;
+
+        if only_in_process {
+            return anyhow::Ok(());
         }
+        if !Path::new(RABBITMQ_SERVER).exists() {
+            println!("rabbitmq-server is not installed (scripts/install-rabbitmq): in-process figures only");
+            return anyhow::Ok(());
+        }
+        let Some(rabbit) = rabbit::Rabbit::start() else {
+            anyhow::bail!("the RabbitMQ node did not start");
+        };
+        let (_host, serving) = serve_host(dir.path(), Arc::new(amqp(&rabbit).await?)).await?;
+        let client = amqp(&rabbit).await?;
+        rounds("RabbitMQ", &client).await?;
+        client.close().await;
         serving.shutdown(Duration::from_secs(10)).await;
         anyhow::Ok(())
     })

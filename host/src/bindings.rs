@@ -24,6 +24,7 @@ pub mod reactor {
         with: {
             "parallel-you:handler/types": crate::bindings::parallel_you::handler::types,
             "parallel-you:handler/store": crate::bindings::parallel_you::handler::store,
+            "parallel-you:handler/emitter": crate::bindings::parallel_you::handler::emitter,
             "parallel-you:handler/scheduler": crate::bindings::parallel_you::handler::scheduler,
             "parallel-you:handler/log": crate::bindings::parallel_you::handler::log,
         },

@@ -66,8 +66,9 @@ from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import log, scheduler, store, types
 
-# Each world has its own imports: `emitter` only `handler`, `reactor_types`
-# only `reactor`. The bindings are generated for the world being built.
+# Each world has its own imports: `reactor_types` only `reactor` (both
+# import `emitter` since the reactor world does). The bindings are
+# generated for the world being built.
 try:
     from wit_world.imports import emitter
 except ImportError:
@@ -291,7 +292,8 @@ class QueryCtx:
 
 class ReactorCtx(QueryCtx):
     """What a reactor's event function gets besides the event: the event's
-    meta, the domain's store, timers and logging."""
+    meta, the domain's store, timers, events of its own domain
+    (:meth:`emit`) and logging."""
 
     def __init__(self, meta):
         self.meta = meta
@@ -337,15 +339,16 @@ class ReactorCtx(QueryCtx):
         """Cancels a timer of this domain; ``True`` if it was still pending."""
         return _store_call(scheduler.cancel, timer_id)
 
+    def emit(self, routing_key, body=None):
+        """Adds an event of this component's own domain to the unit of work:
+        published when it commits (a handler's before the events it returns,
+        a reactor's before the commands it returns), never if it fails."""
+        emitter.emit(event(routing_key, body))
+
 
 class Ctx(ReactorCtx):
     """What a command function gets besides its body: the command's meta,
-    the store, early events, timers and logging."""
-
-    def emit(self, routing_key, body=None):
-        """Adds an event to the command's output: published when the command
-        commits, before the returned events; never if the command fails."""
-        emitter.emit(event(routing_key, body))
+    the store, early events (:meth:`ReactorCtx.emit`), timers and logging."""
 
 
 # ---------------------------------------------------------------------------

@@ -116,8 +116,8 @@ impl ReactorCtx {
     ///
     /// The host counts these against the same caps as a command's events;
     /// one it refuses (another domain's key, a body that is not JSON or is
-    /// too large) fails the event. A reactor that calls this imports the
-    /// `emitter` interface of `wit/handler.wit`.
+    /// too large) fails the event. The `emitter` interface of
+    /// `wit/handler.wit`, imported by world `reactor` (`wit/reactor.wit`).
     pub fn emit(&self, event: Event) {
         emitter::emit(&event);
     }

@@ -63,16 +63,7 @@ fn shared() -> &'static Shared {
             .expect("tokio runtime");
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let (host, dir) = runtime.block_on(host_with(COMPONENTS, store.clone()));
-        let failures: Vec<String> = host
-            .registry()
-            .failures()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert!(
-            failures.is_empty(),
-            "components failed to load: {failures:?}"
-        );
+        common::assert_loaded(&host);
         Shared {
             runtime,
             host,

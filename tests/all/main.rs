@@ -38,6 +38,7 @@ mod reactors_amqp;
 mod reactors_processes;
 mod sagas;
 mod sagas_amqp;
+mod sagas_polyglot;
 mod sandbox;
 mod scaffold;
 mod schema;

@@ -20,10 +20,10 @@ use parallel_you_host::HotLoader;
 use serde_json::{json, Value};
 
 /// How long any one scenario may take to reach its end.
-const WITHIN: Duration = Duration::from_secs(30);
+pub(crate) const WITHIN: Duration = Duration::from_secs(30);
 
 /// Sends `key` with `body` on session `s1`.
-async fn send(on: &OnBus, key: &str, body: Value) -> Envelope {
+pub(crate) async fn send(on: &OnBus, key: &str, body: Value) -> Envelope {
     let cmd = Envelope::command(key, &body.to_string())
         .unwrap()
         .with_session("s1");
@@ -34,7 +34,7 @@ async fn send(on: &OnBus, key: &str, body: Value) -> Envelope {
 /// The saga's events (routing key minus the saga's name, body) up to and
 /// including the first whose key is `<saga>.<last>` and whose body
 /// matches `until`, each checked to be on session `s1`.
-async fn trail(
+pub(crate) async fn trail(
     events: &mut Subscription,
     last: &str,
     until: impl Fn(&Value) -> bool,
@@ -62,12 +62,12 @@ async fn trail(
     }
 }
 
-fn keys(trail: &[(String, Value)]) -> Vec<&str> {
+pub(crate) fn keys(trail: &[(String, Value)]) -> Vec<&str> {
     trail.iter().map(|(k, _)| k.as_str()).collect()
 }
 
 /// A ledger record (`tries`, `applied`, `held`, `reverted`).
-async fn record(on: &OnBus, key: &str) -> Value {
+pub(crate) async fn record(on: &OnBus, key: &str) -> Value {
     let doc = on
         .host
         .store()
@@ -78,7 +78,7 @@ async fn record(on: &OnBus, key: &str) -> Value {
     serde_json::from_str(&doc.json).unwrap()
 }
 
-async fn show(on: &OnBus, saga: &str, id: &str) -> Value {
+pub(crate) async fn show(on: &OnBus, saga: &str, id: &str) -> Value {
     let text = on
         .host
         .query(saga, "saga_show", &json!({ "id": id }).to_string())
@@ -89,17 +89,21 @@ async fn show(on: &OnBus, saga: &str, id: &str) -> Value {
 
 /// Starts a trip with `plan` (modes of steps a, b, c) as run `run`;
 /// returns the instance id (the starting command's correlation id).
-async fn trip(on: &OnBus, run: &str, plan: Value) -> String {
+pub(crate) async fn trip(on: &OnBus, run: &str, plan: Value) -> String {
     let mut b = plan;
     b["run"] = json!(run);
     send(on, "ledger.begin", b).await.meta.correlation_id
 }
 
-#[tokio::test]
-async fn a_trip_runs_its_three_steps_and_says_so_on_the_session() {
-    let on = serve_on_bus(&["ledger", "trip"]).await;
-    let mut events = subscribe(on.bus.as_ref(), "session.s1.trip.#").await;
-    let id = trip(&on, "ok", json!({})).await;
+// The scenarios below are the saga's, whatever its language: each takes
+// a host serving `ledger` and a twin of `trip` (`saga`: the Rust `trip`
+// here, the Python `pytrip` in `sagas_polyglot.rs`) and asserts the same
+// trail and end state.
+
+/// A run whose three steps complete.
+pub(crate) async fn runs_three_steps(on: &OnBus, saga: &str) {
+    let mut events = subscribe(on.bus.as_ref(), &format!("session.s1.{saga}.#")).await;
+    let id = trip(on, "ok", json!({})).await;
     let t = trail(&mut events, "completed", |_| true).await;
     assert_eq!(
         keys(&t),
@@ -112,45 +116,76 @@ async fn a_trip_runs_its_three_steps_and_says_so_on_the_session() {
         ]
     );
     assert_eq!(t[0].1["id"], id.as_str());
+    assert_eq!(t[0].1["saga"], saga);
     assert_eq!(t[0].1["steps"], json!(["a", "b", "c"]));
     let steps: Vec<&Value> = t[1..4].iter().map(|(_, b)| &b["step"]).collect();
     assert_eq!(steps, [&json!("a"), &json!("b"), &json!("c")]);
+    assert_eq!(t[1].1["keys"], json!(["ok-a"]));
     for step in ["a", "b", "c"] {
-        let r = record(&on, &format!("ok-{step}")).await;
+        let r = record(on, &format!("ok-{step}")).await;
         assert_eq!(
             (r["applied"].clone(), r["tries"].clone()),
             (json!(true), json!(1)),
             "{step}: {r}"
         );
     }
-    let shown = show(&on, "trip", &id).await;
+    let shown = show(on, saga, &id).await;
     let inst = &shown["instance"];
     assert_eq!(inst["status"], "completed");
     assert_eq!(inst["session_id"], "s1");
+    assert_eq!(inst["schema_version"], 1);
+    assert_eq!(inst["step"], 3);
     assert_eq!(shown["timers"], json!([]));
+    assert_eq!(shown["unreadable"], Value::Null);
+    let history = history(&shown);
+    assert_eq!(history.first().map(String::as_str), Some("started"));
+    assert_eq!(history.last().map(String::as_str), Some("completed"));
     assert_eq!(
         shown["compensations"].as_array().unwrap().len(),
         3,
         "what would undo it, last first"
     );
-    assert_eq!(shown["compensations"][0]["key"], "ok-c");
+    assert_eq!(
+        shown["compensations"][0],
+        json!({
+            "step": "c",
+            "key": "ok-c",
+            "command": { "routing_key": "ledger.revert", "body": { "key": "ok-c" } }
+        })
+    );
     let listed: Value = serde_json::from_str(
         &on.host
-            .query("trip", "saga_list", r#"{"status":"completed"}"#)
+            .query(saga, "saga_list", r#"{"status":"completed"}"#)
             .await
             .unwrap(),
     )
     .unwrap();
     assert_eq!(listed["count"], 1);
     assert_eq!(listed["instances"][0]["id"], id.as_str());
-    on.serving.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(listed["instances"][0]["status"], "completed");
+}
+
+/// The `what`s of a shown instance's history.
+fn history(shown: &Value) -> Vec<String> {
+    shown["instance"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["what"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test]
-async fn a_failed_step_undoes_the_completed_ones_last_first() {
+async fn a_trip_runs_its_three_steps_and_says_so_on_the_session() {
     let on = serve_on_bus(&["ledger", "trip"]).await;
-    let mut events = subscribe(on.bus.as_ref(), "session.s1.trip.#").await;
-    let id = trip(&on, "f", json!({ "c": "fail" })).await;
+    runs_three_steps(&on, "trip").await;
+    on.serving.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A run whose last step is refused: the two before are undone, last first.
+pub(crate) async fn undoes_a_failed_step_last_first(on: &OnBus, saga: &str) {
+    let mut events = subscribe(on.bus.as_ref(), &format!("session.s1.{saga}.#")).await;
+    let id = trip(on, "f", json!({ "c": "fail" })).await;
     let t = trail(&mut events, "failed", |_| true).await;
     assert_eq!(
         keys(&t),
@@ -166,6 +201,7 @@ async fn a_failed_step_undoes_the_completed_ones_last_first() {
         ]
     );
     assert_eq!(t[3].1["step"], "c");
+    assert_eq!(t[3].1["key"], "f-c");
     assert_eq!(t[3].1["code"], "refused");
     assert_eq!(
         t[4].1["undo"],
@@ -176,29 +212,37 @@ async fn a_failed_step_undoes_the_completed_ones_last_first() {
     let failed = &t[7].1;
     assert_eq!(failed["stuck"], false);
     assert_eq!(failed["failure"]["code"], "refused");
+    assert_eq!(failed["failure"]["step"], "c");
     assert_eq!(
         failed["undone"],
         json!([{"step": "b", "key": "f-b"}, {"step": "a", "key": "f-a"}])
     );
     for step in ["a", "b"] {
-        let r = record(&on, &format!("f-{step}")).await;
+        let r = record(on, &format!("f-{step}")).await;
         assert_eq!(
             (r["applied"].clone(), r["reverted"].clone()),
             (json!(false), json!(1)),
             "{step}: {r}"
         );
     }
-    let shown = show(&on, "trip", &id).await;
+    let shown = show(on, saga, &id).await;
     assert_eq!(shown["instance"]["status"], "failed");
     assert_eq!(shown["instance"]["stuck"], false);
-    on.serving.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(shown["compensations"], json!([]), "nothing left to undo");
 }
 
 #[tokio::test]
-async fn a_step_that_never_answers_is_tried_again_then_times_out_and_is_undone() {
+async fn a_failed_step_undoes_the_completed_ones_last_first() {
     let on = serve_on_bus(&["ledger", "trip"]).await;
-    let mut events = subscribe(on.bus.as_ref(), "session.s1.trip.#").await;
-    let id = trip(&on, "s", json!({ "c": "silent" })).await;
+    undoes_a_failed_step_last_first(&on, "trip").await;
+    on.serving.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A run whose last step never answers: tried twice, timed out, and undone
+/// with the rest (it may have taken effect).
+pub(crate) async fn times_out_a_silent_step(on: &OnBus, saga: &str) {
+    let mut events = subscribe(on.bus.as_ref(), &format!("session.s1.{saga}.#")).await;
+    let id = trip(on, "s", json!({ "c": "silent" })).await;
     let t = trail(&mut events, "failed", |_| true).await;
     assert_eq!(
         keys(&t),
@@ -217,20 +261,29 @@ async fn a_step_that_never_answers_is_tried_again_then_times_out_and_is_undone()
     assert_eq!(t[3].1["code"], "timeout");
     assert_eq!(t[3].1["attempt"], 2);
     assert_eq!(
-        record(&on, "s-c").await["tries"],
+        t[4].1["undo"],
+        json!([
+            {"step": "c", "key": "s-c"},
+            {"step": "b", "key": "s-b"},
+            {"step": "a", "key": "s-a"}
+        ])
+    );
+    assert_eq!(
+        record(on, "s-c").await["tries"],
         2,
         "sent twice: the policy's two tries"
     );
-    let history: Vec<String> = show(&on, "trip", &id).await["instance"]["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["what"].as_str().unwrap().to_owned())
-        .collect();
+    let history = history(&show(on, saga, &id).await);
     assert!(
         history.contains(&"try_failed".to_owned()) && history.contains(&"resent".to_owned()),
         "{history:?}"
     );
+}
+
+#[tokio::test]
+async fn a_step_that_never_answers_is_tried_again_then_times_out_and_is_undone() {
+    let on = serve_on_bus(&["ledger", "trip"]).await;
+    times_out_a_silent_step(&on, "trip").await;
     on.serving.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -239,11 +292,7 @@ async fn a_compensation_that_keeps_failing_waits_for_an_operators_retry() {
     let on = serve_on_bus(&["ledger", "trip"]).await;
     let mut events = subscribe(on.bus.as_ref(), "session.s1.trip.#").await;
     let mut blocked = subscribe(on.bus.as_ref(), "session.s1.ledger.blocked").await;
-    send(&on, "ledger.block_reverts", json!({ "blocked": true })).await;
-    tokio::time::timeout(WITHIN, blocked.next())
-        .await
-        .unwrap()
-        .unwrap();
+    block_reverts(&on, &mut blocked, true).await;
     let id = trip(&on, "x", json!({ "c": "fail" })).await;
     let t = trail(&mut events, "failed", |_| true).await;
     assert_eq!(
@@ -284,12 +333,8 @@ async fn a_compensation_that_keeps_failing_waits_for_an_operators_retry() {
         "nothing was undone"
     );
 
-    send(&on, "ledger.block_reverts", json!({ "blocked": false })).await;
-    tokio::time::timeout(WITHIN, blocked.next())
-        .await
-        .unwrap()
-        .unwrap();
-    retry(&on, &id).await;
+    block_reverts(&on, &mut blocked, false).await;
+    retry(&on, "trip", &id).await;
     let t = trail(&mut events, "failed", |b| b["stuck"] == false).await;
     assert_eq!(
         keys(&t),
@@ -306,16 +351,78 @@ async fn a_compensation_that_keeps_failing_waits_for_an_operators_retry() {
     on.serving.shutdown(Duration::from_secs(5)).await;
 }
 
+/// Whether the saga `trip`'s instance `id` is still stored.
+async fn kept(on: &OnBus, id: &str) -> bool {
+    on.host
+        .store()
+        .get("trip", "instances", id)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+#[tokio::test]
+async fn finished_instances_past_their_retention_are_swept_by_a_later_start() {
+    // `tripsweep`: `trip` keeping a finished instance 500 ms.
+    let on = serve_on_bus(&["ledger", "tripsweep"]).await;
+    let mut events = subscribe(on.bus.as_ref(), "session.s1.trip.#").await;
+    let mut blocked = subscribe(on.bus.as_ref(), "session.s1.ledger.blocked").await;
+    let done = trip(&on, "w1", json!({})).await;
+    trail(&mut events, "completed", |b| b["id"] == done.as_str()).await;
+    let failed = trip(&on, "w2", json!({ "c": "fail" })).await;
+    trail(&mut events, "failed", |b| b["id"] == failed.as_str()).await;
+    block_reverts(&on, &mut blocked, true).await;
+    let stuck = trip(&on, "w3", json!({ "c": "fail" })).await;
+    trail(&mut events, "failed", |b| {
+        b["id"] == stuck.as_str() && b["stuck"] == true
+    })
+    .await;
+    block_reverts(&on, &mut blocked, false).await;
+    for id in [&done, &failed, &stuck] {
+        assert!(
+            kept(&on, id).await,
+            "a start within the retention sweeps nothing"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let next = trip(&on, "w4", json!({})).await;
+    trail(&mut events, "completed", |b| b["id"] == next.as_str()).await;
+    assert!(!kept(&on, &done).await, "completed, past its retention");
+    assert!(!kept(&on, &failed).await, "failed, past its retention");
+    assert!(kept(&on, &stuck).await, "stuck: left for an operator");
+    assert!(kept(&on, &next).await);
+    let listed: Value =
+        serde_json::from_str(&on.host.query("trip", "saga_list", "{}").await.unwrap()).unwrap();
+    let ids: Vec<&str> = listed["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [next.as_str(), stuck.as_str()], "newest first");
+    on.serving.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Makes the ledger refuse reverts (or take them again), once it said so
+/// on `blocked` (`session.s1.ledger.blocked`).
+async fn block_reverts(on: &OnBus, blocked: &mut Subscription, refuse: bool) {
+    send(on, "ledger.block_reverts", json!({ "blocked": refuse })).await;
+    tokio::time::timeout(WITHIN, blocked.next())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 /// What `pyou sagas retry` does: the saga's `retry` event, on the
 /// instance's session.
-async fn retry(on: &OnBus, id: &str) {
+pub(crate) async fn retry(on: &OnBus, saga: &str, id: &str) {
     let store = on.host.store().clone();
     let body = json!({ "id": id }).to_string();
     deliver_to_reactor(
         store.as_ref(),
         &SystemClock,
-        "trip",
-        "trip.retry",
+        saga,
+        &format!("{saga}.retry"),
         &body,
         Some("s1"),
     )
@@ -411,7 +518,7 @@ async fn a_version_that_cannot_read_an_instance_parks_it_untouched_until_a_retry
     );
 
     swap(&on, "trip2.wasm", "trip2").await;
-    retry(&on, &id).await;
+    retry(&on, "trip", &id).await;
     let t = trail(&mut events, "completed", |_| true).await;
     assert_eq!(
         keys(&t),
@@ -564,8 +671,11 @@ async fn closing_a_sprint_parks_archives_and_moves_its_stories_then_closes_it() 
 async fn a_sprint_close_that_fails_puts_every_story_back_and_reopens_the_sprint() {
     // The saga's moves to s2 are held until s2 is closing too, so they are
     // refused whatever order the host runs the commands in.
-    let (on, gate) =
-        serve_on_gated_bus(&["thread", "sprintclose"], "thread.sprint.add_story").await;
+    let (on, gate) = serve_on_gated_bus(
+        &["thread", "sprintclose", "effort"],
+        "thread.sprint.add_story",
+    )
+    .await;
     let mut answers = subscribe(on.bus.as_ref(), "session.s1.thread.#").await;
     sprint_with_stories(&on, &mut answers).await;
     let before_run = get(&on, "threads", "run").await;
@@ -651,6 +761,33 @@ async fn a_sprint_close_that_fails_puts_every_story_back_and_reopens_the_sprint(
     assert_eq!(get(&on, "threads", "todo").await["sprint_id"], "s1");
     let s1 = get(&on, "sprints", "s1").await;
     assert_eq!(s1["state"], "open");
+    // Time spent: the park the close made and undid is no end of the run.
+    let effort_run = format!("run#{:020}", run["run"].as_u64().unwrap());
+    eventually("effort to see the restore", || async {
+        on.host
+            .store()
+            .get("effort", "runs", &effort_run)
+            .await
+            .unwrap()
+            .is_some_and(|d| {
+                !serde_json::from_str::<Value>(&d.json).unwrap()["resumed_ms"].is_null()
+            })
+    })
+    .await;
+    let spent: Value = serde_json::from_str(
+        &on.host
+            .query("effort", "by_thread", r#"{"id":"run"}"#)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spent["runs"], 1, "{spent}");
+    assert_eq!(spent["run_list"][0]["run"], run["run"], "{spent}");
+    assert_eq!(
+        spent["run_list"][0]["ended_by"],
+        Value::Null,
+        "running again on the same run: {spent}"
+    );
     on.serving.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -716,29 +853,46 @@ async fn the_thread_domains_saga_commands_answer_the_same_when_sent_again() {
     on.serving.shutdown(Duration::from_secs(5)).await;
 }
 
-#[test]
-fn pyou_sagas_lists_shows_and_retries_against_the_embedded_store() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let store: Arc<dyn parallel_you_core::Store> =
-        Arc::new(parallel_you_host::SqliteStore::open_dir(data.path()).unwrap());
-    let (host, handlers) = rt.block_on(crate::reactors::host_over(&["ledger", "trip"], store));
+/// `ledger` and `saga` served on a fresh in-process bus over `store`,
+/// with a deadline long enough for a fresh interpreter instance in a debug
+/// build and compiled code kept in the tests' cache (a Python component is
+/// 18 MB).
+pub(crate) async fn serve_saga(saga: &str, store: Arc<dyn parallel_you_core::Store>) -> OnBus {
+    let limits = parallel_you_host::Limits {
+        deadline: Duration::from_secs(2),
+        ..common::test_limits()
+    };
+    let cache = common::compile_cache();
+    let (host, handlers) = common::host_in(&["ledger", saga], store, limits, Some(&cache)).await;
+    common::assert_loaded(&host);
     let bus = Arc::new(parallel_you_core::bus::InProcessBus::new());
-    let serving = rt.block_on(host.serve(bus.clone())).unwrap();
-    let on = OnBus {
+    let serving = host
+        .serve(bus.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    OnBus {
         host,
         bus,
         serving,
         handlers,
-    };
+    }
+}
+
+/// `pyou sagas list|show|retry` against a serving host's SQLite file: a
+/// stuck compensation listed, shown and resumed.
+pub(crate) fn pyou_sagas_list_show_and_retry(saga: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let store: Arc<dyn parallel_you_core::Store> =
+        Arc::new(parallel_you_host::SqliteStore::open_dir(data.path()).unwrap());
+    let on = rt.block_on(serve_saga(saga, store));
     let pyou = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pyou"))
+        let out = common::pyou()
             .arg("sagas")
             .arg("--handlers")
             .arg(on.handlers.path())
             .arg("--data")
             .arg(data.path())
-            .arg("--no-cache")
             .args(args)
             .output()
             .unwrap();
@@ -748,28 +902,27 @@ fn pyou_sagas_lists_shows_and_retries_against_the_embedded_store() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let mut events = rt.block_on(subscribe(on.bus.as_ref(), "session.s1.trip.#"));
+    let mut events = rt.block_on(subscribe(on.bus.as_ref(), &format!("session.s1.{saga}.#")));
     let mut blocked = rt.block_on(subscribe(on.bus.as_ref(), "session.s1.ledger.blocked"));
-    rt.block_on(send(
-        &on,
-        "ledger.block_reverts",
-        json!({ "blocked": true }),
-    ));
-    rt.block_on(async { tokio::time::timeout(WITHIN, blocked.next()).await })
-        .unwrap()
-        .unwrap();
+    rt.block_on(block_reverts(&on, &mut blocked, true));
     let stuck = rt.block_on(trip(&on, "cli", json!({ "c": "fail" })));
-    rt.block_on(trail(&mut events, "failed", |b| b["stuck"] == true));
+    let t = rt.block_on(trail(&mut events, "failed", |b| b["stuck"] == true));
+    let reason = t.last().unwrap().1["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.contains("failed 2 time(s), last with blocked")
+            && reason.contains(&format!("pyou sagas retry {stuck}")),
+        "{reason}"
+    );
     let done = rt.block_on(trip(&on, "cli2", json!({})));
     rt.block_on(trail(&mut events, "completed", |_| true));
 
     let (code, out, err) = pyou(&["list"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        out.contains(&format!("{stuck}  trip  failed (stuck)  step=b")),
+        out.contains(&format!("{stuck}  {saga}  failed (stuck)  step=b")),
         "{out}"
     );
-    assert!(out.contains(&format!("{done}  trip  completed")), "{out}");
+    assert!(out.contains(&format!("{done}  {saga}  completed")), "{out}");
     let (code, out, _) = pyou(&["list", "--status", "failed", "--json"]);
     assert_eq!(code, Some(0));
     let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
@@ -784,14 +937,7 @@ fn pyou_sagas_lists_shows_and_retries_against_the_embedded_store() {
     assert_eq!(code, Some(1));
     assert!(err.contains("no saga instance"), "{err}");
 
-    rt.block_on(send(
-        &on,
-        "ledger.block_reverts",
-        json!({ "blocked": false }),
-    ));
-    rt.block_on(async { tokio::time::timeout(WITHIN, blocked.next()).await })
-        .unwrap()
-        .unwrap();
+    rt.block_on(block_reverts(&on, &mut blocked, false));
     let (code, out, err) = pyou(&["retry", &stuck]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("retry sent (it was failed)"), "{out}");
@@ -804,4 +950,9 @@ fn pyou_sagas_lists_shows_and_retries_against_the_embedded_store() {
     let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(listed[0]["stuck"], false);
     rt.block_on(on.serving.shutdown(Duration::from_secs(5)));
+}
+
+#[test]
+fn pyou_sagas_lists_shows_and_retries_against_the_embedded_store() {
+    pyou_sagas_list_show_and_retry("trip");
 }

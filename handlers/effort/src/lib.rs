@@ -8,7 +8,11 @@
 //! `thread.deleted` (of a running thread) for the same run number (every
 //! thread event carries the whole thread, its `run` included).
 //! `thread.quantum.expired` leaves the thread running: the run is counted
-//! up to the expiry until it ends. Instants are the events' meta
+//! up to the expiry until it ends. `thread.restored` back to `running` on
+//! the same run (a failed sprint close putting back a story its saga had
+//! parked) resumes the run: the ends before it are void, the time between
+//! the park and the restore counts (the person was working; the close that
+//! parked the story was undone), and the run ends at its next end. Instants are the events' meta
 //! `timestamp-ms`. A run counts at most 31 days.
 //!
 //! Collections: `runs` (one per thread and run: the facts seen and the
@@ -48,6 +52,7 @@ impl EventReactor for Effort {
                 records(Fact::Ended(EndReason::Completed)),
             )
             .on("thread.deleted", records(Fact::Ended(EndReason::Deleted)))
+            .on("thread.restored", records(Fact::Resumed))
             .query(
                 "by_thread",
                 "Time spent on one story or task, run by run",

@@ -13,6 +13,10 @@ use crate::day;
 /// was forgotten, not worked on. Also bounds the days one event touches
 /// (a run's old and new days: at most 2 × 32 writes).
 pub(crate) const MAX_RUN_MS: u64 = 31 * 86_400_000;
+/// Most ends one run keeps (after its latest restore): past it the
+/// latest are dropped. A run ends, is restored and ends again only as
+/// often as sprint closes fail on it.
+pub(crate) const MAX_ENDS: usize = 16;
 /// The longest id (thread, saga, sprint) effort keeps, as the thread
 /// domain allows.
 const MAX_ID_LEN: usize = 128;
@@ -89,6 +93,10 @@ pub(crate) enum Fact {
     Expired,
     /// The run ended.
     Ended(EndReason),
+    /// `thread.restored` back to `running` (a failed sprint close putting
+    /// back a story it had parked): the same run goes on, so the ends
+    /// before this instant did not happen, and the time between counts.
+    Resumed,
 }
 
 /// Which event ended a run.
@@ -100,6 +108,13 @@ pub(crate) enum EndReason {
     Completed,
     /// Deleted while running.
     Deleted,
+}
+
+/// An end of a run: when, and by which event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct End {
+    pub(crate) at_ms: u64,
+    pub(crate) by: EndReason,
 }
 
 /// An interval `[from_ms, until_ms)`.
@@ -131,8 +146,18 @@ pub(crate) struct Run {
     pub(crate) energy: String,
     pub(crate) started_ms: Option<u64>,
     pub(crate) expired_ms: Option<u64>,
+    /// The run's end: the first of `ends` (kept with it for the queries).
     pub(crate) ended_ms: Option<u64>,
     pub(crate) ended_by: Option<EndReason>,
+    /// The latest `thread.restored` back to running of this run.
+    #[serde(default)]
+    pub(crate) resumed_ms: Option<u64>,
+    /// Every end seen after `resumed_ms`, earliest first (at most
+    /// [`MAX_ENDS`]): a restore seen late voids those before it, and the
+    /// next one becomes the end. Empty in documents from before restores
+    /// counted, whose end is `ended_ms`.
+    #[serde(default)]
+    pub(crate) ends: Vec<End>,
     /// The interval this run has added to the totals so far.
     pub(crate) credited: Option<Span>,
 }
@@ -156,25 +181,50 @@ impl Run {
             expired_ms: None,
             ended_ms: None,
             ended_by: None,
+            resumed_ms: None,
+            ends: Vec::new(),
             credited: None,
         }
     }
 
     /// Adds a fact seen at `at_ms`; false if it tells nothing new (a
-    /// duplicate, or a later end than one already known).
+    /// duplicate, an end before the latest restore, an older restore).
     pub(crate) fn observe(&mut self, fact: Fact, at_ms: u64) -> bool {
         let earlier = |known: Option<u64>| known.is_none_or(|k| at_ms < k);
+        if self.ends.is_empty() {
+            // A document from before `ends`: its one end.
+            if let (Some(at_ms), Some(by)) = (self.ended_ms, self.ended_by) {
+                self.ends.push(End { at_ms, by });
+            }
+        }
         match fact {
             Fact::Started if earlier(self.started_ms) => self.started_ms = Some(at_ms),
             Fact::Expired if earlier(self.expired_ms) => self.expired_ms = Some(at_ms),
             // A run ends at the first of the events that end it (a thread
-            // blocked, unblocked and then parked ends its run when blocked).
-            Fact::Ended(why) if earlier(self.ended_ms) => {
-                self.ended_ms = Some(at_ms);
-                self.ended_by = Some(why);
+            // blocked, unblocked and then parked ends its run when blocked),
+            // unless a restore came after that one.
+            Fact::Ended(by) => {
+                if self.resumed_ms.is_some_and(|r| at_ms <= r)
+                    || self.ends.iter().any(|e| e.at_ms == at_ms)
+                {
+                    return false;
+                }
+                let at = self.ends.partition_point(|e| e.at_ms < at_ms);
+                if at >= MAX_ENDS {
+                    return false;
+                }
+                self.ends.insert(at, End { at_ms, by });
+                self.ends.truncate(MAX_ENDS);
+            }
+            Fact::Resumed if self.resumed_ms.is_none_or(|r| at_ms > r) => {
+                self.resumed_ms = Some(at_ms);
+                self.ends.retain(|e| e.at_ms > at_ms);
             }
             _ => return false,
         }
+        let end = self.ends.first();
+        self.ended_ms = end.map(|e| e.at_ms);
+        self.ended_by = end.map(|e| e.by);
         true
     }
 

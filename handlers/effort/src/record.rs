@@ -94,8 +94,10 @@ pub(crate) fn record(
         // Never started (parked or blocked from `ready`): no run to count.
         return Ok(None);
     }
-    if fact == Fact::Ended(EndReason::Deleted) && t.state.as_deref() != Some("running") {
-        // Only a running thread's deletion ends a run.
+    let running = t.state.as_deref() == Some("running");
+    if matches!(fact, Fact::Ended(EndReason::Deleted) | Fact::Resumed) && !running {
+        // Only a running thread's deletion ends a run, and only a restore
+        // back to running resumes one (other restores move no time).
         return Ok(None);
     }
     let id = run_id(&t.id, t.run);

@@ -20,6 +20,9 @@ pub(crate) type MigrateFn = Box<dyn Fn(u32, Value) -> Result<Value, Error>>;
 /// host's default cap on the commands one event may send.
 pub const MAX_REQUESTS: usize = 100;
 
+/// How long a finished instance is kept by default: 30 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+
 /// One command a step sends, and the key its answer is recognised by.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
@@ -238,6 +241,7 @@ pub struct Saga {
     pub(crate) starts: Vec<(&'static str, StartFn)>,
     pub(crate) steps: Vec<Step>,
     pub(crate) sends: Vec<&'static str>,
+    pub(crate) retention: Duration,
 }
 
 impl std::fmt::Debug for Saga {
@@ -263,6 +267,7 @@ impl Saga {
             starts: Vec::new(),
             steps: Vec::new(),
             sends: Vec::new(),
+            retention: DEFAULT_RETENTION,
         }
     }
 
@@ -299,6 +304,18 @@ impl Saga {
         F: Fn(&Delivered<Value>) -> Result<Option<Value>, Error> + 'static,
     {
         self.starts.push((pattern, Box::new(f)));
+        self
+    }
+
+    /// How long an instance is kept once finished (`completed`, or
+    /// `failed` and not stuck), counted from its last change; default
+    /// [`DEFAULT_RETENTION`]. Each start deletes a few instances past it,
+    /// oldest first. Keep it at least the host's deduplication window (7
+    /// days by default): a starting event delivered again after its
+    /// instance is gone would start it anew.
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
         self
     }
 

@@ -1,5 +1,7 @@
 //! The document of one saga instance: where it is, what it waits for,
-//! what it would undo, its pending timer and its history.
+//! what it would undo, its pending timer and its history. Its format is
+//! shared with the Python helper and written down once, in
+//! `docs/saga-state.md`: a change here is a change there.
 
 use std::collections::BTreeMap;
 

@@ -42,7 +42,9 @@
 //! error event that names another command than the request's.
 //!
 //! The queries `saga_list {status?, limit?}` and `saga_show {id}` show the
-//! instances. `handlers/sprintclose` is a whole saga.
+//! instances. A finished instance (completed, or failed and not stuck) is
+//! kept for the saga's [`retention`](Saga::retention) (30 days by
+//! default), then deleted by a later start. `handlers/sprintclose` is a whole saga.
 
 mod def;
 mod instance;
@@ -50,12 +52,13 @@ mod machine;
 mod queries;
 mod run;
 
-pub use def::{Request, Retry, Saga, Step, MAX_REQUESTS};
+pub use def::{Request, Retry, Saga, Step, DEFAULT_RETENTION, MAX_REQUESTS};
 pub use instance::{
     Cmd, Done, Entry, Failure, Held, Instance, Parked, Status, Timer, TimerKind, MAX_HELD,
     MAX_HISTORY,
 };
 pub use queries::MAX_LIST;
+pub use run::SWEEP_PER_START;
 
 #[cfg(test)]
 mod tests;

@@ -22,6 +22,9 @@ pub(crate) const INSTANCES: &str = "instances";
 pub(crate) const WAITS: &str = "waits";
 /// Instances whose document this version cannot read at all, with why.
 pub(crate) const UNREADABLE: &str = "unreadable";
+/// Finished instances past their retention deleted per start: more than
+/// one, so the sweep outpaces the starts that add instances.
+pub const SWEEP_PER_START: u32 = 4;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Wait {
@@ -156,7 +159,37 @@ impl Saga {
         }
         let machine = self.machine(ev.timestamp_ms());
         let (mut inst, fx) = machine.start(&id, data, ev.meta.session_id.clone());
+        self.sweep(ctx, ev.timestamp_ms())?;
         self.apply(ctx, None, &mut inst, fx)
+    }
+
+    /// Deletes up to [`SWEEP_PER_START`] finished instances (completed, or
+    /// failed and not stuck) unchanged for longer than the retention,
+    /// oldest first. Each is written over the version read before it is
+    /// deleted (a WIT `delete` checks no version), so one that changed
+    /// meanwhile makes this event conflict and run again instead of
+    /// vanishing. A finished instance has no waits left, and its timer was
+    /// cancelled: a late timer or answer for it finds nothing, as for any
+    /// unknown instance.
+    fn sweep(&self, ctx: &ReactorCtx, now_ms: u64) -> Result<(), Error> {
+        let retention = u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX);
+        let Some(cutoff) = now_ms.checked_sub(retention) else {
+            return Ok(());
+        };
+        let instances = ctx.collection::<Value>(INSTANCES);
+        let old = instances.list(json!({
+            "status": { "$in": ["completed", "failed"] },
+            "stuck": false,
+            "started_ms": { "$lt": cutoff },
+            "updated_ms": { "$lt": cutoff },
+            "$sort": { "started_ms": 1 },
+            "$limit": SWEEP_PER_START,
+        }))?;
+        for doc in old {
+            instances.put(&doc.id, &doc.value, Some(doc.version))?;
+            instances.delete(&doc.id)?;
+        }
+        Ok(())
     }
 
     fn on_timer(

@@ -31,10 +31,7 @@ use parallel_you_host::{Host, HostConfig, Limits};
 /// never outside the target directory.
 pub fn pyou() -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pyou"));
-    command.env(
-        "PYOU_CACHE_DIR",
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyou-cache"),
-    );
+    command.env("PYOU_CACHE_DIR", compile_cache());
     command
 }
 
@@ -89,13 +86,44 @@ pub async fn host_with_limits(
     store: Arc<dyn Store>,
     limits: Limits,
 ) -> (Arc<Host>, tempfile::TempDir) {
+    host_in(names, store, limits, None).await
+}
+
+/// Panics with the load failures of `host`'s folder, if there are any.
+pub fn assert_loaded(host: &Host) {
+    let failures: Vec<String> = host
+        .registry()
+        .failures()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "components failed to load: {failures:?}"
+    );
+}
+
+/// The compilation cache the tests share (as [`pyou`]'s): for the
+/// interpreter-sized Python and JavaScript components, seconds each to
+/// compile in a debug build.
+pub fn compile_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyou-cache")
+}
+
+/// [`host_with_limits`], keeping compiled code in `cache` if given.
+pub async fn host_in(
+    names: &[&str],
+    store: Arc<dyn Store>,
+    limits: Limits,
+    cache: Option<&Path>,
+) -> (Arc<Host>, tempfile::TempDir) {
     let dir = handlers_dir(names);
     let config = HostConfig {
         limits,
         max_body: 0,
         ..Default::default()
     };
-    let host = Arc::new(Host::new(config, store).expect("host starts"));
+    let host = Arc::new(Host::with_cache(config, store, cache).expect("host starts"));
     host.load_dir(dir.path()).await.expect("folder loads");
     (host, dir)
 }

@@ -1,5 +1,6 @@
-// The saga `trip`, shared by the `trip` (1.0.0) and `trip2` (2.0.0)
-// builds, which set `VERSION` and `SCHEMA`.
+// The saga `trip`, shared by the `trip` (1.0.0), `trip2` (2.0.0) and
+// `tripsweep` builds, which set `VERSION`, `SCHEMA` and `RETENTION_MS`
+// (how long a finished instance is kept; `None`: the SDK's default).
 //
 // Started by `ledger.begun {run, a, b, c}`: three steps `a`, `b`, `c`,
 // each `ledger.apply {key: "<run>-<step>", mode: <the plan's mode>}`,
@@ -35,6 +36,9 @@ impl EventReactor for Trip {
         }
         for (name, wait) in [("a", 1_000), ("b", 30_000), ("c", 1_000)] {
             saga = saga.step(step(name, Duration::from_millis(wait)));
+        }
+        if let Some(ms) = RETENTION_MS {
+            saga = saga.retention(Duration::from_millis(ms));
         }
         saga.sends(&["ledger.apply", "ledger.revert"]).reactor()
     }

@@ -3,6 +3,8 @@
 
 /// The manifest's version.
 const VERSION: &str = "2.0.0";
+/// How long a finished instance is kept: the SDK's default.
+const RETENTION_MS: Option<u64> = None;
 /// The state's schema version.
 const SCHEMA: u32 = 2;
 

@@ -17,6 +17,7 @@ mod cli;
 mod common;
 mod crash;
 mod dashboard;
+mod dashboard_auth;
 mod dispatch;
 mod effects;
 mod envelopes;

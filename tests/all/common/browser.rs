@@ -136,6 +136,8 @@ impl Driver {
 pub struct Served {
     pub url: String,
     pub handlers: tempfile::TempDir,
+    /// The bearer token its requests carry (with `--auth jwt`).
+    pub token: Option<String>,
     _data: tempfile::TempDir,
     _child: Reaped,
 }
@@ -143,6 +145,18 @@ pub struct Served {
 impl Served {
     /// Starts it and waits until every named component serves.
     pub async fn start(components: &[&str]) -> Served {
+        Self::start_with(components, &[], &[], None).await
+    }
+
+    /// Starts it with more arguments (`--auth jwt`) and environment
+    /// variables (`PYOU_JWT_SECRET`), and waits until every named
+    /// component serves (asking with `token`, if given).
+    pub async fn start_with(
+        components: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+        token: Option<&str>,
+    ) -> Served {
         let handlers = super::handlers_dir(components);
         let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut child = super::pyou()
@@ -150,6 +164,8 @@ impl Served {
             .arg(handlers.path())
             .arg("--data")
             .arg(data.path())
+            .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -178,6 +194,7 @@ impl Served {
         let served = Served {
             url: format!("http://{addr}"),
             handlers,
+            token: token.map(str::to_owned),
             _data: data,
             _child: child,
         };
@@ -192,7 +209,11 @@ impl Served {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if let Ok(res) = http.get(format!("{}/api", self.url)).send().await {
+            let mut req = http.get(format!("{}/api", self.url));
+            if let Some(token) = &self.token {
+                req = req.bearer_auth(token);
+            }
+            if let Ok(res) = req.send().await {
                 let api: Value = res.json().await.unwrap_or(Value::Null);
                 let text = api.to_string();
                 if text.contains(&format!("\"{domain}.")) || text.contains(&format!("/{domain}/")) {
@@ -206,16 +227,17 @@ impl Served {
 
     /// Sends a command and waits for its events (set-up, not the page).
     pub async fn send(&self, key: &str, body: Value) -> Value {
-        let res = reqwest::Client::new()
+        let mut req = reqwest::Client::new()
             .post(format!(
                 "{}/api/{}?wait=10000",
                 self.url,
                 key.replace('.', "/")
             ))
-            .json(&body)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{key}: {e}"));
+            .json(&body);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await.unwrap_or_else(|e| panic!("{key}: {e}"));
         res.json().await.unwrap_or_else(|e| panic!("{key}: {e}"))
     }
 }

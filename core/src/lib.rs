@@ -2,7 +2,8 @@
 //! [`envelope`] every message has, the grammar of every [`names`] kind,
 //! the [`error`] codes failures become, the [`bus`] and [`store`]
 //! contracts (with the in-process bus and the in-memory store), and the
-//! [`host_info`] a gateway reads from a host beside it.
+//! [`host_info`] a gateway reads from a host beside it, and the
+//! [`session_history`] it replays a session from after a restart.
 //!
 //! The host (`parallel-you-host`) implements the WebAssembly side and the
 //! RabbitMQ, SQLite and MongoDB backends on top of this crate; the gateway
@@ -18,6 +19,7 @@ pub mod json_depth;
 pub mod names;
 pub mod prometheus;
 pub mod schema;
+pub mod session_history;
 pub mod store;
 
 pub use bus::{Bus, InProcessBus, Publisher};

@@ -114,6 +114,20 @@ pub struct GatewayConfig {
     /// Where sessions' owners are kept with authentication on, so they
     /// survive a restart (default: in memory).
     pub session_store: Option<SessionStore>,
+    /// Where a reconnecting client's missed events are found when the
+    /// session buffer does not reach back to them (after a restart): the
+    /// event log in the store (default: none; a `pyou.gap` says so).
+    pub history: Option<History>,
+}
+
+/// A session's past events, for clients that resume (`/ws?after=`).
+#[derive(Clone)]
+pub struct History(pub Arc<dyn parallel_you_core::session_history::SessionHistory>);
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("History")
+    }
 }
 
 /// The store a gateway keeps session owners in.
@@ -153,6 +167,7 @@ impl Default for GatewayConfig {
             max_waits: 1024,
             auth: Auth::None,
             session_store: None,
+            history: None,
         }
     }
 }

@@ -39,6 +39,7 @@ mod sagas_amqp;
 mod sandbox;
 mod scaffold;
 mod schema;
+mod session_replay;
 mod store;
 mod thread;
 mod timers;

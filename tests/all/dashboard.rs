@@ -304,6 +304,29 @@ async fn sagas_stories_a_quantum_a_block_in_two_windows() {
     click(&a, "form[data-form='edit-tag'] button[type='submit']").await;
     wait_js(&b, "window b: the new title", SHOWN, "return document.querySelector(\"article.card[data-id='tag'] .title\")?.textContent === 'Tag the v2 release'").await;
 
+    // A sprint's edit form; then its closing, shown as it happens.
+    click(
+        &a,
+        "li[data-sprint='w48'] button[data-focus='edit-sprint-w48']",
+    )
+    .await;
+    type_into(
+        &a,
+        "form[data-form='edit-sprint-w48'] [name='title']",
+        "Week 48, v2",
+    )
+    .await;
+    click(
+        &a,
+        "form[data-form='edit-sprint-w48'] button[type='submit']",
+    )
+    .await;
+    wait_js(&b, "window b: the sprint's new title", SHOWN, "return document.querySelector(\"article.card[data-id='logo']\")?.textContent.includes('sprint Week 48, v2')").await;
+    served
+        .send("thread.sprint.close", json!({"id": "w48"}))
+        .await;
+    wait_js(&a, "the sprint closing", SHOWN, "return document.querySelector(\"li[data-sprint='w48'] .badge\")?.textContent === 'closing'").await;
+
     a.close().await.unwrap_or_else(|e| panic!("{e}"));
     b.close().await.unwrap_or_else(|e| panic!("{e}"));
 }

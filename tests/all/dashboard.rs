@@ -147,8 +147,17 @@ async fn sagas_stories_a_quantum_a_block_in_two_windows() {
     select_value(&a, "select[aria-label='Sprint of Write the README']", "w48").await;
     wait_js(&b, "window b: readme in sprint w48", SHOWN, "return document.querySelector(\"article.card[data-id='readme']\")?.textContent.includes('Week 48')").await;
 
-    // Start with a 2 s quantum: a countdown, then the expiry notice.
+    // Start with a 2 s quantum: a countdown, then the expiry notice and
+    // a system notification (the real constructor, watched on its way).
     show(&a, url, "board").await;
+    let permission = a
+        .execute(
+            "const Real = window.Notification; window.__notified = []; window.Notification = class extends Real { constructor(title, options) { super(title, options); window.__notified.push([title, options?.body]); } }; return Real.permission",
+            Vec::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(permission, json!("granted"));
     click(
         &a,
         "article.card[data-id='readme'] button[data-command='thread.start']",
@@ -166,6 +175,14 @@ async fn sagas_stories_a_quantum_a_block_in_two_windows() {
     assert!(left.starts_with("0:0"), "countdown shows {left:?}");
     screenshot(&a, "board-running.png").await;
     wait_js(&a, "the expiry notice", SHOWN, "return [...document.querySelectorAll('#notices .notice')].some(n => n.textContent.includes('Quantum over') && n.textContent.includes('Write the README'))").await;
+    let notified = wait_js(
+        &a,
+        "the system notification",
+        SHOWN,
+        "return window.__notified.length ? window.__notified : null",
+    )
+    .await;
+    assert_eq!(notified, json!([["Quantum over", "Write the README"]]));
     wait_js(&b, "window b: the quantum over", IN_SYNC * 2, "return document.querySelector(\"article.card[data-id='readme'] .countdown.over\") !== null").await;
 
     // Block with a reason; then a refused start shows the domain's message.

@@ -121,6 +121,10 @@ impl Driver {
                     format!("--user-data-dir={}", profile.display()),
                     format!("--window-size={width},{height}"),
                 ],
+                // Notifications allowed, as a person who clicked
+                // "Notifications" would have: the expiry notice's system
+                // notification is then really made.
+                "prefs": {"profile.default_content_setting_values.notifications": 1},
             }),
         );
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())

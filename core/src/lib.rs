@@ -2,8 +2,9 @@
 //! [`envelope`] every message has, the grammar of every [`names`] kind,
 //! the [`error`] codes failures become, the [`bus`] and [`store`]
 //! contracts (with the in-process bus and the in-memory store), and the
-//! [`host_info`] a gateway reads from a host beside it, and the W3C
-//! [`trace`] context messages carry.
+//! [`host_info`] a gateway reads from a host beside it, the W3C
+//! [`trace`] context messages carry, and the [`session_history`] a
+//! gateway replays a session from after a restart.
 //!
 //! The host (`parallel-you-host`) implements the WebAssembly side and the
 //! RabbitMQ, SQLite and MongoDB backends on top of this crate; the gateway
@@ -19,6 +20,7 @@ pub mod json_depth;
 pub mod names;
 pub mod prometheus;
 pub mod schema;
+pub mod session_history;
 pub mod store;
 pub mod trace;
 

@@ -38,6 +38,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/main.js", JS),
     asset!("js/view.js", JS),
     asset!("js/api.js", JS),
+    asset!("js/auth.js", JS),
     asset!("js/ws.js", JS),
     asset!("js/store.js", JS),
     asset!("js/tree.js", JS),

@@ -115,6 +115,20 @@ pub struct GatewayConfig {
     /// Where sessions' owners are kept with authentication on, so they
     /// survive a restart (default: in memory).
     pub session_store: Option<SessionStore>,
+    /// Where a reconnecting client's missed events are found when the
+    /// session buffer does not reach back to them (after a restart): the
+    /// event log in the store (default: none; a `pyou.gap` says so).
+    pub history: Option<History>,
+}
+
+/// A session's past events, for clients that resume (`/ws?after=`).
+#[derive(Clone)]
+pub struct History(pub Arc<dyn parallel_you_core::session_history::SessionHistory>);
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("History")
+    }
 }
 
 /// The store a gateway keeps session owners in.
@@ -154,6 +168,7 @@ impl Default for GatewayConfig {
             max_waits: 1024,
             auth: Auth::None,
             session_store: None,
+            history: None,
         }
     }
 }
@@ -309,6 +324,10 @@ impl Gateway {
             ))
             // The API reads bodies with its own limit and answers 413 itself.
             .layer(DefaultBodyLimit::disable())
+            // gzip when the client accepts it: the dashboard's files and
+            // the thread lists shrink to a fifth or less. Bodies under 32
+            // bytes, and upgrades (no body), go as they are.
+            .layer(tower_http::compression::CompressionLayer::new())
             .with_state(self.clone())
     }
 

@@ -6,8 +6,15 @@
 //! sessions, and those of none (`handler.loaded`), live only: a follower
 //! that reconnects reloads what it shows, and one that falls behind the
 //! feed gets a `pyou.gap` saying so.
+//!
+//! A client that says which event of its session it was given last
+//! (`&after=<message id>&after_at=<its timestamp>`) and that the session
+//! buffer cannot place (this gateway restarted, or forgot the idle
+//! session) gets what it missed from the session's history (the event
+//! log in the store) before the buffered events, each once; without a
+//! history, or past [`MAX_REPLAY`] events, a `pyou.gap` says they are lost.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -23,7 +30,8 @@ use axum::Extension;
 use parallel_you_core::bus::{topic_matches, BusError};
 use parallel_you_core::envelope::{Envelope, PartialMeta};
 use parallel_you_core::error::{ErrorBody, ErrorCode};
-use parallel_you_core::names::{check_event_pattern, check_session_id};
+use parallel_you_core::names::{check_event_pattern, check_message_id, check_session_id};
+use parallel_you_core::session_history::After;
 use parallel_you_core::trace::{self, TraceContext};
 use tracing::Instrument;
 
@@ -75,6 +83,31 @@ fn follow_param(query: &HashMap<String, String>) -> Result<Vec<String>, ApiError
     Ok(patterns)
 }
 
+/// Most events replayed from the history to one client that resumes;
+/// past it the client is told to reload (`pyou.gap`).
+pub(crate) const MAX_REPLAY: usize = 1000;
+
+/// The `after` and `after_at` parameters: the last event of its session
+/// the client was given (both or neither).
+fn after_param(query: &HashMap<String, String>) -> Result<Option<After>, ApiError> {
+    let (id, at) =
+        match (query.get("after"), query.get("after_at")) {
+            (None, None) => return Ok(None),
+            (Some(id), Some(at)) => (id, at),
+            _ => return Err(ApiError::BadRequest(
+                "give after (the last event's message id) and after_at (its timestamp) together"
+                    .to_owned(),
+            )),
+        };
+    check_message_id("after", id).map_err(|e| ApiError::BadRequest(e.0))?;
+    let timestamp_ms = parallel_you_core::envelope::parse_timestamp_ms(at)
+        .map_err(|e| ApiError::BadRequest(format!("after_at: {e}")))?;
+    Ok(Some(After {
+        message_id: id.clone(),
+        timestamp_ms,
+    }))
+}
+
 /// The `client` parameter: a name the client keeps across reconnects
 /// (the dashboard uses one per browser tab), so it resumes after what it
 /// was given, not after what another client of the session was given.
@@ -103,6 +136,7 @@ pub(crate) async fn upgrade(
         .ok_or_else(|| ApiError::BadRequest("name the session: /ws?session=<id>".to_owned()))?;
     let follow = follow_param(&query)?;
     let client = client_param(&query)?;
+    let after = after_param(&query)?;
     let allowed = match &caller.subject {
         Some(subject) => gw.owners.claim(&session, subject).await,
         None => Ok(()),
@@ -131,7 +165,14 @@ pub(crate) async fn upgrade(
     Ok(ws
         .max_message_size(gw.config.max_body + 4096)
         .on_upgrade(move |socket| async move {
-            run(gw, caller, session, client, follow, trace, socket).await;
+            let asked = Asked {
+                session,
+                client,
+                follow,
+                after,
+                trace,
+            };
+            run(gw, caller, asked, socket).await;
             drop(slot);
         }))
 }
@@ -167,18 +208,72 @@ fn gap_event(session: &str, missed: u64, message: String) -> String {
     ev.to_json()
 }
 
-async fn run(
-    gw: Arc<Gateway>,
-    caller: Caller,
+/// What a resuming client missed before the session buffer: sent from the
+/// history, or a `pyou.gap`. Returns the message ids sent, so the buffer
+/// does not send them again; `None` when the socket closed.
+async fn replay_history(
+    gw: &Gateway,
+    session: &str,
+    after: &After,
+    socket: &mut WebSocket,
+) -> Option<HashSet<Box<str>>> {
+    let mut sent = HashSet::new();
+    let Some(history) = &gw.config.history else {
+        let notice = gap_event(session, 0, "this gateway cannot tell what this session missed (it restarted, or forgot the idle session, and keeps no event log to replay from); reload what it shows".to_owned());
+        return send_text(socket, &notice).await.then_some(sent);
+    };
+    match history.0.after(session, after, MAX_REPLAY + 1).await {
+        Ok(events) if events.len() > MAX_REPLAY => {
+            let notice = gap_event(session, events.len() as u64, format!("more than {MAX_REPLAY} events of this session were published since the last one this client was given; reload what it shows"));
+            send_text(socket, &notice).await.then_some(sent)
+        }
+        Ok(events) => {
+            for ev in events {
+                if !send_text(socket, &ev.to_json()).await {
+                    return None;
+                }
+                gw.metrics.delivered();
+                sent.insert(ev.meta.message_id.into_boxed_str());
+            }
+            Some(sent)
+        }
+        Err(err) => {
+            tracing::warn!(session_id = %session, error = %err, "cannot read the session's history");
+            let notice = gap_event(
+                session,
+                0,
+                format!("the event log could not be read ({err}); reload what it shows"),
+            );
+            send_text(socket, &notice).await.then_some(sent)
+        }
+    }
+}
+
+/// What an upgrade request asked for, checked.
+struct Asked {
     session: String,
     client: Option<String>,
     follow: Vec<String>,
+    after: Option<After>,
     trace: Option<TraceContext>,
-    mut socket: WebSocket,
-) {
+}
+
+async fn run(gw: Arc<Gateway>, caller: Caller, asked: Asked, mut socket: WebSocket) {
+    let Asked {
+        session,
+        client,
+        follow,
+        after,
+        trace,
+    } = asked;
     let session: Arc<str> = Arc::from(session);
     let caller = Arc::new(caller);
-    let Some(attached) = gw.sessions.attach(&session, client.as_deref()) else {
+    let attached = gw.sessions.attach(
+        &session,
+        client.as_deref(),
+        after.as_ref().map(|a| a.message_id.as_str()),
+    );
+    let Some(attached) = attached else {
         // 1013: try again later.
         let frame = CloseFrame {
             code: 1013,
@@ -195,6 +290,18 @@ async fn run(
     let mut cursor = attached.cursor;
     let mut changed = attached.changed;
     tracing::debug!(session_id = %session, cursor, "websocket attached");
+    // Events both replayed and buffered (the log and the buffer fill
+    // independently) are sent once; at most MAX_REPLAY ids.
+    let mut replayed = HashSet::new();
+    if let Some(after) = after.as_ref().filter(|_| attached.before_buffer) {
+        match replay_history(&gw, &session, after, &mut socket).await {
+            Some(sent) => replayed = sent,
+            None => {
+                gw.sessions.detach(&session);
+                return;
+            }
+        }
+    }
     'outer: loop {
         let pending = gw.sessions.pending(&session, cursor);
         if pending.missed > 0
@@ -202,12 +309,12 @@ async fn run(
         {
             break;
         }
-        for (seq, text) in pending.events {
-            if !send_text(&mut socket, &text).await {
+        for ev in pending.events {
+            if !replayed.remove(&ev.id) && !send_text(&mut socket, &ev.text).await {
                 break 'outer;
             }
-            cursor = seq;
-            gw.sessions.delivered(&session, client.as_deref(), seq);
+            cursor = ev.seq;
+            gw.sessions.delivered(&session, client.as_deref(), ev.seq);
             gw.metrics.delivered();
         }
         tokio::select! {

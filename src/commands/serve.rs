@@ -51,6 +51,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
         auth,
         // Session owners live in the host's store: they survive a restart.
         session_store: Some(SessionStore(host.store().clone())),
+        history: args.event_log.history(host.store().clone()).await?,
         ..GatewayConfig::default()
     });
     let gateway = Gateway::start(bus, Some(host.clone()), config).await?;

@@ -147,8 +147,17 @@ async fn sagas_stories_a_quantum_a_block_in_two_windows() {
     select_value(&a, "select[aria-label='Sprint of Write the README']", "w48").await;
     wait_js(&b, "window b: readme in sprint w48", SHOWN, "return document.querySelector(\"article.card[data-id='readme']\")?.textContent.includes('Week 48')").await;
 
-    // Start with a 2 s quantum: a countdown, then the expiry notice.
+    // Start with a 2 s quantum: a countdown, then the expiry notice and
+    // a system notification (the real constructor, watched on its way).
     show(&a, url, "board").await;
+    let permission = a
+        .execute(
+            "const Real = window.Notification; window.__notified = []; window.Notification = class extends Real { constructor(title, options) { super(title, options); window.__notified.push([title, options?.body]); } }; return Real.permission",
+            Vec::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(permission, json!("granted"));
     click(
         &a,
         "article.card[data-id='readme'] button[data-command='thread.start']",
@@ -166,6 +175,14 @@ async fn sagas_stories_a_quantum_a_block_in_two_windows() {
     assert!(left.starts_with("0:0"), "countdown shows {left:?}");
     screenshot(&a, "board-running.png").await;
     wait_js(&a, "the expiry notice", SHOWN, "return [...document.querySelectorAll('#notices .notice')].some(n => n.textContent.includes('Quantum over') && n.textContent.includes('Write the README'))").await;
+    let notified = wait_js(
+        &a,
+        "the system notification",
+        SHOWN,
+        "return window.__notified.length ? window.__notified : null",
+    )
+    .await;
+    assert_eq!(notified, json!([["Quantum over", "Write the README"]]));
     wait_js(&b, "window b: the quantum over", IN_SYNC * 2, "return document.querySelector(\"article.card[data-id='readme'] .countdown.over\") !== null").await;
 
     // Block with a reason; then a refused start shows the domain's message.
@@ -303,6 +320,29 @@ async fn sagas_stories_a_quantum_a_block_in_two_windows() {
     .await;
     click(&a, "form[data-form='edit-tag'] button[type='submit']").await;
     wait_js(&b, "window b: the new title", SHOWN, "return document.querySelector(\"article.card[data-id='tag'] .title\")?.textContent === 'Tag the v2 release'").await;
+
+    // A sprint's edit form; then its closing, shown as it happens.
+    click(
+        &a,
+        "li[data-sprint='w48'] button[data-focus='edit-sprint-w48']",
+    )
+    .await;
+    type_into(
+        &a,
+        "form[data-form='edit-sprint-w48'] [name='title']",
+        "Week 48, v2",
+    )
+    .await;
+    click(
+        &a,
+        "form[data-form='edit-sprint-w48'] button[type='submit']",
+    )
+    .await;
+    wait_js(&b, "window b: the sprint's new title", SHOWN, "return document.querySelector(\"article.card[data-id='logo']\")?.textContent.includes('sprint Week 48, v2')").await;
+    served
+        .send("thread.sprint.close", json!({"id": "w48"}))
+        .await;
+    wait_js(&a, "the sprint closing", SHOWN, "return document.querySelector(\"li[data-sprint='w48'] .badge\")?.textContent === 'closing'").await;
 
     a.close().await.unwrap_or_else(|e| panic!("{e}"));
     b.close().await.unwrap_or_else(|e| panic!("{e}"));

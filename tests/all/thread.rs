@@ -1113,6 +1113,43 @@ async fn a_sprint_plans_stories_and_sums_their_quanta() {
     let all = app.sprint("list", json!({}), "listed").await;
     assert_eq!(all["count"], 1);
     assert_eq!(all["sprints"][0]["id"], sp);
+
+    // Edited over the version read: what is given changes, the rest stays.
+    let edited = app
+        .sprint(
+            "update",
+            json!({"id": sp, "title": "Week 49", "expected_version": 1}),
+            "updated",
+        )
+        .await;
+    assert_eq!(
+        (&edited["title"], &edited["goal"], &edited["version"]),
+        (&json!("Week 49"), &json!("ship"), &json!(2))
+    );
+    let err = app
+        .refused(
+            "thread.sprint.update",
+            json!({"id": sp, "goal": "later", "expected_version": 1}),
+            "conflict",
+        )
+        .await;
+    assert_eq!(err["context"]["current_version"], 2);
+    for (b, code) in [
+        (json!({"id": sp}), "validation"),
+        (json!({"id": sp, "title": "  "}), "validation"),
+        (json!({"id": "nope", "goal": "x"}), "not_found"),
+    ] {
+        app.refused("thread.sprint.update", b, code).await;
+    }
+    let closing = app.sprint("close", json!({"id": sp}), "closing").await;
+    assert_eq!(closing["state"], "closing");
+    let goal = app
+        .sprint("update", json!({"id": sp, "goal": "wrap up"}), "updated")
+        .await;
+    assert_eq!(
+        (&goal["goal"], &goal["state"]),
+        (&json!("wrap up"), &json!("closing"))
+    );
 }
 
 // ---------------------------------------------------------------------------

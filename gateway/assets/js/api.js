@@ -1,4 +1,7 @@
-// The gateway's HTTP API: the command catalog, commands and queries.
+// The gateway's HTTP API: the command catalog, commands and queries,
+// each with the bearer token when there is one (`auth.js`).
+
+import { withToken, refused } from './auth.js';
 
 let sessionId = '';
 
@@ -14,14 +17,18 @@ export class ApiError extends Error {
   }
 }
 
+/** The answer's JSON; a 401 or 403 is also passed to `auth.js`. */
 async function json(res) {
   const text = await res.text();
-  try { return text ? JSON.parse(text) : null; } catch { return { error: text }; }
+  let body;
+  try { body = text ? JSON.parse(text) : null; } catch { body = { error: text }; }
+  refused(res.status, body?.error || `HTTP ${res.status}`);
+  return body;
 }
 
 /** `GET /api`: `{commands: [...], queries: [...]}`. */
 export async function catalog() {
-  const res = await fetch('/api', { headers: { accept: 'application/json' } });
+  const res = await fetch('/api', { headers: withToken({ accept: 'application/json' }) });
   const body = await json(res);
   if (!res.ok) throw new ApiError(body?.error || `GET /api: ${res.status}`, res.status, body);
   return body;
@@ -38,7 +45,7 @@ export async function send(key, body, waitMs = 5000) {
   if (sessionId) q.set('session', sessionId);
   const res = await fetch(`${path}?${q}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: withToken({ 'content-type': 'application/json' }),
     body: JSON.stringify(body ?? {}),
   });
   const answer = await json(res);
@@ -55,7 +62,7 @@ export async function send(key, body, waitMs = 5000) {
 export async function query(domain, name, params = {}) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
-  const res = await fetch(`/api/query/${encodeURIComponent(domain)}/${encodeURIComponent(name)}?${q}`);
+  const res = await fetch(`/api/query/${encodeURIComponent(domain)}/${encodeURIComponent(name)}?${q}`, { headers: withToken() });
   const body = await json(res);
   if (res.status === 404 && body?.code === 'not_found' && !/reactor|query/.test(body?.message || '')) return null;
   if (!res.ok) throw new ApiError(body?.message || body?.error || `${domain}.${name}: HTTP ${res.status}`, res.status, body);

@@ -41,7 +41,7 @@ let rerender = () => {};
 
 function sprintOptions() {
   const sprints = [...model.sprints.values()].sort((a, b) => a.id.localeCompare(b.id));
-  return [['', 'All open stories and tasks'], ...sprints.map((s) => [s.id, `Sprint: ${s.title}`])];
+  return [['', 'All open stories and tasks'], ...sprints.map((s) => [s.id, `Sprint: ${s.title}${s.state && s.state !== 'open' ? ` (${s.state})` : ''}`])];
 }
 
 function shown() {

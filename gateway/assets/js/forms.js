@@ -118,6 +118,15 @@ export function editForm(t, { rerender, close }) {
   return commandForm(name, 'thread.update', fields, { submit: 'Save', fixed: { id: t.id, expected_version: t.version }, done: close, rerender });
 }
 
+/** An edit form for sprint `s` (`thread.sprint.update`). */
+export function sprintEditForm(s, { rerender, close }) {
+  const fields = [
+    { name: 'title', label: 'Title', placeholder: s.title, max: 200 },
+    { name: 'goal', label: 'Goal', placeholder: s.goal || '' },
+  ];
+  return commandForm(`edit-sprint-${s.id}`, 'thread.sprint.update', fields, { submit: 'Save', fixed: { id: s.id, expected_version: s.version }, done: close, rerender });
+}
+
 /** Plans story `t` in a sprint, or takes it out. */
 export function sprintPicker(t, rerender) {
   const sprints = [...model.sprints.values()].sort((a, b) => a.id.localeCompare(b.id));

@@ -1,7 +1,8 @@
 // Wires the page: the session (kept in localStorage, so a reload or a
 // server restart resumes it), the socket, the model, and the views.
 
-import { useSession } from './api.js';
+import { useSession, catalog } from './api.js';
+import { takeFromFragment, onRefused, setToken, bearer } from './auth.js';
 import { connect, randomId } from './ws.js';
 import { model, apply, reload, subscribe } from './store.js';
 import { batched } from './view.js';
@@ -11,6 +12,7 @@ import { renderConsole, followHandlers } from './console.js';
 import { renderTime, timeChanged } from './charts.js';
 import { startClock, notice, quantumExpired, notificationButton } from './quanta.js';
 import { refreshAll, refreshSaga, RUN_ENDS } from './effort.js';
+import { h } from './view.js';
 
 const SESSION_KEY = 'pyou.session';
 
@@ -89,8 +91,63 @@ function onEvent(env) {
   }
 }
 
+/** The socket, once connected. */
+let connection = null;
+
+/**
+ * Asks for a token (the gateway runs with `--auth jwt` and refused the
+ * one we had, or we had none), saying why; the page waits meanwhile.
+ */
+function askForToken(message) {
+  const box = document.getElementById('login');
+  const error = box.querySelector('.form-error');
+  error.textContent = bearer() ? `The gateway refused the token: ${message}` : 'This gateway needs a token to show anything.';
+  box.hidden = false;
+  document.getElementById('main').hidden = true;
+  // A refused token is of no more use: the next one is pasted whole.
+  const input = box.querySelector('input');
+  input.value = '';
+  input.focus();
+}
+
+function loginForm() {
+  const box = document.getElementById('login');
+  box.querySelector('form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const input = box.querySelector('input');
+    setToken(input.value);
+    try {
+      await catalog();
+    } catch (err) {
+      // A refusal asked again (onRefused); anything else: the socket retries.
+      if (err.status === 401) return;
+    }
+    input.value = '';
+    box.hidden = true;
+    document.getElementById('main').hidden = false;
+    connection?.reconnect();
+  });
+  onRefused((status, message) => {
+    if (status === 401) { askForToken(message); return; }
+    const el = notice(`Not allowed: ${message}`, { kind: 'error', id: 'forbidden' });
+    el.append(h('button', { type: 'button', onclick: () => { el.remove(); askForToken(message); } }, 'Use another token'));
+  });
+}
+
+/** Whether a socket that never opened was refused for its token. */
+async function tokenRefused() {
+  try {
+    await catalog();
+    return false;
+  } catch (e) {
+    return e.status === 401;
+  }
+}
+
 function start() {
   performance.mark('pyou-start');
+  takeFromFragment();
+  loginForm();
   const id = sessionId();
   useSession(id);
   document.getElementById('session').textContent = id;
@@ -102,8 +159,9 @@ function start() {
   subscribe(render);
   window.addEventListener('hashchange', () => { render(); document.getElementById('main').focus({ preventScroll: true }); });
   startClock();
-  connect(id, {
+  connection = connect(id, {
     onEvent,
+    refused: tokenRefused,
     onStatus: (state, attempt) => {
       conn.dataset.state = state;
       conn.textContent = state === 'open' ? 'live' : `reconnecting (try ${attempt})…`;

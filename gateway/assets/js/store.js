@@ -33,6 +33,12 @@ const THREAD_EVENTS = new Set([
   'thread.sprint.story_removed', 'thread.got',
 ]);
 
+/** Events whose body is a sprint. */
+const SPRINT_EVENTS = new Set([
+  'thread.sprint.created', 'thread.sprint.updated', 'thread.sprint.closing',
+  'thread.sprint.closed', 'thread.sprint.reopened',
+]);
+
 function keepThread(t) {
   if (!t || typeof t.id !== 'string') return false;
   const held = model.threads.get(t.id);
@@ -58,7 +64,7 @@ export function apply(env) {
     model.threads.delete(body?.id);
   } else if (key === 'thread.listed') {
     for (const t of body?.threads || []) keepThread(t);
-  } else if (key === 'thread.sprint.created') {
+  } else if (SPRINT_EVENTS.has(key)) {
     keepSprint(body);
   } else if (key === 'thread.sprint.listed') {
     for (const s of body?.sprints || []) keepSprint(s);

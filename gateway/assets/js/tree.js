@@ -5,7 +5,7 @@
 import { h, mount } from './view.js';
 import { model, childrenOf, loadArchive, act } from './store.js';
 import { filterControls, passes } from './filters.js';
-import { createForms, editForm, sprintPicker } from './forms.js';
+import { createForms, editForm, sprintEditForm, sprintPicker } from './forms.js';
 import { countdown } from './quanta.js';
 import { duration, when } from './time.js';
 import { spent } from './effort.js';
@@ -64,6 +64,27 @@ function saga(s, rerender) {
     h('ul', {}, visible.map((c) => item(c, rerender))));
 }
 
+/** The sprints: state (`closing` while the sprintclose saga settles its
+ * stories), goal, stories planned, and an edit form each. */
+function sprintList(rerender) {
+  const sprints = [...model.sprints.values()].sort((a, b) => a.id.localeCompare(b.id));
+  if (!sprints.length) return null;
+  const planned = (id) => [...model.threads.values()].filter((t) => t.sprint_id === id).length;
+  const key = (s) => `sprint:${s.id}`;
+  return h('div', { class: 'panel sprints' },
+    h('h2', {}, 'Sprints'),
+    h('ul', {}, sprints.map((s) => h('li', { 'data-sprint': s.id },
+      h('span', { class: 'title' }, s.title),
+      h('span', { class: `badge ${s.state}` }, s.state),
+      s.goal ? h('span', { class: 'muted' }, s.goal) : null,
+      h('span', { class: 'muted' }, `${planned(s.id)} stories`),
+      s.state === 'closed' ? null : h('button', {
+        type: 'button', 'data-focus': `edit-sprint-${s.id}`, 'aria-expanded': editing.has(key(s)) ? 'true' : 'false',
+        onclick: () => { if (editing.has(key(s))) editing.delete(key(s)); else editing.add(key(s)); rerender(); },
+      }, editing.has(key(s)) ? 'Close' : 'Edit'),
+      editing.has(key(s)) ? sprintEditForm(s, { rerender, close: () => editing.delete(key(s)) }) : null))));
+}
+
 /** Draws the sagas tree (and the create forms) into `el`. */
 export function renderTree(el) {
   const rerender = () => renderTree(el);
@@ -76,6 +97,7 @@ export function renderTree(el) {
       sagas.length ? sagas.map((s) => saga(s, rerender)) : h('p', { class: 'muted' }, 'No sagas yet: create one below.'),
       loose.length ? h('details', { open: true }, h('summary', {}, h('strong', {}, 'Tasks without a saga')),
         h('ul', {}, loose.map((t) => item(t, rerender)))) : null),
+    sprintList(rerender),
     createForms(rerender));
 }
 

@@ -142,6 +142,16 @@ pub(crate) struct CreateSprint {
     pub(crate) goal: String,
 }
 
+/// `thread.sprint.update`: what is given changes, the rest stays.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateSprint {
+    pub(crate) id: String,
+    pub(crate) title: Option<String>,
+    pub(crate) goal: Option<String>,
+    pub(crate) expected_version: Option<u64>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SprintStory {

@@ -40,7 +40,7 @@ use commands::lifecycle::{archive, block, complete, expire, park, start, unblock
 use commands::read::{get, list};
 use commands::restore::restore;
 use commands::update::update;
-use sprint::{add_story, create_sprint, get_sprint, list_sprints, remove_story};
+use sprint::{add_story, create_sprint, get_sprint, list_sprints, remove_story, update_sprint};
 use store::{EXPIRE, THREADS};
 
 struct ThreadDomain;
@@ -129,6 +129,12 @@ impl Handler for ThreadDomain {
             .command("thread.sprint.create", "Create a sprint", create_sprint)
             .schema(&s.sprint_create)
             .command(
+                "thread.sprint.update",
+                "Change a sprint's title or goal (not a closed one)",
+                update_sprint,
+            )
+            .schema(&s.sprint_update)
+            .command(
                 "thread.sprint.add_story",
                 "Plan a story in a sprint (moving it from any other)",
                 add_story,
@@ -188,6 +194,7 @@ impl Handler for ThreadDomain {
                 "thread.listed",
                 "thread.quantum.expired",
                 "thread.sprint.created",
+                "thread.sprint.updated",
                 "thread.sprint.story_added",
                 "thread.sprint.story_removed",
                 "thread.sprint.got",

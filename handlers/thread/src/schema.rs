@@ -30,6 +30,7 @@ pub(crate) struct Schemas {
     pub(crate) list: String,
     pub(crate) expire: String,
     pub(crate) sprint_create: String,
+    pub(crate) sprint_update: String,
     /// `thread.sprint.add_story` and `thread.sprint.remove_story`.
     pub(crate) sprint_story: String,
     pub(crate) sprint_close: String,
@@ -66,6 +67,16 @@ impl Schemas {
         }));
         let mut update = object(&["id"], update);
         update.insert("minProperties".into(), json!(2));
+        let mut sprint_update = object(
+            &["id"],
+            props(json!({
+                "id": reference(),
+                "title": title(),
+                "goal": notes(),
+                "expected_version": version(),
+            })),
+        );
+        sprint_update.insert("minProperties".into(), json!(2));
         Self {
             saga_create: text(object(&["title"], new_thread())),
             story_create: text(work(&["saga_id", "title"])),
@@ -113,6 +124,7 @@ impl Schemas {
                 &["title"],
                 props(json!({"id": id(), "title": title(), "goal": notes()})),
             )),
+            sprint_update: text(sprint_update),
             sprint_story: text(object(
                 &["sprint_id", "story_id"],
                 props(json!({

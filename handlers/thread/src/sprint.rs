@@ -1,15 +1,16 @@
-//! Sprints: creating them, planning stories in them, and their totals.
+//! Sprints: creating and editing them, planning stories in them, and
+//! their totals.
 
 use parallel_you_sdk::{Ctx, Doc, Error, Event};
 use serde_json::json;
 
-use crate::bodies::{CreateSprint, Empty, Get, SprintStory};
+use crate::bodies::{CreateSprint, Empty, Get, SprintStory, UpdateSprint};
 use crate::model::{self, Kind, Sprint, SprintState, Thread};
 use crate::store::{
     insert, now, require_kind, require_sprint, save, sprints, thread_event, threads, versioned,
     versioned_all, MAX_CHILDREN,
 };
-use crate::validate::{check_expected, check_notes, check_title, new_id};
+use crate::validate::{check_expected, check_notes, check_ref, check_title, new_id, with_id};
 
 pub(crate) fn create_sprint(ctx: &Ctx, b: CreateSprint) -> Result<Vec<Event>, Error> {
     let title = check_title(&b.title)?;
@@ -30,6 +31,45 @@ pub(crate) fn create_sprint(ctx: &Ctx, b: CreateSprint) -> Result<Vec<Event>, Er
     Ok(vec![Event::new(
         "thread.sprint.created",
         &versioned(&sprint, version),
+    )?])
+}
+
+pub(crate) fn update_sprint(ctx: &Ctx, b: UpdateSprint) -> Result<Vec<Event>, Error> {
+    check_ref("id", &b.id)?;
+    if b.title.is_none() && b.goal.is_none() {
+        return Err(Error::validation(
+            "nothing to update: give `title` or `goal`",
+        ));
+    }
+    let title = b.title.as_deref().map(check_title).transpose()?;
+    let goal = b
+        .goal
+        .as_deref()
+        .map(|g| check_notes("goal", g))
+        .transpose()?;
+    let doc = require_sprint(ctx, &b.id)?;
+    check_expected(&b.id, b.expected_version, doc.version)?;
+    if doc.value.state == SprintState::Closed {
+        return Err(Error::invalid_transition(format!(
+            "sprint `{}` is closed: reopen it to change it",
+            doc.id
+        ))
+        .with_context(json!({ "sprint_id": doc.id, "current_state": doc.value.state })));
+    }
+    let mut next = doc.value.clone();
+    if let Some(title) = title {
+        next.title = title;
+    }
+    if let Some(goal) = goal {
+        next.goal = goal;
+    }
+    next.updated_at = now(ctx);
+    let version = sprints(ctx)
+        .put(&next.id, &next, Some(doc.version))
+        .map_err(|e| with_id(e, &next.id))?;
+    Ok(vec![Event::new(
+        "thread.sprint.updated",
+        &versioned(&next, version),
     )?])
 }
 

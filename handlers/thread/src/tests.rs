@@ -40,7 +40,7 @@ fn refused(key: &str, body: &str) -> Error {
 fn manifest_declares_every_command_with_a_schema() {
     let m = ThreadDomain::router().manifest();
     assert_eq!(m.domain, "thread");
-    assert_eq!(m.commands.len(), 23);
+    assert_eq!(m.commands.len(), 24);
     for c in &m.commands {
         assert!(c.routing_key.starts_with("thread."), "{}", c.routing_key);
         let schema: Value = serde_json::from_str(c.body_schema.as_deref().unwrap())
@@ -96,6 +96,12 @@ fn bodies_are_validated_before_anything_is_read() {
         ("thread.list", r#"{"limit":0}"#),
         ("thread.list", r#"{"limit":501}"#),
         ("thread.sprint.create", r#"{"title":""}"#),
+        ("thread.sprint.update", r#"{"id":"s"}"#),
+        ("thread.sprint.update", r#"{"id":"s","expected_version":3}"#),
+        ("thread.sprint.update", r#"{"id":"s","title":""}"#),
+        ("thread.sprint.update", r#"{"id":"s","title":"   "}"#),
+        ("thread.sprint.update", r#"{"id":"","title":"y"}"#),
+        ("thread.sprint.update", r#"{"id":"s","state":"closed"}"#),
         ("thread.sprint.add_story", r#"{"sprint_id":"s"}"#),
         ("thread.sprint.list", r#"{"x":1}"#),
         ("thread.quantum.expire", r#"{"id":"x"}"#),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use parallel_you_core::envelope::Envelope;
+use parallel_you_core::session_history::{After, HistoryError, SessionHistory};
 use parallel_you_core::store::{Filter, Store};
 use serde_json::json;
 
@@ -27,7 +28,11 @@ pub struct StoreLog {
 impl StoreLog {
     /// The log in `store`, with the indexes its reads use.
     pub async fn open(store: Arc<dyn Store>) -> Result<StoreLog, LogError> {
-        for field in ["meta.causation_id", "meta.correlation_id"] {
+        for field in [
+            "meta.causation_id",
+            "meta.correlation_id",
+            "meta.session_id",
+        ] {
             store
                 .ensure_index(DOMAIN, COLLECTION, &[field.to_owned()])
                 .await?;
@@ -35,15 +40,22 @@ impl StoreLog {
         Ok(StoreLog { store })
     }
 
+    /// The log in `store` as it is, for a measurement of what its
+    /// indexes cost.
+    #[cfg(test)]
+    pub(crate) fn open_unindexed(store: Arc<dyn Store>) -> StoreLog {
+        StoreLog { store }
+    }
+
     /// Every document matching `filter` (a JSON object without `$limit`
-    /// or `$after`), page by page, up to `limit`.
+    /// or `$after`) after the id `after`, page by page, up to `limit`.
     async fn all(
         &self,
         filter: serde_json::Value,
+        mut after: Option<String>,
         limit: usize,
     ) -> Result<Vec<Envelope>, LogError> {
         let mut out = Vec::new();
-        let mut after: Option<String> = None;
         loop {
             let mut page = filter.clone();
             page["$limit"] = json!(PAGE.min(limit.saturating_sub(out.len()).max(1)));
@@ -67,7 +79,28 @@ impl StoreLog {
 
 /// The document id of a message: time first, so ids sort by time.
 fn id_of(message: &Envelope) -> String {
-    format!("{:013}-{}", timestamp_ms(message), message.meta.message_id)
+    log_id(timestamp_ms(message), &message.meta.message_id)
+}
+
+fn log_id(ms: u64, message_id: &str) -> String {
+    format!("{ms:013}-{message_id}")
+}
+
+#[async_trait]
+impl SessionHistory for StoreLog {
+    async fn after(
+        &self,
+        session: &str,
+        after: &After,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, HistoryError> {
+        let from = log_id(after.timestamp_ms, &after.message_id);
+        // Commands are logged too; a session's history is what it was sent.
+        let filter = json!({ "meta.session_id": session, "meta.kind": "event" });
+        self.all(filter, Some(from), limit)
+            .await
+            .map_err(|e| HistoryError(e.to_string()))
+    }
 }
 
 #[async_trait]
@@ -115,7 +148,7 @@ impl LogSink for StoreLog {
         let mut out = Vec::new();
         if let Some(correlation) = correlation {
             out.extend(
-                self.all(json!({ "meta.correlation_id": correlation }), limit)
+                self.all(json!({ "meta.correlation_id": correlation }), None, limit)
                     .await?,
             );
         }
@@ -125,7 +158,7 @@ impl LogSink for StoreLog {
             }
             let left = limit - out.len();
             out.extend(
-                self.all(json!({ "meta.causation_id": cause }), left)
+                self.all(json!({ "meta.causation_id": cause }), None, left)
                     .await?,
             );
         }

@@ -254,6 +254,95 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_sessions_history_is_its_events_after_a_position_in_order() {
+        use parallel_you_core::session_history::{After, SessionHistory};
+        let log = StoreLog::open(Arc::new(MemoryStore::new())).await.unwrap();
+        let cmd = Envelope::command("a.b", "{}").unwrap().with_session("s1");
+        let event = |n: u32, ts: &str| {
+            let body = serde_json::value::RawValue::from_string(n.to_string()).unwrap();
+            let mut e = Envelope::event_for(&cmd.meta, "a.done", body);
+            e.meta.timestamp = ts.to_owned();
+            e
+        };
+        let one = event(1, "2026-12-01T00:00:00.001Z");
+        let two = event(2, "2026-12-01T00:00:00.002Z");
+        let three = event(3, "2026-12-01T00:00:00.003Z");
+        let other = Envelope::command("a.b", "{}").unwrap().with_session("s2");
+        let theirs = Envelope::event_for(
+            &other.meta,
+            "a.done",
+            serde_json::value::RawValue::from_string("9".into()).unwrap(),
+        );
+        // Logged out of order, with the command and another session's event.
+        log.append(&[three.clone(), cmd.clone(), one.clone(), theirs, two.clone()])
+            .await
+            .unwrap();
+        let after = |e: &Envelope| After {
+            message_id: e.meta.message_id.clone(),
+            timestamp_ms: timestamp_ms(e),
+        };
+        let ids = |list: Vec<Envelope>| -> Vec<String> {
+            list.into_iter().map(|e| e.meta.message_id).collect()
+        };
+        let got = log.after("s1", &after(&one), 10).await.unwrap();
+        assert_eq!(
+            ids(got),
+            [two.meta.message_id.clone(), three.meta.message_id.clone()]
+        );
+        let got = log.after("s1", &after(&one), 1).await.unwrap();
+        assert_eq!(ids(got), std::slice::from_ref(&two.meta.message_id));
+        assert!(log
+            .after("s1", &after(&three), 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(log.after("s3", &after(&one), 10).await.unwrap().is_empty());
+    }
+
+    /// What the session index (for replays after a restart) costs each
+    /// logged event on SQLite: printed, not asserted (BENCHMARKS.md).
+    #[tokio::test]
+    #[ignore = "a measurement: cargo test -p parallel-you-host session_index_cost -- --ignored --nocapture"]
+    async fn session_index_cost() {
+        const N: usize = 2000;
+        let cmd = Envelope::command("a.b", "{}").unwrap().with_session("s1");
+        let events: Vec<Envelope> = (0..N)
+            .map(|n| {
+                let body = serde_json::value::RawValue::from_string(format!("{{\"n\":{n}}}"));
+                Envelope::event_for(&cmd.meta, "a.done", body.unwrap())
+            })
+            .collect();
+        for fields in [
+            &["meta.causation_id", "meta.correlation_id"][..],
+            &[
+                "meta.causation_id",
+                "meta.correlation_id",
+                "meta.session_id",
+            ][..],
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let store: Arc<dyn parallel_you_core::store::Store> =
+                Arc::new(crate::SqliteStore::open(&dir.path().join("s.db")).unwrap());
+            for f in fields {
+                store
+                    .ensure_index("pyou", "event_log", &[(*f).to_owned()])
+                    .await
+                    .unwrap();
+            }
+            let log = StoreLog::open_unindexed(store);
+            let started = std::time::Instant::now();
+            for batch in events.chunks(BATCH) {
+                log.append(batch).await.unwrap();
+            }
+            let per = started.elapsed() / N as u32;
+            eprintln!(
+                "event_log append, {} indexes: {per:?} per event",
+                fields.len()
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn the_file_log_forgets_whole_days_past_the_retention() {
         let dir = tempfile::tempdir().unwrap();
         let log = FileLog::open(dir.path()).unwrap();

@@ -54,6 +54,21 @@ impl LogPlace {
 }
 
 impl EventLogArgs {
+    /// The sessions' history a gateway replays from after a restart: the
+    /// log, when it is in the store (a folder of files is not searchable
+    /// by session).
+    pub(crate) async fn history(
+        &self,
+        store: Arc<dyn Store>,
+    ) -> anyhow::Result<Option<parallel_you_gateway::History>> {
+        match self.event_log.as_deref().map(LogPlace::parse) {
+            Some(LogPlace::Store) => Ok(Some(parallel_you_gateway::History(Arc::new(
+                StoreLog::open(store).await?,
+            )))),
+            _ => Ok(None),
+        }
+    }
+
     /// Starts the log, if asked for: it follows `bus` and the host logs
     /// the commands it runs into it.
     pub(crate) async fn start(

@@ -121,6 +121,10 @@ impl Driver {
                     format!("--user-data-dir={}", profile.display()),
                     format!("--window-size={width},{height}"),
                 ],
+                // Notifications allowed, as a person who clicked
+                // "Notifications" would have: the expiry notice's system
+                // notification is then really made.
+                "prefs": {"profile.default_content_setting_values.notifications": 1},
             }),
         );
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -136,55 +140,122 @@ impl Driver {
 pub struct Served {
     pub url: String,
     pub handlers: tempfile::TempDir,
+    /// The bearer token its requests carry (with `--auth jwt`).
+    pub token: Option<String>,
+    spec: Spec,
     _data: tempfile::TempDir,
     _child: Reaped,
+}
+
+/// How a [`Served`] was started, to start it again the same way.
+struct Spec {
+    components: Vec<String>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    port: u16,
+}
+
+/// Starts `pyou serve` and waits for its one line on stdout (all loaded).
+async fn spawn_serve(spec: &Spec, handlers: &Path, data: &Path) -> Reaped {
+    let mut child = super::pyou()
+        .arg("serve")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", spec.port))
+        .arg("--handlers")
+        .arg(handlers)
+        .arg("--data")
+        .arg(data)
+        .args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start pyou serve: {e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
+    let child = Reaped(child);
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(stdout);
+        let read = out.read_line(&mut line).map(|_| line);
+        // Keep reading so the server never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        read
+    });
+    let line = tokio::time::timeout(Duration::from_secs(60), line)
+        .await
+        .unwrap_or_else(|_| panic!("pyou serve printed nothing"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        line.contains(&format!("127.0.0.1:{}", spec.port)),
+        "pyou serve said {line:?}"
+    );
+    child
 }
 
 impl Served {
     /// Starts it and waits until every named component serves.
     pub async fn start(components: &[&str]) -> Served {
+        Self::start_with(components, &[], &[], None).await
+    }
+
+    /// Starts it with more arguments (`--auth jwt`) and environment
+    /// variables (`PYOU_JWT_SECRET`), and waits until every named
+    /// component serves (asking with `token`, if given).
+    pub async fn start_with(
+        components: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+        token: Option<&str>,
+    ) -> Served {
+        let spec = Spec {
+            components: components.iter().map(|c| (*c).to_owned()).collect(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            port: free_port(),
+        };
         let handlers = super::handlers_dir(components);
         let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut child = super::pyou()
-            .args(["serve", "--listen", "127.0.0.1:0", "--handlers"])
-            .arg(handlers.path())
-            .arg("--data")
-            .arg(data.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start pyou serve: {e}"));
-        let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
-        let child = Reaped(child);
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            let mut out = std::io::BufReader::new(stdout);
-            let read = out.read_line(&mut line).map(|_| line);
-            // Keep reading so the server never blocks on a full pipe.
-            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-            read
-        });
-        let line = tokio::time::timeout(Duration::from_secs(60), line)
-            .await
-            .unwrap_or_else(|_| panic!("pyou serve printed nothing"))
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .trim_end_matches(';')
-            .to_owned();
+        let child = spawn_serve(&spec, handlers.path(), data.path()).await;
         let served = Served {
-            url: format!("http://{addr}"),
+            url: format!("http://127.0.0.1:{}", spec.port),
             handlers,
+            token: token.map(str::to_owned),
+            spec,
             _data: data,
             _child: child,
         };
-        for domain in components {
-            served.wait_for_domain(domain).await;
-        }
+        served.wait_for_components().await;
         served
+    }
+
+    async fn wait_for_components(&self) {
+        for domain in &self.spec.components {
+            self.wait_for_domain(domain).await;
+        }
+    }
+
+    /// Stops the server as an operator would (SIGTERM: it finishes what
+    /// is in flight and writes out its event log) and starts it again on
+    /// the same address, data and handlers.
+    pub async fn restart(&mut self) {
+        let pid = self._child.0.id();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self._child.0.try_wait().ok().flatten().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "pyou serve did not stop on SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self._child = spawn_serve(&self.spec, self.handlers.path(), self._data.path()).await;
+        self.wait_for_components().await;
     }
 
     /// Waits until `GET /api` lists a command or query of `domain`.
@@ -192,7 +263,11 @@ impl Served {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if let Ok(res) = http.get(format!("{}/api", self.url)).send().await {
+            let mut req = http.get(format!("{}/api", self.url));
+            if let Some(token) = &self.token {
+                req = req.bearer_auth(token);
+            }
+            if let Ok(res) = req.send().await {
                 let api: Value = res.json().await.unwrap_or(Value::Null);
                 let text = api.to_string();
                 if text.contains(&format!("\"{domain}.")) || text.contains(&format!("/{domain}/")) {
@@ -206,16 +281,17 @@ impl Served {
 
     /// Sends a command and waits for its events (set-up, not the page).
     pub async fn send(&self, key: &str, body: Value) -> Value {
-        let res = reqwest::Client::new()
+        let mut req = reqwest::Client::new()
             .post(format!(
                 "{}/api/{}?wait=10000",
                 self.url,
                 key.replace('.', "/")
             ))
-            .json(&body)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{key}: {e}"));
+            .json(&body);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await.unwrap_or_else(|e| panic!("{key}: {e}"));
         res.json().await.unwrap_or_else(|e| panic!("{key}: {e}"))
     }
 }

@@ -19,8 +19,14 @@ use parallel_you_core::envelope::Envelope;
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, mpsc, watch};
 
-/// One buffered event: its sequence number in the session and its JSON text.
-pub(crate) type Buffered = (u64, Arc<str>);
+/// One buffered event: its sequence number in the session, its message
+/// id (where a client that resumes by id picks up) and its JSON text.
+#[derive(Clone)]
+pub(crate) struct Buffered {
+    pub(crate) seq: u64,
+    pub(crate) id: Box<str>,
+    pub(crate) text: Arc<str>,
+}
 
 /// Named clients (`/ws?client=`) whose cursors one session keeps; past
 /// it the one seen longest ago is forgotten (and starts over like a new
@@ -73,9 +79,32 @@ impl Session {
         }
     }
 
+    /// The cursor of the named client, made if new (where an unnamed
+    /// client would start), forgetting the one seen longest ago past
+    /// [`MAX_CLIENTS`].
+    fn client_cursor(&mut self, client: &str) -> &mut u64 {
+        if !self.clients.contains_key(client) && self.clients.len() >= MAX_CLIENTS {
+            let oldest = self
+                .clients
+                .iter()
+                .min_by_key(|(_, (_, seen))| *seen)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                self.clients.remove(&oldest);
+            }
+        }
+        let start = self.delivered;
+        let entry = self
+            .clients
+            .entry(client.to_owned())
+            .or_insert((start, Instant::now()));
+        entry.1 = Instant::now();
+        &mut entry.0
+    }
+
     /// Drops the oldest event; its size.
     fn pop_oldest(&mut self) -> usize {
-        let len = self.events.pop_front().map_or(0, |(_, text)| text.len());
+        let len = self.events.pop_front().map_or(0, |e| e.text.len());
         self.bytes -= len;
         len
     }
@@ -87,6 +116,10 @@ pub(crate) struct Attached {
     pub(crate) cursor: u64,
     /// Changes when the session gets a new event.
     pub(crate) changed: watch::Receiver<u64>,
+    /// The buffer does not reach back to where the client says it
+    /// stopped (`after`): what it missed before the buffer must come from
+    /// the session's history, or a `pyou.gap` must say it is lost.
+    pub(crate) before_buffer: bool,
 }
 
 /// Events to send to a client, and how many it can no longer get.
@@ -206,7 +239,11 @@ impl Sessions {
         };
         let seq = session.next_seq;
         session.next_seq += 1;
-        session.events.push_back((seq, text));
+        session.events.push_back(Buffered {
+            seq,
+            id: event.meta.message_id.as_str().into(),
+            text,
+        });
         session.bytes += len;
         let mut freed = 0;
         // The newest event always stays, however large: a live client
@@ -254,39 +291,47 @@ impl Sessions {
     /// A client connects to a session (creating it if new). A client that
     /// names itself (`client`) resumes after what was delivered to it; one
     /// that does not (or is new), after what was delivered to any client.
-    /// `None` when the table is full of live sessions.
-    pub(crate) fn attach(&self, id: &str, client: Option<&str>) -> Option<Attached> {
+    /// A client this gateway does not know that says which event it saw
+    /// last (`after`, a message id) resumes after that event if it is
+    /// buffered, else from the oldest buffered one, told that the buffer
+    /// does not reach back far enough (`before_buffer`). `None` when the
+    /// table is full of live sessions.
+    pub(crate) fn attach(
+        &self,
+        id: &str,
+        client: Option<&str>,
+        after: Option<&str>,
+    ) -> Option<Attached> {
         let mut table = self.inner.lock();
+        let existed = table.map.contains_key(id);
         let session = self.session(&mut table, id)?;
         session.connections += 1;
         session.last_active = Instant::now();
+        let known = existed && client.is_none_or(|c| session.clients.contains_key(c));
+        if let Some(after) = after.filter(|_| !known || client.is_none()) {
+            let found = session.events.iter().find(|e| &*e.id == after);
+            let before_buffer = found.is_none();
+            let cursor = match found {
+                Some(e) => e.seq,
+                None => session.events.front().map_or(session.next_seq, |e| e.seq) - 1,
+            };
+            if let Some(client) = client {
+                *session.client_cursor(client) = cursor;
+            }
+            return Some(Attached {
+                cursor,
+                changed: session.seq_tx.subscribe(),
+                before_buffer,
+            });
+        }
         let cursor = match client {
             None => session.delivered,
-            Some(client) => {
-                if !session.clients.contains_key(client) && session.clients.len() >= MAX_CLIENTS {
-                    let oldest = session
-                        .clients
-                        .iter()
-                        .min_by_key(|(_, (_, seen))| *seen)
-                        .map(|(k, _)| k.clone());
-                    if let Some(oldest) = oldest {
-                        session.clients.remove(&oldest);
-                    }
-                }
-                // A client new to the session starts where an unnamed
-                // one would.
-                let start = session.delivered;
-                let entry = session
-                    .clients
-                    .entry(client.to_owned())
-                    .or_insert((start, Instant::now()));
-                entry.1 = Instant::now();
-                entry.0
-            }
+            Some(client) => *session.client_cursor(client),
         };
         Some(Attached {
             cursor,
             changed: session.seq_tx.subscribe(),
+            before_buffer: false,
         })
     }
 
@@ -309,13 +354,13 @@ impl Sessions {
                 events: Vec::new(),
             };
         };
-        let first = s.events.front().map_or(s.next_seq, |(seq, _)| *seq);
+        let first = s.events.front().map_or(s.next_seq, |e| e.seq);
         Pending {
             missed: first.saturating_sub(cursor + 1),
             events: s
                 .events
                 .iter()
-                .filter(|(seq, _)| *seq > cursor)
+                .filter(|e| e.seq > cursor)
                 .cloned()
                 .collect(),
         }
@@ -384,183 +429,4 @@ impl Sessions {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn event(session: &str, n: u32) -> Envelope {
-        let cmd = Envelope::command("a.b", "{}")
-            .map(|c| c.with_session(session))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let body = serde_json::value::RawValue::from_string(n.to_string())
-            .unwrap_or_else(|e| panic!("{e}"));
-        Envelope::event_for(&cmd.meta, "a.done", body)
-    }
-
-    fn limits(events: usize, window: Duration, sessions: usize) -> Limits {
-        Limits {
-            events,
-            bytes: usize::MAX,
-            total_bytes: usize::MAX,
-            window,
-            sessions,
-        }
-    }
-
-    fn attach(sessions: &Sessions, id: &str, client: Option<&str>) -> Attached {
-        sessions
-            .attach(id, client)
-            .unwrap_or_else(|| panic!("{id} refused"))
-    }
-
-    fn seqs(p: &Pending) -> Vec<u64> {
-        p.events.iter().map(|(s, _)| *s).collect()
-    }
-
-    #[test]
-    fn replays_what_a_client_missed_and_counts_what_was_dropped() {
-        let sessions = Sessions::new(limits(3, Duration::from_secs(60), 10));
-        let first = attach(&sessions, "s", None);
-        assert_eq!(first.cursor, 0);
-        sessions.file(&event("s", 1));
-        let p = sessions.pending("s", first.cursor);
-        assert_eq!((p.missed, p.events.len()), (0, 1));
-        sessions.delivered("s", None, p.events[0].0);
-        sessions.detach("s");
-        for n in 2..=6 {
-            sessions.file(&event("s", n));
-        }
-        let again = attach(&sessions, "s", None);
-        assert_eq!(again.cursor, 1);
-        let p = sessions.pending("s", again.cursor);
-        // Events 2..=6 arrived while away; the buffer kept the last 3.
-        assert_eq!(p.missed, 2);
-        assert_eq!(seqs(&p), [4, 5, 6]);
-        assert_eq!(sessions.live(), 1);
-    }
-
-    #[test]
-    fn a_named_client_resumes_from_its_own_cursor_whoever_came_between() {
-        let sessions = Sessions::new(limits(100, Duration::from_secs(60), 10));
-        attach(&sessions, "s", Some("tab-a"));
-        sessions.file(&event("s", 1));
-        sessions.delivered("s", Some("tab-a"), 1);
-        sessions.detach("s");
-        for n in 2..=4 {
-            sessions.file(&event("s", n));
-        }
-        // A second tab attaches and is served everything meanwhile.
-        let b = attach(&sessions, "s", Some("tab-b"));
-        assert_eq!(b.cursor, 1);
-        sessions.delivered("s", Some("tab-b"), 4);
-        sessions.detach("s");
-        // The first tab still gets what it missed: 2, 3 and 4.
-        let a = attach(&sessions, "s", Some("tab-a"));
-        assert_eq!(seqs(&sessions.pending("s", a.cursor)), [2, 3, 4]);
-        // An unnamed client resumes after what anyone was given.
-        assert_eq!(attach(&sessions, "s", None).cursor, 4);
-    }
-
-    #[test]
-    fn a_full_table_evicts_the_oldest_idle_session_only() {
-        let sessions = Sessions::new(limits(10, Duration::from_secs(60), 3));
-        for id in ["old", "mid", "new"] {
-            sessions.file(&event(id, 1));
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        sessions.file(&event("fourth", 1));
-        assert!(
-            sessions.pending("old", 0).events.is_empty(),
-            "oldest evicted"
-        );
-        for id in ["mid", "new", "fourth"] {
-            assert_eq!(sessions.pending(id, 0).events.len(), 1, "{id} kept");
-        }
-        assert_eq!(sessions.shed.evicted.load(Ordering::Relaxed), 1);
-        // With every session live, a new one is refused, and says so.
-        for id in ["mid", "new", "fourth"] {
-            attach(&sessions, id, None);
-        }
-        assert!(sessions.attach("fifth", None).is_none());
-        sessions.file(&event("fifth", 1));
-        assert_eq!(sessions.shed.refused.load(Ordering::Relaxed), 1);
-        assert!(sessions.pending("mid", 0).events.len() == 1);
-    }
-
-    #[test]
-    fn buffers_are_bounded_in_bytes_per_session_and_in_all() {
-        let one = event("a", 1).to_json().len();
-        let sessions = Sessions::new(Limits {
-            events: 1000,
-            bytes: one * 3,
-            total_bytes: one * 5,
-            window: Duration::from_secs(60),
-            sessions: 100,
-        });
-        // Single digits: every event the same size.
-        for n in 1..=9 {
-            sessions.file(&event("a", n));
-        }
-        assert_eq!(seqs(&sessions.pending("a", 0)).len(), 3);
-        assert_eq!(sessions.buffered_bytes(), one * 3);
-        // Another session's events push the idle one out of the budget.
-        sessions.file(&event("b", 1));
-        sessions.file(&event("b", 2));
-        assert_eq!(sessions.buffered_bytes(), one * 5);
-        sessions.file(&event("b", 3));
-        assert!(sessions.pending("a", 0).events.is_empty(), "idle a evicted");
-        assert_eq!(sessions.buffered_bytes(), one * 3);
-        // A live session over the budget loses its own oldest events.
-        attach(&sessions, "b", None);
-        attach(&sessions, "c", None);
-        for n in 1..=4 {
-            sessions.file(&event("c", n));
-        }
-        assert!(sessions.buffered_bytes() <= one * 5);
-        assert!(sessions.shed.trimmed.load(Ordering::Relaxed) > 0);
-        // An event over every bound is still buffered alone, for a live
-        // client.
-        let huge = Sessions::new(Limits {
-            bytes: 1,
-            total_bytes: 1,
-            ..limits(10, Duration::from_secs(60), 10)
-        });
-        huge.file(&event("h", 1));
-        assert_eq!(huge.pending("h", 0).events.len(), 1);
-    }
-
-    #[test]
-    fn the_feed_carries_every_event_once_followed() {
-        let sessions = Sessions::new(limits(10, Duration::from_secs(60), 10));
-        sessions.file(&event("a", 1));
-        let mut feed = sessions.follow();
-        sessions.file(&event("b", 2));
-        let no_session = Envelope::event_for(
-            &parallel_you_core::envelope::Meta::new(parallel_you_core::Kind::Command, "a.b"),
-            "handler.loaded",
-            serde_json::value::RawValue::from_string("{}".to_owned())
-                .unwrap_or_else(|e| panic!("{e}")),
-        );
-        sessions.file(&no_session);
-        let Ok(first) = feed.try_recv() else {
-            panic!("nothing fed")
-        };
-        assert_eq!(first.session_id.as_deref(), Some("b"));
-        let Ok(second) = feed.try_recv() else {
-            panic!("no second event")
-        };
-        assert_eq!(
-            (second.routing_key.as_str(), second.session_id.as_deref()),
-            ("handler.loaded", None)
-        );
-        assert!(feed.try_recv().is_err());
-    }
-
-    #[test]
-    fn sessions_are_separate_and_idle_ones_are_forgotten() {
-        let sessions = Sessions::new(limits(10, Duration::ZERO, 10));
-        sessions.file(&event("a", 1));
-        assert!(sessions.pending("b", 0).events.is_empty());
-        sessions.collect_idle();
-        assert!(sessions.pending("a", 0).events.is_empty());
-    }
-}
+mod tests;

@@ -43,7 +43,8 @@ pub(crate) fn start(wasm: &Path) -> anyhow::Result<WasmtimeServe> {
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let child = Command::new(program())
-        .args(["serve", "-O", "pooling-allocator=y", "--addr"])
+        // `-S cli=y`: Rust's std imports wasi:cli, beyond the proxy world.
+        .args(["serve", "-O", "pooling-allocator=y", "-S", "cli=y", "--addr"])
         .arg(addr.to_string())
         .arg(wasm)
         .stdout(Stdio::null())

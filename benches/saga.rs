@@ -9,7 +9,8 @@
 //! broker to and from the reactor's queue).
 //!
 //! Each bus serves one host in this process (memory store, default
-//! limits, reactors one event at a time as `pyou host` runs them); on
+//! limits, reactors one event at a time as `pyou host` runs them; the
+//! in-process bus a second time over SQLite, `pyou serve`'s store); on
 //! RabbitMQ the host and the client that sends and follows have a
 //! connection each, on a broker node started for the run on free loopback
 //! ports. Answers are followed through one subscription per run (a
@@ -35,9 +36,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use parallel_you_core::envelope::Envelope;
-use parallel_you_core::{Bus, InProcessBus, MemoryStore};
+use parallel_you_core::{Bus, InProcessBus, MemoryStore, Store};
 use parallel_you_host::bus::amqp::{AmqpBus, AmqpConfig};
 use parallel_you_host::host::Serving;
+use parallel_you_host::store::SqliteStore;
 use parallel_you_host::{Host, HostConfig};
 use tokio::sync::oneshot;
 
@@ -67,12 +69,13 @@ fn components() -> anyhow::Result<tempfile::TempDir> {
     Ok(dir)
 }
 
-/// A host over a memory store with the folder loaded, serving `bus`.
-async fn serve_host(dir: &Path, bus: Arc<dyn Bus>) -> anyhow::Result<(Arc<Host>, Serving)> {
-    let host = Arc::new(Host::new(
-        HostConfig::default(),
-        Arc::new(MemoryStore::new()),
-    )?);
+/// A host over `store` with the folder loaded, serving `bus`.
+async fn serve_host(
+    dir: &Path,
+    bus: Arc<dyn Bus>,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<(Arc<Host>, Serving)> {
+    let host = Arc::new(Host::new(HostConfig::default(), store)?);
     host.load_dir(dir).await?;
     let serving = host.serve(bus).await?;
     Ok((host, serving))
@@ -204,8 +207,17 @@ fn main() -> anyhow::Result<()> {
         println!("| bus | round | sagas/s | direct instances/s | per-step overhead |");
         println!("|---|---|---|---|---|");
         let bus = Arc::new(InProcessBus::new());
-        let (_host, serving) = serve_host(dir.path(), bus.clone()).await?;
+        let (_host, serving) =
+            serve_host(dir.path(), bus.clone(), Arc::new(MemoryStore::new())).await?;
         rounds("in-process", bus.as_ref()).await?;
+        serving.shutdown(Duration::from_secs(10)).await;
+        // The embedded store `pyou serve` uses: its filters run on the
+        // declared indexes, where the memory store scans.
+        let data = tempfile::tempdir()?;
+        let bus = Arc::new(InProcessBus::new());
+        let sqlite = Arc::new(SqliteStore::open_dir(data.path())?);
+        let (_host, serving) = serve_host(dir.path(), bus.clone(), sqlite).await?;
+        rounds("in-process, SQLite", bus.as_ref()).await?;
         serving.shutdown(Duration::from_secs(10)).await;
 
         if only_in_process {
@@ -218,7 +230,12 @@ fn main() -> anyhow::Result<()> {
         let Some(rabbit) = rabbit::Rabbit::start() else {
             anyhow::bail!("the RabbitMQ node did not start");
         };
-        let (_host, serving) = serve_host(dir.path(), Arc::new(amqp(&rabbit).await?)).await?;
+        let (_host, serving) = serve_host(
+            dir.path(),
+            Arc::new(amqp(&rabbit).await?),
+            Arc::new(MemoryStore::new()),
+        )
+        .await?;
         let client = amqp(&rabbit).await?;
         rounds("RabbitMQ", &client).await?;
         client.close().await;

@@ -44,7 +44,14 @@ pub(crate) fn start(wasm: &Path) -> anyhow::Result<WasmtimeServe> {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let child = Command::new(program())
         // `-S cli=y`: Rust's std imports wasi:cli, beyond the proxy world.
-        .args(["serve", "-O", "pooling-allocator=y", "-S", "cli=y", "--addr"])
+        .args([
+            "serve",
+            "-O",
+            "pooling-allocator=y",
+            "-S",
+            "cli=y",
+            "--addr",
+        ])
         .arg(addr.to_string())
         .arg(wasm)
         .stdout(Stdio::null())

@@ -332,7 +332,15 @@ fn main() -> anyhow::Result<()> {
                     let took = if *bus == "in-process" {
                         in_process(c, dir.path()).await?
                     } else {
-                        on_rabbit(c, dir.path()).await?
+                        // The whole run, broker set-up and the last acks
+                        // included, is bounded: a stalled one fails the
+                        // bench instead of waiting forever.
+                        tokio::time::timeout(
+                            RUN_CAP + Duration::from_secs(60),
+                            on_rabbit(c, dir.path()),
+                        )
+                        .await
+                        .map_err(|_| anyhow::anyhow!("{} on RabbitMQ stalled", c.name()))??
                     };
                     let rate = EVENTS as f64 / took.as_secs_f64();
                     println!(

@@ -188,22 +188,7 @@ async fn run() -> anyhow::Result<()> {
     }
     let (bare_addr, bare_stop) = bare_axum().await?;
     let bare_url = format!("http://{bare_addr}/api/noop/ping");
-    let mut bare_single = Vec::new();
-    let started = Instant::now();
-    for i in 0..ROUND_TRIPS {
-        if started.elapsed() > TIME_CAP {
-            break;
-        }
-        let t = Instant::now();
-        let res = client
-            .post(&bare_url)
-            .body(format!(r#"{{"i":{i}}}"#))
-            .send()
-            .await?;
-        anyhow::ensure!(res.status().as_u16() == 202, "status {}", res.status());
-        res.bytes().await?;
-        bare_single.push(t.elapsed());
-    }
+    let bare_single = one_client(&client, &bare_url).await?;
     report("bare axum: POST → 202 (one client)", bare_single);
     let bare_load = wrk(&lua, &bare_url).await;
     let _ = bare_stop.send(());
@@ -230,6 +215,28 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One client posting `{"i": n}` to `url` one request after another, each
+/// expected to answer 202: the round trips, within the bench's bounds.
+async fn one_client(client: &reqwest::Client, url: &str) -> anyhow::Result<Vec<Duration>> {
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    for i in 0..ROUND_TRIPS {
+        if started.elapsed() > TIME_CAP {
+            break;
+        }
+        let t = Instant::now();
+        let res = client
+            .post(url)
+            .body(format!(r#"{{"i":{i}}}"#))
+            .send()
+            .await?;
+        anyhow::ensure!(res.status().as_u16() == 202, "status {}", res.status());
+        res.bytes().await?;
+        samples.push(t.elapsed());
+    }
+    Ok(samples)
+}
+
 /// The same POST against `wasmtime serve` running `httpnoop.wasm` (the
 /// same JSON work in a fresh instance per request, answering 202): one
 /// client, then wrk. Returns wrk's requests/s; `None` without wasmtime.
@@ -248,22 +255,7 @@ async fn against_wasmtime_serve(
     let wasm = components.join("httpnoop.wasm");
     let serve = tokio::task::block_in_place(|| wasmtime_serve::start(&wasm))?;
     let url = format!("http://{}/api/noop/ping", serve.addr);
-    let mut single = Vec::new();
-    let started = Instant::now();
-    for i in 0..ROUND_TRIPS {
-        if started.elapsed() > TIME_CAP {
-            break;
-        }
-        let t = Instant::now();
-        let res = client
-            .post(&url)
-            .body(format!(r#"{{"i":{i}}}"#))
-            .send()
-            .await?;
-        anyhow::ensure!(res.status().as_u16() == 202, "status {}", res.status());
-        res.bytes().await?;
-        single.push(t.elapsed());
-    }
+    let single = one_client(client, &url).await?;
     println!("\n{version}");
     report("wasmtime serve: POST → 202 (one client)", single);
     let load = wrk(lua, &url).await;

@@ -18,20 +18,16 @@ pub(crate) fn from_headers(headers: &HeaderMap) -> Option<TraceContext> {
 /// The span of sending one command that came `via` `http` or `ws`, with OpenTelemetry's messaging conventions for a
 /// producer.
 pub(crate) fn producer_span(via: &'static str, meta: &Meta, bus: &dyn Publisher) -> tracing::Span {
-    tracing::info_span!(
+    parallel_you_core::messaging_span!(
         "command",
-        otel.name = %format_args!("send {}", meta.routing_key),
-        otel.kind = "producer",
-        messaging.system = bus.messaging_system(),
-        messaging.operation.type = "send",
-        messaging.destination.name = %meta.routing_key,
-        messaging.message.id = %meta.message_id,
-        messaging.message.conversation_id = %meta.correlation_id,
-        pyou.domain = %domain_of(&meta.routing_key),
-        pyou.routing_key = %meta.routing_key,
+        "producer",
+        "send",
+        format_args!("send {}", meta.routing_key),
+        bus.messaging_system(),
+        meta,
+        domain_of(&meta.routing_key),
         pyou.via = via,
         routing_key = %meta.routing_key,
-        correlation_id = %meta.correlation_id,
         session_id = meta.session_id.as_deref().unwrap_or(""),
     )
 }

@@ -14,6 +14,32 @@ use std::fmt;
 
 pub use span::{continue_trace, current, onward, stamp};
 
+/// An `info` span named `$name` for one message with OpenTelemetry's
+/// messaging conventions (`otel.kind` `$kind`, operation `$op`, over the
+/// bus whose `messaging_system()` is `$system`), the message's ids and
+/// the domain `$domain`, plus any further `tracing` fields. Written once
+/// for the gateway's producer spans and the host's consumer spans.
+#[macro_export]
+macro_rules! messaging_span {
+    ($name:literal, $kind:literal, $op:literal, $otel_name:expr, $system:expr, $meta:expr, $domain:expr $(, $($field:tt)+)?) => {{
+        let meta: &$crate::envelope::Meta = $meta;
+        ::tracing::info_span!(
+            $name,
+            otel.name = %$otel_name,
+            otel.kind = $kind,
+            messaging.system = $system,
+            messaging.operation.type = $op,
+            messaging.destination.name = %meta.routing_key,
+            messaging.message.id = %meta.message_id,
+            messaging.message.conversation_id = %meta.correlation_id,
+            pyou.domain = %$domain,
+            pyou.routing_key = %meta.routing_key,
+            correlation_id = %meta.correlation_id
+            $(, $($field)+)?
+        )
+    }};
+}
+
 /// Longest `traceparent` a message may carry, in bytes (version 00 is 55;
 /// later versions may append fields).
 pub const MAX_TRACEPARENT_LEN: usize = 128;

@@ -70,18 +70,14 @@ impl Host {
         let m = &cmd.meta;
         // OpenTelemetry's messaging conventions (a consumer's `process`
         // span), exported with `--otlp-endpoint`.
-        let span = tracing::info_span!(
+        let span = parallel_you_core::messaging_span!(
             "command",
-            otel.name = %format_args!("process {}", m.routing_key),
-            otel.kind = "consumer",
-            messaging.system = out.messaging_system(),
-            messaging.operation.type = "process",
-            messaging.destination.name = %m.routing_key,
-            messaging.message.id = %m.message_id,
-            messaging.message.conversation_id = %m.correlation_id,
-            pyou.domain = %domain_of(&m.routing_key),
-            pyou.routing_key = %m.routing_key,
-            correlation_id = %m.correlation_id,
+            "consumer",
+            "process",
+            format_args!("process {}", m.routing_key),
+            out.messaging_system(),
+            m,
+            domain_of(&m.routing_key),
             session_id = m.session_id.as_deref().unwrap_or(""),
         );
         trace::continue_trace(&span, m.trace().as_ref());

@@ -76,19 +76,15 @@ impl Host {
             )));
         };
         let m = &event.meta;
-        let span = tracing::info_span!(
+        let span = parallel_you_core::messaging_span!(
             "event",
-            otel.name = %format_args!("process {} {}", domain, m.routing_key),
-            otel.kind = "consumer",
-            messaging.system = out.messaging_system(),
-            messaging.operation.type = "process",
-            messaging.destination.name = %m.routing_key,
-            messaging.message.id = %m.message_id,
-            messaging.message.conversation_id = %m.correlation_id,
-            pyou.domain = %domain,
-            pyou.routing_key = %m.routing_key,
+            "consumer",
+            "process",
+            format_args!("process {} {}", domain, m.routing_key),
+            out.messaging_system(),
+            m,
+            domain,
             reactor = %domain,
-            correlation_id = %m.correlation_id,
         );
         trace::continue_trace(&span, m.trace().as_ref());
         let reacted = self
